@@ -1,0 +1,99 @@
+//! Errors of the history readers and checkers. Every message names the input
+//! (file and line) and the reason.
+
+use std::fmt;
+
+/// Why a history could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HistoryErrorKind {
+    /// The text is not valid in the format being read.
+    #[error("{0}")]
+    Syntax(String),
+    /// A required field is missing.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// A field has the wrong type or value.
+    #[error("field `{field}`: {reason}")]
+    BadField {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `type` is none of invoke, ok, fail, info.
+    #[error("unknown type `{0}` (expected invoke, ok, fail or info)")]
+    UnknownType(String),
+    /// A completion arrived for a process with no open invocation.
+    #[error("`{kind}` completion for process {process}, which has no invocation in flight")]
+    CompletionWithoutInvoke {
+        /// The process.
+        process: i64,
+        /// The completion's type.
+        kind: &'static str,
+    },
+    /// A process invoked while an earlier invocation was still in flight.
+    #[error(
+        "process {process} invokes again while its invocation on line {previous_line} is still in flight"
+    )]
+    DoubleInvoke {
+        /// The process.
+        process: i64,
+        /// Line of the open invocation.
+        previous_line: usize,
+    },
+    /// A completion names another function than its invocation.
+    #[error(
+        "process {process} completes `{completed}` but invoked `{invoked}` on line {invoke_line}"
+    )]
+    MismatchedCompletion {
+        /// The process.
+        process: i64,
+        /// The invoked function.
+        invoked: String,
+        /// Line of the invocation.
+        invoke_line: usize,
+        /// The completed function.
+        completed: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read: {0}")]
+    Io(String),
+    /// The format could not be recognised.
+    #[error("cannot tell the format: {0}")]
+    UnknownFormat(String),
+    /// The file holds no event.
+    #[error("no events")]
+    Empty,
+}
+
+/// A history that could not be read: where and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct HistoryError {
+    /// The file (or `-` for standard input).
+    pub file: String,
+    /// 1-based line; 0 when the error concerns the whole file.
+    pub line: usize,
+    /// The reason.
+    pub kind: HistoryErrorKind,
+}
+
+impl fmt::Display for HistoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.kind)
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.line, self.kind)
+        }
+    }
+}
+
+/// Why a model cannot check an operation of a history (the history does not
+/// fit the model: a `cas` on a plain register, a value of the wrong shape).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct ModelError {
+    /// Source line of the operation.
+    pub line: usize,
+    /// What does not fit.
+    pub reason: String,
+}

@@ -1,0 +1,489 @@
+//! The history model: events as read from a file, and client operations
+//! paired from them.
+//!
+//! A history is a sequence of events in real-time order (the order of the
+//! file). Client events come in pairs: an `invoke`, then exactly one
+//! completion (`ok`, `fail` or `info`) from the same process. Events of
+//! non-integer processes (such as `"nemesis"`) are faults: they are kept for
+//! reports and ignored by the consistency checkers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{HistoryError, HistoryErrorKind};
+
+/// The type of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// The operation was invoked.
+    Invoke,
+    /// The operation completed and took effect.
+    Ok,
+    /// The operation completed and certainly did not take effect.
+    Fail,
+    /// The outcome is unknown: the operation may take effect at any later
+    /// time, or never.
+    Info,
+}
+
+impl EventType {
+    /// Parses `invoke`, `ok`, `fail` or `info` (with or without a leading `:`).
+    pub fn parse(s: &str) -> Option<EventType> {
+        match s.strip_prefix(':').unwrap_or(s) {
+            "invoke" => Some(EventType::Invoke),
+            "ok" => Some(EventType::Ok),
+            "fail" => Some(EventType::Fail),
+            "info" => Some(EventType::Info),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name used in histories.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who performed an event: a client process (an integer) or anything else
+/// (`"nemesis"`, a checker's own process...), which is a fault or annotation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Process {
+    /// A client process.
+    Client(i64),
+    /// A non-client process, such as the nemesis.
+    Other(String),
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Process::Client(p) => write!(f, "{p}"),
+            Process::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl Serialize for Process {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Process::Client(p) => s.serialize_i64(*p),
+            Process::Other(o) => s.serialize_str(o),
+        }
+    }
+}
+
+/// One event of a history, as read from a file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// 1-based line of the file where the event starts.
+    pub line: usize,
+    /// The event's `index` field, if it had one.
+    pub index: Option<u64>,
+    /// Nanoseconds since the start of the run, if known.
+    pub time: Option<i64>,
+    /// Who performed it.
+    pub process: Process,
+    /// invoke, ok, fail or info.
+    pub kind: EventType,
+    /// The function (`read`, `write`, `cas`, `partition`...).
+    pub f: String,
+    /// The key, for multi-key histories.
+    pub key: Option<Value>,
+    /// The value (argument on invoke, result on completion).
+    pub value: Value,
+    /// Any other fields (`node`, `error`...), preserved.
+    pub extra: Map<String, Value>,
+}
+
+/// How the outcome of a client operation is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Completed with `ok`: it took effect.
+    Ok,
+    /// Completed with `fail`: it did not take effect (but see
+    /// [`FailMeaning`]).
+    Fail,
+    /// Completed with `info`: unknown.
+    Info,
+    /// Never completed: treated as `info`.
+    Pending,
+}
+
+impl Outcome {
+    /// True for `info` and never-completed operations, whose effect is unknown.
+    pub fn is_indefinite(self) -> bool {
+        matches!(self, Outcome::Info | Outcome::Pending)
+    }
+}
+
+/// What a `nil`/`null` value read by an `ok` read means. The tools that
+/// produce histories disagree, so each reader records its source's meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NilRead {
+    /// The register holds nothing (null): faultline's and Porcupine's reading.
+    Absent,
+    /// The read returned no information: Knossos's reading.
+    Unknown,
+}
+
+/// What a `fail` completion means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailMeaning {
+    /// The operation did not happen (Jepsen, Knossos, faultline).
+    NotApplied,
+    /// Porcupine's etcd logs: a failed `cas` happened and found a value other
+    /// than the expected one; other failed operations did not happen.
+    CasCompareFailed,
+}
+
+/// The semantics a reader attaches to its source's histories.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Semantics {
+    /// Meaning of a `null` read.
+    pub nil_read: NilRead,
+    /// Meaning of a `fail`.
+    pub fail: FailMeaning,
+    /// Initial value of every register when the user gives none (Porcupine's
+    /// kv store starts every key as `""`).
+    pub default_initial: Option<Value>,
+}
+
+impl Default for Semantics {
+    fn default() -> Self {
+        Semantics {
+            nil_read: NilRead::Absent,
+            fail: FailMeaning::NotApplied,
+            default_initial: None,
+        }
+    }
+}
+
+/// A client operation: an invocation paired with its completion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Operation {
+    /// Position in [`History::ops`] (operations are ordered by invocation).
+    pub id: usize,
+    /// The client process.
+    pub process: i64,
+    /// The function, shared between operations.
+    pub f: Arc<str>,
+    /// The key, for multi-key histories.
+    pub key: Option<Value>,
+    /// The value given at invocation.
+    pub invoke_value: Value,
+    /// The value given at completion (`Null` when pending).
+    pub value: Value,
+    /// How it completed.
+    pub outcome: Outcome,
+    /// Position of the invocation among all events (real-time order).
+    pub invoke_pos: usize,
+    /// Position of the completion among all events (None when pending).
+    pub complete_pos: Option<usize>,
+    /// The `index` of the invocation event (its position when the file had none).
+    pub invoke_index: u64,
+    /// The `index` of the completion event.
+    pub complete_index: Option<u64>,
+    /// Source line of the invocation.
+    pub invoke_line: usize,
+    /// Source line of the completion.
+    pub complete_line: Option<usize>,
+    /// Time of the invocation, if known.
+    pub invoke_time: Option<i64>,
+    /// Time of the completion, if known.
+    pub complete_time: Option<i64>,
+    /// Extra fields of the completion (or of the invocation when pending).
+    pub extra: Option<Box<Map<String, Value>>>,
+}
+
+impl Operation {
+    /// The value that describes the operation best: the completion's value for
+    /// `ok` operations, the invocation's otherwise.
+    pub fn effective_value(&self) -> &Value {
+        match self.outcome {
+            Outcome::Ok => &self.value,
+            _ => &self.invoke_value,
+        }
+    }
+
+    /// A short description such as `process 3: write 4 -> ok` (with the key
+    /// when there is one).
+    pub fn describe(&self) -> String {
+        let key = match &self.key {
+            Some(k) => format!(" [key {}]", compact(k)),
+            None => String::new(),
+        };
+        let outcome = match self.outcome {
+            Outcome::Ok => "ok".to_string(),
+            Outcome::Fail => "fail".to_string(),
+            Outcome::Info => "info (unknown)".to_string(),
+            Outcome::Pending => "never completed".to_string(),
+        };
+        let shown = if self.outcome == Outcome::Ok && self.value != self.invoke_value {
+            if self.invoke_value.is_null() {
+                compact(&self.value)
+            } else {
+                format!("{} -> {}", compact(&self.invoke_value), compact(&self.value))
+            }
+        } else {
+            compact(self.effective_value())
+        };
+        format!(
+            "process {} {}{} {} ({}, line {})",
+            self.process, self.f, key, shown, outcome, self.invoke_line
+        )
+    }
+}
+
+/// A compact one-line rendering of a JSON value.
+pub fn compact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "?".into())
+}
+
+/// A parsed, validated history.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// Client operations, in order of invocation.
+    pub ops: Vec<Operation>,
+    /// Events of non-client processes (faults), in file order.
+    pub faults: Vec<Event>,
+    /// Semantics of the source format.
+    pub semantics: Semantics,
+    /// Number of events read.
+    pub events: usize,
+}
+
+impl History {
+    /// Number of client operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when the history has no client operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Pairs a stream of events into operations, checking the history's shape.
+///
+/// Readers push events in file order; [`HistoryBuilder::finish`] returns the
+/// history. Errors name the source and line.
+pub struct HistoryBuilder {
+    source: String,
+    history: History,
+    /// Open invocation per process: index into `history.ops`.
+    open: HashMap<i64, usize>,
+    f_names: HashMap<String, Arc<str>>,
+    /// When false, an `ok`/`fail`/`info` without an invocation is an operation
+    /// on its own (histories made of completions only, as in the causal
+    /// corpus).
+    require_invoke: bool,
+}
+
+impl HistoryBuilder {
+    /// A builder for the file or stream named `source`.
+    pub fn new(source: impl Into<String>, semantics: Semantics) -> Self {
+        HistoryBuilder {
+            source: source.into(),
+            history: History {
+                semantics,
+                ..History::default()
+            },
+            open: HashMap::new(),
+            f_names: HashMap::new(),
+            require_invoke: true,
+        }
+    }
+
+    /// Accept completions that have no invocation: each stands for an
+    /// operation that was invoked just before it completed.
+    pub fn allow_completions_only(mut self, allow: bool) -> Self {
+        self.require_invoke = !allow;
+        self
+    }
+
+    /// The source name given to [`HistoryBuilder::new`].
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Number of events pushed so far.
+    pub fn events(&self) -> usize {
+        self.history.events
+    }
+
+    /// Changes the semantics (a reader may learn them from the content).
+    pub fn semantics_mut(&mut self) -> &mut Semantics {
+        &mut self.history.semantics
+    }
+
+    fn intern(&mut self, f: &str) -> Arc<str> {
+        if let Some(a) = self.f_names.get(f) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(f);
+        self.f_names.insert(f.to_string(), a.clone());
+        a
+    }
+
+    /// An error at `line` of this builder's source.
+    pub fn error(&self, line: usize, kind: HistoryErrorKind) -> HistoryError {
+        HistoryError {
+            file: self.source.clone(),
+            line,
+            kind,
+        }
+    }
+
+    /// Adds the next event in file order.
+    pub fn push(&mut self, ev: Event) -> Result<(), HistoryError> {
+        let pos = self.history.events;
+        self.history.events += 1;
+        let index = ev.index.unwrap_or(pos as u64);
+        let process = match ev.process {
+            Process::Client(p) => p,
+            Process::Other(_) => {
+                self.history.faults.push(ev);
+                return Ok(());
+            }
+        };
+        match ev.kind {
+            EventType::Invoke => {
+                if let Some(&open) = self.open.get(&process) {
+                    let prev = self.history.ops[open].invoke_line;
+                    return Err(self.error(
+                        ev.line,
+                        HistoryErrorKind::DoubleInvoke {
+                            process,
+                            previous_line: prev,
+                        },
+                    ));
+                }
+                let id = self.history.ops.len();
+                let f = self.intern(&ev.f);
+                self.history.ops.push(Operation {
+                    id,
+                    process,
+                    f,
+                    key: ev.key,
+                    invoke_value: ev.value,
+                    value: Value::Null,
+                    outcome: Outcome::Pending,
+                    invoke_pos: pos,
+                    complete_pos: None,
+                    invoke_index: index,
+                    complete_index: None,
+                    invoke_line: ev.line,
+                    complete_line: None,
+                    invoke_time: ev.time,
+                    complete_time: None,
+                    extra: if ev.extra.is_empty() {
+                        None
+                    } else {
+                        Some(Box::new(ev.extra))
+                    },
+                });
+                self.open.insert(process, id);
+            }
+            kind => {
+                let outcome = match kind {
+                    EventType::Ok => Outcome::Ok,
+                    EventType::Fail => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                match self.open.remove(&process) {
+                    Some(id) => {
+                        let op = &mut self.history.ops[id];
+                        if *op.f != *ev.f {
+                            let (f, line) = (op.f.to_string(), op.invoke_line);
+                            return Err(self.error(
+                                ev.line,
+                                HistoryErrorKind::MismatchedCompletion {
+                                    process,
+                                    invoked: f,
+                                    invoke_line: line,
+                                    completed: ev.f,
+                                },
+                            ));
+                        }
+                        op.outcome = outcome;
+                        op.value = ev.value;
+                        op.complete_pos = Some(pos);
+                        op.complete_index = Some(index);
+                        op.complete_line = Some(ev.line);
+                        op.complete_time = ev.time;
+                        if op.key.is_none() {
+                            op.key = ev.key;
+                        }
+                        if !ev.extra.is_empty() {
+                            match &mut op.extra {
+                                Some(m) => m.extend(ev.extra),
+                                None => op.extra = Some(Box::new(ev.extra)),
+                            }
+                        }
+                    }
+                    None if self.require_invoke => {
+                        return Err(self.error(
+                            ev.line,
+                            HistoryErrorKind::CompletionWithoutInvoke {
+                                process,
+                                kind: kind.as_str(),
+                            },
+                        ));
+                    }
+                    None => {
+                        let id = self.history.ops.len();
+                        let f = self.intern(&ev.f);
+                        self.history.ops.push(Operation {
+                            id,
+                            process,
+                            f,
+                            key: ev.key,
+                            invoke_value: ev.value.clone(),
+                            value: ev.value,
+                            outcome,
+                            invoke_pos: pos,
+                            complete_pos: Some(pos),
+                            invoke_index: index,
+                            complete_index: Some(index),
+                            invoke_line: ev.line,
+                            complete_line: Some(ev.line),
+                            invoke_time: ev.time,
+                            complete_time: ev.time,
+                            extra: if ev.extra.is_empty() {
+                                None
+                            } else {
+                                Some(Box::new(ev.extra))
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The history read so far. Invocations still open are `Pending`.
+    pub fn finish(self) -> History {
+        self.history
+    }
+}

@@ -1,0 +1,15 @@
+//! faultline's checkers: the history model, readers for faultline's JSON
+//! Lines, Jepsen/Knossos EDN and Porcupine's logs, sequential models, and the
+//! linearizability checker.
+//!
+//! This crate is pure and synchronous: no async runtime, no system calls
+//! beyond reading files, so it builds anywhere.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod format;
+pub mod history;
+
+pub use error::{HistoryError, HistoryErrorKind, ModelError};
+pub use format::Format;
+pub use history::{Event, EventType, History, HistoryBuilder, Operation, Outcome, Process};

@@ -1,0 +1,2 @@
+//! faultline: Jepsen-style consistency testing on one machine.
+#![warn(missing_docs)]
