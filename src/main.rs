@@ -1,1 +1,10 @@
-fn main() {}
+//! The `faultline` command: parse arguments, dispatch, map the outcome to an
+//! exit code (0 valid, 1 invalid, 2 error, 3 unknown).
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = faultline::cli::Cli::parse();
+    let code = faultline::cli::dispatch(cli);
+    std::process::ExitCode::from(code as u8)
+}
