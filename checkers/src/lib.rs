@@ -9,7 +9,12 @@
 pub mod error;
 pub mod format;
 pub mod history;
+pub mod linear;
+pub mod model;
+pub mod verdict;
 
 pub use error::{HistoryError, HistoryErrorKind, ModelError};
 pub use format::Format;
 pub use history::{Event, EventType, History, HistoryBuilder, Operation, Outcome, Process};
+pub use model::ModelKind;
+pub use verdict::Validity;

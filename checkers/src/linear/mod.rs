@@ -1,0 +1,374 @@
+//! The linearizability checker: splits a history into independent
+//! partitions (one per key, where the model allows it), searches each for a
+//! linearization in parallel, and explains the first operation that cannot
+//! be placed when there is none.
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::ModelError;
+use crate::history::{History, Operation, Outcome, compact};
+use crate::model::multi_register::MultiRegisterModel;
+use crate::model::mutex::MutexModel;
+use crate::model::register::RegisterModel;
+use crate::model::{EncodeOptions, Entry, Model, ModelKind, Partition, partition};
+use crate::verdict::Validity;
+
+pub mod search;
+
+use search::{Budget, GaveUp, SearchResult, SearchStats};
+
+/// Options of a linearizability check.
+#[derive(Debug, Clone)]
+pub struct LinearOptions {
+    /// The model.
+    pub model: ModelKind,
+    /// Initial value of every register (None: the format's default, else null).
+    pub initial: Option<Value>,
+    /// Time budget in seconds (None: unlimited).
+    pub time_limit: Option<f64>,
+    /// Memory bound in bytes for all search caches together.
+    pub memory_limit: usize,
+}
+
+impl LinearOptions {
+    /// Defaults: no time limit, 4 GiB of cache.
+    pub fn new(model: ModelKind) -> Self {
+        LinearOptions {
+            model,
+            initial: None,
+            time_limit: None,
+            memory_limit: 4 << 30,
+        }
+    }
+}
+
+/// An operation as shown in a witness.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpView {
+    /// Index of the invocation event.
+    pub index: u64,
+    /// Index of the completion event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub complete_index: Option<u64>,
+    /// The client process.
+    pub process: i64,
+    /// ok, fail, info or pending.
+    #[serde(rename = "type")]
+    pub outcome: Outcome,
+    /// The function.
+    pub f: String,
+    /// The key, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Value>,
+    /// The invocation's value.
+    pub value: Value,
+    /// The completion's value.
+    pub result: Value,
+    /// Line of the invocation in the source.
+    pub line: usize,
+    /// Line of the completion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub complete_line: Option<usize>,
+    /// A human description.
+    pub text: String,
+}
+
+impl OpView {
+    /// The view of a history operation.
+    pub fn of(op: &Operation) -> Self {
+        OpView {
+            index: op.invoke_index,
+            complete_index: op.complete_index,
+            process: op.process,
+            outcome: op.outcome,
+            f: op.f.to_string(),
+            key: op.key.clone(),
+            value: op.invoke_value.clone(),
+            result: op.value.clone(),
+            line: op.invoke_line,
+            complete_line: op.complete_line,
+            text: op.describe(),
+        }
+    }
+}
+
+/// Why a history is not linearizable, for one partition.
+#[derive(Debug, Clone, Serialize)]
+pub struct Witness {
+    /// The anomaly type.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The key, for keyed models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Value>,
+    /// The completed operation that no order of the history can place.
+    pub op: OpView,
+    /// Operations whose intervals overlap it.
+    pub concurrent: Vec<OpView>,
+    /// Length of the longest linearizable prefix found before it.
+    pub prefix_len: usize,
+    /// The last operations of that prefix, in linearization order (at most
+    /// [`PREFIX_SHOWN`]).
+    pub prefix: Vec<OpView>,
+    /// The states the object could be in just before the operation (after
+    /// every operation that completed before it).
+    pub states: Vec<Value>,
+    /// True when there were more states than listed.
+    pub more_states: bool,
+    /// One or two plain sentences.
+    pub explanation: String,
+}
+
+/// How many operations of the prefix a witness lists.
+pub const PREFIX_SHOWN: usize = 50;
+
+/// Counters of a check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LinearStats {
+    /// Independent partitions checked.
+    pub partitions: usize,
+    /// Operations given to the search (those that constrain something).
+    pub searched_ops: usize,
+    /// Configurations visited, all partitions.
+    pub configs: u64,
+    /// Model steps tried.
+    pub steps: u64,
+    /// Largest cache of one partition, in bytes.
+    pub peak_cache_bytes: usize,
+}
+
+/// The result of a linearizability check.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinearReport {
+    /// true, false or "unknown".
+    pub valid: Validity,
+    /// The model checked against.
+    pub model: &'static str,
+    /// Witnesses, one per partition that is not linearizable.
+    pub anomalies: Vec<Witness>,
+    /// Why the verdict is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<String>,
+    /// Counters.
+    pub stats: LinearStats,
+}
+
+/// Checks `history` for linearizability against `opts.model`.
+pub fn check(history: &History, opts: &LinearOptions) -> Result<LinearReport, ModelError> {
+    let enc = EncodeOptions::new(history, opts.initial.as_ref());
+    match opts.model {
+        kind @ (ModelKind::Register | ModelKind::CasRegister | ModelKind::Kv) => {
+            let mut m = RegisterModel::new(kind);
+            m.set_initial(&enc.initial);
+            let parts = partition(history, true, |op| m.encode(op, &enc))?;
+            Ok(run(&m, history, parts, opts))
+        }
+        ModelKind::MultiRegister => {
+            let mut m = MultiRegisterModel::new();
+            m.set_initial(&enc.initial);
+            let parts = partition(history, false, |op| m.encode(op, &enc))?;
+            Ok(run(&m, history, parts, opts))
+        }
+        ModelKind::Mutex => {
+            let m = MutexModel;
+            let parts = partition(history, false, |op| m.encode(op))?;
+            Ok(run(&m, history, parts, opts))
+        }
+    }
+}
+
+enum PartOutcome<M: Model> {
+    Valid,
+    Invalid(search::Stuck<M::State>),
+    GaveUp(GaveUp),
+}
+
+fn run<M: Model>(
+    model: &M,
+    history: &History,
+    mut parts: Vec<Partition<M::Op>>,
+    opts: &LinearOptions,
+) -> LinearReport {
+    let budget = Budget::new(opts.time_limit, opts.memory_limit);
+    // Largest first, so that the parallel tail is short.
+    parts.sort_by_key(|p| std::cmp::Reverse(p.entries.len()));
+    let started = Instant::now();
+    let results: Vec<(PartOutcome<M>, SearchStats)> = parts
+        .par_iter()
+        .with_max_len(1)
+        .map(|p| {
+            let mut stats = SearchStats::default();
+            let r = match search::search(model, &p.entries, &budget, &mut stats) {
+                SearchResult::Linearizable => PartOutcome::Valid,
+                SearchResult::NotLinearizable(s) => PartOutcome::Invalid(s),
+                SearchResult::GaveUp(g) => PartOutcome::GaveUp(g),
+            };
+            (r, stats)
+        })
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let mut stats = LinearStats {
+        partitions: parts.len(),
+        searched_ops: parts.iter().map(|p| p.entries.len()).sum(),
+        ..LinearStats::default()
+    };
+    let mut anomalies = Vec::new();
+    let mut gave_up: Option<(GaveUp, Option<Value>)> = None;
+    for (part, (outcome, s)) in parts.iter().zip(results) {
+        stats.configs += s.configs;
+        stats.steps += s.steps;
+        stats.peak_cache_bytes = stats.peak_cache_bytes.max(s.cache_bytes);
+        match outcome {
+            PartOutcome::Valid => {}
+            PartOutcome::Invalid(stuck) => anomalies.push(witness(model, history, part, stuck)),
+            PartOutcome::GaveUp(g) => {
+                // Report the partition that ran out, not those stopped for it.
+                if gave_up.is_none() || g != GaveUp::Elsewhere {
+                    if gave_up.as_ref().is_none_or(|(prev, _)| *prev == GaveUp::Elsewhere) {
+                        gave_up = Some((g, part.key.clone()));
+                    }
+                }
+            }
+        }
+    }
+    // Keys in a stable order for the reader.
+    anomalies.sort_by_key(|w| w.op.index);
+    let (valid, unknown_reason) = if !anomalies.is_empty() {
+        (Validity::Invalid, None)
+    } else if let Some((g, key)) = gave_up {
+        let at = match key {
+            Some(k) => format!(" while checking key {}", compact(&k)),
+            None => String::new(),
+        };
+        let reason = match g {
+            GaveUp::Time => format!(
+                "time limit of {} s reached{at} after {:.1} s and {} configurations",
+                opts.time_limit.unwrap_or(0.0),
+                elapsed,
+                stats.configs
+            ),
+            GaveUp::Memory | GaveUp::Elsewhere => format!(
+                "memory bound of {} MiB reached{at} after {} configurations",
+                opts.memory_limit >> 20,
+                stats.configs
+            ),
+        };
+        (Validity::Unknown, Some(reason))
+    } else {
+        (Validity::Valid, None)
+    };
+    LinearReport {
+        valid,
+        model: opts.model.name(),
+        anomalies,
+        unknown_reason,
+        stats,
+    }
+}
+
+fn witness<M: Model>(
+    model: &M,
+    history: &History,
+    part: &Partition<M::Op>,
+    stuck: search::Stuck<M::State>,
+) -> Witness {
+    let entries: &[Entry<M::Op>] = &part.entries;
+    let bad = &entries[stuck.op];
+    let bad_op = &history.ops[bad.id];
+    let bad_ret = bad.ret.unwrap_or(usize::MAX);
+    let concurrent: Vec<OpView> = entries
+        .iter()
+        .filter(|e| e.id != bad.id && e.call < bad_ret && e.ret.is_none_or(|r| r > bad.call))
+        .map(|e| OpView::of(&history.ops[e.id]))
+        .collect();
+    let prefix_len = stuck.prefix.len();
+    let prefix: Vec<OpView> = stuck.prefix[prefix_len.saturating_sub(PREFIX_SHOWN)..]
+        .iter()
+        .map(|&i| OpView::of(&history.ops[entries[i].id]))
+        .collect();
+    let states: Vec<Value> = stuck.states.iter().map(|s| model.render(s)).collect();
+    let shown: Vec<String> = states.iter().map(compact).collect();
+    let states_text = match shown.len() {
+        0 => "no state".to_string(),
+        1 => shown[0].clone(),
+        _ => format!(
+            "one of {}{}",
+            shown.join(", "),
+            if stuck.more_states { ", ..." } else { "" }
+        ),
+    };
+    let what = if bad_op.outcome == Outcome::Ok && bad_op.value != bad_op.invoke_value {
+        format!("{} returned {}", bad_op.f, compact(&bad_op.value))
+    } else {
+        format!("{} {}", bad_op.f, compact(bad_op.effective_value()))
+    };
+    let others = match concurrent.len() {
+        0 => "no operation was concurrent with it".to_string(),
+        1 => "the one operation concurrent with it does not help".to_string(),
+        n => format!("no order of the {n} operations concurrent with it helps"),
+    };
+    let explanation = format!(
+        "process {}'s {} (line {}) cannot be placed in any order: after every operation that \
+         completed before it, the {} could only be {}, where it cannot happen, and {others}.",
+        bad_op.process,
+        what,
+        bad_op.complete_line.unwrap_or(bad_op.invoke_line),
+        if part.key.is_some() { "key" } else { "object" },
+        states_text,
+    );
+    Witness {
+        kind: "not-linearizable",
+        key: part.key.clone(),
+        op: OpView::of(bad_op),
+        concurrent,
+        prefix_len,
+        prefix,
+        states,
+        more_states: stuck.more_states,
+        explanation,
+    }
+}
+
+/// A short multi-line text for the terminal.
+pub fn render_text(w: &Witness) -> String {
+    let mut s = String::new();
+    if let Some(k) = &w.key {
+        s.push_str(&format!("  key {}:\n", compact(k)));
+    }
+    s.push_str(&format!("  cannot place: {}\n", w.op.text));
+    s.push_str(&format!("  {}\n", w.explanation));
+    let states: Vec<String> = w.states.iter().map(compact).collect();
+    s.push_str(&format!(
+        "  states just before: {}{}\n",
+        states.join(", "),
+        if w.more_states { ", ..." } else { "" }
+    ));
+    if !w.concurrent.is_empty() {
+        s.push_str("  concurrent with:\n");
+        for op in w.concurrent.iter().take(8) {
+            s.push_str(&format!("    {}\n", op.text));
+        }
+        if w.concurrent.len() > 8 {
+            s.push_str(&format!("    ... and {} more\n", w.concurrent.len() - 8));
+        }
+    }
+    s.push_str(&format!(
+        "  longest linearizable prefix: {} operations",
+        w.prefix_len
+    ));
+    if let Some(last) = w.prefix.last() {
+        s.push_str(&format!(", the last: {}", last.text));
+    }
+    s.push('\n');
+    s
+}
+
+/// The witness as JSON.
+pub fn witness_json(w: &Witness) -> Value {
+    serde_json::to_value(w).unwrap_or_else(|e| json!({"error": e.to_string()}))
+}
