@@ -18,6 +18,8 @@ use crate::model::{EncodeOptions, Entry, Model, ModelKind, Partition, partition}
 use crate::verdict::Validity;
 
 pub mod search;
+#[cfg(test)]
+mod tests;
 
 use search::{Budget, GaveUp, SearchResult, SearchStats};
 

@@ -25,6 +25,8 @@ pub struct MultiRegisterModel {
     keys: HashMap<String, u32>,
     key_names: Vec<Value>,
     initial: u32,
+    /// Initial values of named registers (from an object `--initial`).
+    initial_map: HashMap<u32, u32>,
 }
 
 impl Default for MultiRegisterModel {
@@ -41,12 +43,23 @@ impl MultiRegisterModel {
             keys: HashMap::new(),
             key_names: Vec::new(),
             initial: 0,
+            initial_map: HashMap::new(),
         }
     }
 
-    /// Sets the initial value of every register.
+    /// Sets the initial value of every register; an object gives the
+    /// initial value of each named register (the others start as null).
     pub fn set_initial(&mut self, v: &Value) {
-        self.initial = self.values.intern(v);
+        match v {
+            Value::Object(m) => {
+                for (k, val) in m {
+                    let key = self.key(&Value::String(k.clone()));
+                    let id = self.values.intern(val);
+                    self.initial_map.insert(key, id);
+                }
+            }
+            other => self.initial = self.values.intern(other),
+        }
     }
 
     fn key(&mut self, k: &Value) -> u32 {
@@ -131,7 +144,11 @@ impl Model for MultiRegisterModel {
     type Op = Vec<Micro>;
 
     fn init(&self) -> Box<[u32]> {
-        vec![self.initial; self.keys.len()].into_boxed_slice()
+        let mut s = vec![self.initial; self.keys.len()];
+        for (&k, &v) in &self.initial_map {
+            s[k as usize] = v;
+        }
+        s.into_boxed_slice()
     }
 
     fn step(&self, s: &Box<[u32]>, op: &Vec<Micro>) -> Option<Box<[u32]>> {
