@@ -1,2 +1,5 @@
 //! faultline's workloads: seeded generators and the history synthesizer.
 #![warn(missing_docs)]
+
+pub mod rng;
+pub mod synth;
