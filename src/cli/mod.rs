@@ -21,14 +21,14 @@ pub enum Command {
     Check(crate::commands::check::CheckArgs),
     /// Write a synthetic history of a linearizable store (optionally with an
     /// injected anomaly) for tests and benchmarks.
-    Synth(crate::commands::synth::SynthArgs),
+    Synth(Box<crate::commands::synth::SynthArgs>),
 }
 
 /// Runs a parsed command line and returns its exit code.
 pub fn dispatch(cli: Cli) -> Exit {
     match cli.command {
         Command::Check(args) => crate::commands::check::run(args),
-        Command::Synth(args) => crate::commands::synth::run(args),
+        Command::Synth(args) => crate::commands::synth::run(*args),
     }
 }
 

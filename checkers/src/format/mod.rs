@@ -103,8 +103,8 @@ pub fn detect(head: &[u8]) -> Option<Format> {
     }
     if c == b'[' {
         let after = first[1..].trim_start();
-        if after.starts_with('{') {
-            let inner = after[1..].trim_start();
+        if let Some(inner) = after.strip_prefix('{') {
+            let inner = inner.trim_start();
             if inner.starts_with('"') {
                 return Some(Format::Json);
             }

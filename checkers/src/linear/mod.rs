@@ -230,10 +230,11 @@ fn run<M: Model>(
             PartOutcome::Invalid(stuck) => anomalies.push(witness(model, history, part, stuck)),
             PartOutcome::GaveUp(g) => {
                 // Report the partition that ran out, not those stopped for it.
-                if gave_up.is_none() || g != GaveUp::Elsewhere {
-                    if gave_up.as_ref().is_none_or(|(prev, _)| *prev == GaveUp::Elsewhere) {
-                        gave_up = Some((g, part.key.clone()));
-                    }
+                if gave_up
+                    .as_ref()
+                    .is_none_or(|(prev, _)| *prev == GaveUp::Elsewhere)
+                {
+                    gave_up = Some((g, part.key.clone()));
                 }
             }
         }

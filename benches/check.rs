@@ -1,0 +1,257 @@
+//! `cargo bench --bench check`: the linearizability checker's hot paths.
+//!
+//! Medians of repeated runs, printed as a table (no timing assertions: this
+//! machine is noisy). Reads the shared corpus in `../shared/corpus` when it
+//! is there. Options (environment): `FAULTLINE_BENCH_RUNS` (default 21 for
+//! the corpus, 5 for synthesized histories), `FAULTLINE_BENCH_SKIP_1M=1`.
+//!
+//! What it measures:
+//! 1. the 50 Porcupine etcd logs: check time per file (median), their sum,
+//!    the largest; the Knossos and kv corpus likewise;
+//! 2. reading faultline's JSON Lines: events per second;
+//! 3. a synthesized 100k-operation, 10-key, 10-process history with 5% info:
+//!    parse and check;
+//! 4. a synthesized 1M-operation, 1000-key, 50-process history: the whole
+//!    `faultline check` command, wall time and peak memory (RSS).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use faultline_checkers::format::{self, Format};
+use faultline_checkers::linear::{self, LinearOptions};
+use faultline_checkers::{ModelKind, Validity};
+use faultline_workloads::synth::{SynthConfig, synthesize};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn runs(default: usize) -> usize {
+    std::env::var("FAULTLINE_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn corpus() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    p.is_dir().then_some(p)
+}
+
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.extension().is_some_and(|e| e == ext));
+    v.sort();
+    v
+}
+
+/// Median check time (ms) of each file, and whether the verdicts were as
+/// expected.
+fn bench_files(
+    label: &str,
+    paths: &[PathBuf],
+    model: ModelKind,
+    initial: Option<serde_json::Value>,
+    expect: impl Fn(&Path) -> bool,
+) {
+    if paths.is_empty() {
+        println!("{label:<34} (no files)");
+        return;
+    }
+    let n = runs(21);
+    let mut per_file = Vec::new();
+    let mut wrong = 0;
+    for p in paths {
+        let (h, _) = format::read_path(p, Format::Auto).expect("corpus file parses");
+        let opts = LinearOptions {
+            initial: initial.clone(),
+            ..LinearOptions::new(model)
+        };
+        let mut times = Vec::with_capacity(n);
+        let mut verdict = Validity::Unknown;
+        for _ in 0..n {
+            let t = Instant::now();
+            let r = linear::check(&h, &opts).expect("corpus file fits the model");
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            verdict = r.valid;
+        }
+        if (verdict == Validity::Valid) != expect(p) {
+            wrong += 1;
+        }
+        per_file.push((median(times), p.file_name().map(|f| f.to_string_lossy().to_string())));
+    }
+    let sum: f64 = per_file.iter().map(|x| x.0).sum();
+    let max = per_file
+        .iter()
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .cloned()
+        .unwrap_or_default();
+    println!(
+        "{label:<34} {:>3} files  sum of medians {sum:>8.3} ms  max {:>7.3} ms ({})  wrong verdicts {wrong}",
+        paths.len(),
+        max.0,
+        max.1.unwrap_or_default()
+    );
+}
+
+fn synth_bytes(cfg: &SynthConfig) -> Vec<u8> {
+    let mut out = Vec::new();
+    synthesize(cfg, &mut out).expect("synthesizes");
+    out
+}
+
+fn bench_synth(label: &str, cfg: &SynthConfig) {
+    let data = synth_bytes(cfg);
+    let n = runs(5);
+    let mut parse = Vec::new();
+    let mut check = Vec::new();
+    let mut events = 0;
+    let mut verdict = Validity::Unknown;
+    for _ in 0..n {
+        let t = Instant::now();
+        let (h, _) = format::read_from("synth", &data[..], Format::Json).expect("parses");
+        parse.push(t.elapsed().as_secs_f64());
+        events = h.events;
+        let t = Instant::now();
+        let r = linear::check(&h, &LinearOptions::new(ModelKind::CasRegister)).expect("fits");
+        check.push(t.elapsed().as_secs_f64());
+        verdict = r.valid;
+    }
+    let p = median(parse);
+    println!(
+        "{label:<34} {events} events  parse {:>7.1} ms ({:.2} M events/s, {:.0} MB/s)  check {:>7.1} ms  valid {}",
+        p * 1e3,
+        events as f64 / p / 1e6,
+        data.len() as f64 / p / 1e6,
+        median(check) * 1e3,
+        verdict.as_str()
+    );
+}
+
+fn bench_1m() {
+    let dir = std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("synth-1m.jsonl");
+    let cfg = SynthConfig {
+        ops: 1_000_000,
+        keys: 1000,
+        processes: 50,
+        info: 0.05,
+        seed: 1,
+        ..SynthConfig::default()
+    };
+    let file = std::fs::File::create(&path).expect("temp file");
+    synthesize(&cfg, std::io::BufWriter::new(file)).expect("synthesizes");
+    let bin = env!("CARGO_BIN_EXE_faultline");
+    let n = runs(5);
+    let mut walls = Vec::new();
+    let mut rss = Vec::new();
+    let mut last = String::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "%M"])
+            .arg(bin)
+            .args(["check", "--json", "--model", "cas-register"])
+            .arg(&path)
+            .output();
+        let wall = t.elapsed().as_secs_f64();
+        match out {
+            Ok(o) => {
+                walls.push(wall);
+                let err = String::from_utf8_lossy(&o.stderr);
+                if let Some(kb) = err.lines().last().and_then(|l| l.trim().parse::<f64>().ok()) {
+                    rss.push(kb / 1024.0);
+                }
+                last = String::from_utf8_lossy(&o.stdout).to_string();
+            }
+            Err(e) => {
+                println!("1M-op history: cannot run /usr/bin/time ({e}); install the `time` package");
+                return;
+            }
+        }
+    }
+    let v: serde_json::Value = serde_json::from_str(last.trim()).unwrap_or_default();
+    println!(
+        "{:<34} wall {:>6.2} s  peak RSS {:>6.0} MiB  (parse {} ms, check {} ms, valid {})",
+        "1M ops, 1000 keys, 50 procs (CLI)",
+        median(walls),
+        if rss.is_empty() { f64::NAN } else { median(rss) },
+        v["parse_ms"],
+        v["check_ms"],
+        v["valid"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` does not: run
+    // nothing then, so that the test suite stays fast.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    println!("faultline check benchmarks (medians)");
+    if let Some(c) = corpus() {
+        let good = [2, 5, 7, 18, 25, 31, 38, 45, 48, 49];
+        bench_files(
+            "porcupine etcd (cas-register)",
+            &files(&c.join("porcupine/etcd"), "log"),
+            ModelKind::CasRegister,
+            None,
+            |p| {
+                let n: usize = p.to_string_lossy()[p.to_string_lossy().len() - 7..]
+                    .trim_end_matches(".log")
+                    .parse()
+                    .unwrap_or(999);
+                good.contains(&n)
+            },
+        );
+        let mut knossos = files(&c.join("knossos/cas-register/good"), "edn");
+        knossos.extend(files(&c.join("knossos/cas-register/bad"), "edn"));
+        bench_files(
+            "knossos cas-register (init 0)",
+            &knossos,
+            ModelKind::CasRegister,
+            Some(serde_json::json!(0)),
+            |p| p.to_string_lossy().contains("/good/"),
+        );
+        bench_files(
+            "porcupine kv (split by key)",
+            &files(&c.join("porcupine/kv"), "txt"),
+            ModelKind::Kv,
+            None,
+            |p| p.to_string_lossy().ends_with("-ok.txt"),
+        );
+    } else {
+        println!("(no ../shared/corpus: corpus benchmarks skipped)");
+    }
+    bench_synth(
+        "synth 100k ops, 10 keys, 10 procs",
+        &SynthConfig {
+            ops: 100_000,
+            keys: 10,
+            processes: 10,
+            info: 0.05,
+            seed: 1,
+            ..SynthConfig::default()
+        },
+    );
+    bench_synth(
+        "synth 1M ops, 1000 keys (in process)",
+        &SynthConfig {
+            ops: 1_000_000,
+            keys: 1000,
+            processes: 50,
+            info: 0.05,
+            seed: 1,
+            ..SynthConfig::default()
+        },
+    );
+    if std::env::var("FAULTLINE_BENCH_SKIP_1M").is_err() {
+        bench_1m();
+    }
+}
