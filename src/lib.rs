@@ -6,6 +6,8 @@
 
 pub mod cli;
 pub mod commands;
+pub mod lab;
+pub mod nemesis;
 
 /// The exit codes CI gates on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,632 @@
+//! Creating and removing labs: subnet choice, namespaces, veths, bridge,
+//! faultline's chains, and the state-driven teardown used by `lab down`,
+//! `faultline clean`, signal handlers and panic hooks.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::proc::{ProcId, pids_in_netns, stop_tree};
+use super::state::{self, LabState, NodeState};
+use super::sys::{self, netns_inode, run, tool, tool_in_netns};
+use super::{Lab, LabError, Result, validate_name};
+
+/// Most nodes in one lab (`fl-<8 chars>-n99` is 15 bytes, the kernel's limit).
+pub const MAX_NODES: usize = 99;
+
+/// Chain for partitions, inside every node namespace.
+pub const CHAIN_PARTITION: &str = "FL-PART";
+/// Chain for packet loss, inside every node namespace.
+pub const CHAIN_LOSS: &str = "FL-LOSS";
+/// Chain for delay (NFQUEUE), inside every node namespace.
+pub const CHAIN_DELAY: &str = "FL-DELAY";
+/// The chains faultline adds inside every node, in `INPUT` order.
+pub const NODE_CHAINS: [&str; 3] = [CHAIN_PARTITION, CHAIN_LOSS, CHAIN_DELAY];
+
+/// What to create.
+#[derive(Clone, Debug)]
+pub struct LabSpec {
+    /// Lab name (1-8 lowercase letters or digits).
+    pub name: String,
+    /// Number of nodes (1-99).
+    pub nodes: usize,
+    /// Data directory (default `/var/lib/faultline/<name>`).
+    pub dir: Option<PathBuf>,
+    /// If true, this process owns the lab: should it die without tearing the
+    /// lab down, the lab counts as a leftover for `clean`.
+    pub owned: bool,
+}
+
+/// Network namespace of node `i` of lab `lab`.
+pub fn netns_name(lab: &str, i: usize) -> String {
+    format!("fl-{lab}-n{i}")
+}
+
+/// Bridge of lab `lab`.
+pub fn bridge_name(lab: &str) -> String {
+    format!("fl-{lab}-br")
+}
+
+/// faultline's chain in the root `filter` table for lab `lab`.
+pub fn root_chain_name(lab: &str) -> String {
+    format!("FL-{lab}-FWD")
+}
+
+// ------------------------------------------------------------------ subnets
+
+/// An IPv4 network: address and prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Net {
+    /// Network address.
+    pub addr: Ipv4Addr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+impl Net {
+    fn range(&self) -> (u32, u32) {
+        let a = u32::from(self.addr);
+        let mask = if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.len.min(32)))
+        };
+        let lo = a & mask;
+        (lo, lo | !mask)
+    }
+
+    /// True if the two networks share an address.
+    pub fn overlaps(&self, o: &Net) -> bool {
+        let (a0, a1) = self.range();
+        let (b0, b1) = o.range();
+        a0 <= b1 && b0 <= a1
+    }
+
+    /// Parses `a.b.c.d` or `a.b.c.d/len`.
+    pub fn parse(s: &str) -> Option<Net> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, l.parse().ok()?),
+            None => (s, 32),
+        };
+        Some(Net {
+            addr: a.parse().ok()?,
+            len: l,
+        })
+    }
+}
+
+/// The /24 candidates, in order of preference.
+pub fn candidates() -> impl Iterator<Item = Ipv4Addr> {
+    (0..=255u8)
+        .map(|c| Ipv4Addr::new(10, 77, c, 0))
+        .chain((0..=255u8).map(|c| Ipv4Addr::new(172, 31, c, 0)))
+        .chain((100..=255u8).map(|c| Ipv4Addr::new(192, 168, c, 0)))
+}
+
+/// Picks the first candidate /24 that overlaps none of `used`.
+pub fn pick_subnet(used: &[Net]) -> Option<Ipv4Addr> {
+    candidates().find(|c| {
+        let n = Net { addr: *c, len: 24 };
+        !used.iter().any(|u| u.overlaps(&n))
+    })
+}
+
+/// The IPv4 networks in use on this machine: every address (with its
+/// prefix), every route in every table except the default route.
+fn machine_networks() -> Result<Vec<Net>> {
+    let mut out = Vec::new();
+    let mut c = tool("ip")?;
+    c.args(["-j", "-4", "addr", "show"]);
+    let addrs: serde_json::Value = serde_json::from_str(&run(c, None)?).unwrap_or_default();
+    for link in addrs.as_array().into_iter().flatten() {
+        for a in link["addr_info"].as_array().into_iter().flatten() {
+            if let (Some(ip), Some(len)) = (a["local"].as_str(), a["prefixlen"].as_u64())
+                && let Some(mut n) = Net::parse(ip)
+            {
+                n.len = len.min(32) as u8;
+                out.push(n);
+            }
+        }
+    }
+    let mut c = tool("ip")?;
+    c.args(["-j", "-4", "route", "show", "table", "all"]);
+    let routes: serde_json::Value = serde_json::from_str(&run(c, None)?).unwrap_or_default();
+    for r in routes.as_array().into_iter().flatten() {
+        if let Some(d) = r["dst"].as_str()
+            && d != "default"
+            && let Some(n) = Net::parse(d)
+            && n.len > 0
+        {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------------ leftovers
+
+/// Everything on the machine that looks like faultline's but that no state
+/// file records, plus labs whose state says their run crashed.
+pub fn leftovers(labs: &[LabState]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut known_ns = BTreeSet::new();
+    let mut known_links = BTreeSet::new();
+    let mut known_chains = BTreeSet::new();
+    for l in labs {
+        if let Some(r) = l.stale_reason() {
+            out.push(r);
+        }
+        known_links.insert(l.bridge.clone());
+        for n in &l.nodes {
+            known_ns.insert(n.netns.clone());
+            known_links.insert(n.veth.clone());
+        }
+        known_chains.insert(root_chain_name(&l.name));
+    }
+    for ns in sys::list_netns() {
+        if is_ours(&ns) && !known_ns.contains(&ns) {
+            out.push(format!("network namespace {ns}"));
+        }
+    }
+    for l in sys::list_links() {
+        if is_ours(&l) && !known_links.contains(&l) {
+            out.push(format!("interface {l}"));
+        }
+    }
+    for c in root_chains() {
+        if !known_chains.contains(&c) {
+            out.push(format!("iptables chain {c}"));
+        }
+    }
+    out
+}
+
+/// faultline's chains in the root namespace's `filter` table.
+fn root_chains() -> Vec<String> {
+    let Ok(mut c) = tool("iptables") else {
+        return Vec::new();
+    };
+    c.args(["-w", "5", "-S"]);
+    run(c, None)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("-N "))
+        .filter(|c| {
+            c.strip_prefix("FL-")
+                .and_then(|r| r.strip_suffix("-FWD"))
+                .is_some_and(|lab| validate_name(lab).is_ok())
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// True if bridged frames go through the root `FORWARD` chain
+/// (br_netfilter) and that chain would not accept them by default.
+fn forward_needs_chain() -> Result<bool> {
+    let nf = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    if !nf {
+        return Ok(false);
+    }
+    let mut c = tool("iptables")?;
+    c.args(["-w", "5", "-S", "FORWARD"]);
+    let out = run(c, None)?;
+    Ok(out.trim() != "-P FORWARD ACCEPT")
+}
+
+// ------------------------------------------------------------------ up
+
+/// Creates a lab. Everything is recorded in the state file before it is
+/// created; on any error what was created is removed again.
+pub fn up(spec: &LabSpec) -> Result<Lab> {
+    sys::preflight()?;
+    validate_name(&spec.name)?;
+    if spec.nodes == 0 || spec.nodes > MAX_NODES {
+        return Err(LabError::BadNodeCount(spec.nodes));
+    }
+    let me = ProcId::current();
+    let st = {
+        let lock = state::lock()?;
+        let (labs, errs) = state::list();
+        if let Some(e) = errs.into_iter().next() {
+            return Err(e);
+        }
+        if labs.iter().any(|l| l.name == spec.name) {
+            let l = labs.iter().find(|l| l.name == spec.name);
+            if let Some(r) = l.and_then(LabState::stale_reason) {
+                return Err(LabError::Leftovers(r));
+            }
+            return Err(LabError::Exists(spec.name.clone()));
+        }
+        let left = leftovers(&labs);
+        if !left.is_empty() {
+            return Err(LabError::Leftovers(left.join(", ")));
+        }
+        let mut used = machine_networks()?;
+        used.extend(labs.iter().map(|l| Net {
+            addr: l.subnet,
+            len: 24,
+        }));
+        let subnet = pick_subnet(&used).ok_or(LabError::NoSubnet)?;
+        let o = subnet.octets();
+        let nodes = (1..=spec.nodes)
+            .map(|i| NodeState {
+                name: format!("n{i}"),
+                netns: netns_name(&spec.name, i),
+                veth: netns_name(&spec.name, i),
+                ip: Ipv4Addr::new(o[0], o[1], o[2], i as u8),
+            })
+            .collect();
+        let st = LabState {
+            version: state::VERSION,
+            name: spec.name.clone(),
+            subnet,
+            control_ip: Ipv4Addr::new(o[0], o[1], o[2], 254),
+            bridge: bridge_name(&spec.name),
+            dir: spec
+                .dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/var/lib/faultline").join(&spec.name)),
+            creator: me,
+            owner: spec.owned.then_some(me),
+            complete: false,
+            nodes,
+            root_chain: forward_needs_chain()?.then(|| root_chain_name(&spec.name)),
+            servers: Vec::new(),
+            delay_holder: None,
+            faults: Default::default(),
+        };
+        // Recorded before anything exists, so a crash from here on leaves
+        // a state file that `clean` understands.
+        state::store(&lock, &st)?;
+        st
+    };
+    match create(&st) {
+        Ok(()) => {
+            let st = state::update(&st.name, |s| s.complete = true)?
+                .ok_or_else(|| LabError::NoSuchLab(st.name.clone()))?;
+            Ok(Lab { state: st })
+        }
+        Err(e) => {
+            let _ = teardown(&st.name);
+            Err(e)
+        }
+    }
+}
+
+fn create(st: &LabState) -> Result<()> {
+    if st.dir.exists() {
+        // A fresh lab starts on fresh data.
+        for n in &st.nodes {
+            let _ = std::fs::remove_dir_all(st.dir.join(&n.name));
+        }
+    }
+    std::fs::create_dir_all(&st.dir)
+        .map_err(|e| LabError::io(format!("creating {}", st.dir.display()), e))?;
+    let br = &st.bridge;
+    let mut batch = format!(
+        "link add {br} type bridge\naddr add {}/24 dev {br}\nlink set {br} up\n",
+        st.control_ip
+    );
+    for n in &st.nodes {
+        batch.push_str(&format!(
+            "netns add {ns}\nlink add {v} type veth peer name eth0 netns {ns}\nlink set {v} master {br} up\n",
+            ns = n.netns,
+            v = n.veth
+        ));
+    }
+    let mut c = tool("ip")?;
+    c.args(["-b", "-"]);
+    run(c, Some(&batch))?;
+    // Inside each node: addresses and faultline's chains, in parallel.
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let hs: Vec<_> = st
+            .nodes
+            .iter()
+            .map(|n| s.spawn(move || setup_node(n)))
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(LabError::io(
+                        "node setup",
+                        std::io::Error::other("panicked"),
+                    ))
+                })
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    if let Some(chain) = &st.root_chain {
+        let rules = format!(
+            "*filter\n:{chain} - [0:0]\n-A {chain} -i {br} -o {br} -j ACCEPT\n-I FORWARD 1 -j {chain}\nCOMMIT\n"
+        );
+        let mut c = tool("iptables-restore")?;
+        c.args(["-w", "5", "--noflush"]);
+        run(c, Some(&rules))?;
+    }
+    Ok(())
+}
+
+fn setup_node(n: &NodeState) -> Result<()> {
+    let mut c = tool("ip")?;
+    c.args(["-n", &n.netns, "-b", "-"]);
+    run(
+        c,
+        Some(&format!(
+            "link set lo up\naddr add {}/24 dev eth0\nlink set eth0 up\n",
+            n.ip
+        )),
+    )?;
+    let mut rules = String::from("*filter\n");
+    for ch in NODE_CHAINS {
+        rules.push_str(&format!(":{ch} - [0:0]\n"));
+    }
+    for ch in NODE_CHAINS {
+        rules.push_str(&format!("-A INPUT -j {ch}\n"));
+    }
+    rules.push_str("COMMIT\n");
+    let mut c = tool_in_netns(&n.netns, "iptables-restore")?;
+    c.args(["-w", "5", "--noflush"]);
+    run(c, Some(&rules))?;
+    Ok(())
+}
+
+/// Empties faultline's chains in one node (one atomic `iptables-restore`).
+pub fn flush_node_chains(n: &NodeState, chains: &[&str]) -> Result<()> {
+    if !std::path::Path::new(sys::NETNS_DIR).join(&n.netns).exists() {
+        return Ok(());
+    }
+    let mut rules = String::from("*filter\n");
+    for ch in chains {
+        rules.push_str(&format!(":{ch} - [0:0]\n"));
+    }
+    rules.push_str("COMMIT\n");
+    let mut c = tool_in_netns(&n.netns, "iptables-restore")?;
+    c.args(["-w", "5", "--noflush"]);
+    run(c, Some(&rules)).map(|_| ())
+}
+
+// ------------------------------------------------------------------ teardown
+
+/// Removes everything a lab's state file records, in an order that never
+/// stalls: heal, resume and stop processes (by PID, after checking their
+/// start time), kill whatever else still lives in the namespaces, delete
+/// veths, namespaces and bridge, remove the root chain, then the state file.
+/// Idempotent, and safe to run while another process tears down the same lab.
+pub fn teardown(name: &str) -> Result<()> {
+    let Some(st) = state::load(name)? else {
+        return Ok(());
+    };
+    let me = ProcId::current();
+    // 1. Heal, so stopping servers do not wait on cut-off peers.
+    for n in &st.nodes {
+        let _ = flush_node_chains(n, &NODE_CHAINS);
+    }
+    // 2. Owner and holders get SIGTERM (they stop their servers themselves).
+    if let Some(o) = st.owner
+        && o != me
+    {
+        o.signal(Signal::SIGTERM);
+    }
+    if let Some(d) = st.delay_holder {
+        stop_tree(&d, Duration::from_secs(2));
+    }
+    for s in &st.servers {
+        if let Some(h) = s.holder
+            && h != me
+        {
+            h.signal(Signal::SIGTERM);
+        }
+    }
+    for s in &st.servers {
+        if let Some(p) = s.process {
+            if !p.wait_gone(Duration::from_secs(6)) {
+                stop_tree(&p, Duration::from_millis(500));
+            }
+        }
+        if let Some(h) = s.holder
+            && h != me
+        {
+            h.wait_gone(Duration::from_secs(2));
+        }
+    }
+    // 3. Anything else still inside our namespaces (e.g. `lab exec`).
+    for n in &st.nodes {
+        if let Some(ino) = netns_inode(&n.netns) {
+            for _round in 0..3 {
+                let pids = pids_in_netns(ino);
+                if pids.is_empty() {
+                    break;
+                }
+                for pid in pids {
+                    if let Some(p) = ProcId::of(pid) {
+                        p.signal(Signal::SIGCONT);
+                        p.signal(Signal::SIGKILL);
+                        p.wait_gone(Duration::from_secs(2));
+                    }
+                }
+            }
+        }
+    }
+    // 4. Links and namespaces. Deleting the root-side veth first removes both
+    //    ends at once (`ip netns del` is asynchronous).
+    let links = sys::list_links();
+    let namespaces = sys::list_netns();
+    let mut batch = String::new();
+    for n in &st.nodes {
+        if links.contains(&n.veth) {
+            batch.push_str(&format!("link del {}\n", n.veth));
+        }
+        if namespaces.contains(&n.netns) {
+            batch.push_str(&format!("netns del {}\n", n.netns));
+        }
+    }
+    if links.contains(&st.bridge) {
+        batch.push_str(&format!("link del {}\n", st.bridge));
+    }
+    if !batch.is_empty() {
+        let mut c = tool("ip")?;
+        c.args(["-force", "-b", "-"]);
+        let _ = run(c, Some(&batch));
+    }
+    // 5. Our root chain and its jump.
+    if let Some(chain) = &st.root_chain {
+        remove_root_chain(chain);
+    }
+    // 6. Check, then forget.
+    let links = sys::list_links();
+    let namespaces = sys::list_netns();
+    let mut left: Vec<String> = Vec::new();
+    for n in &st.nodes {
+        if namespaces.contains(&n.netns) {
+            left.push(format!("namespace {}", n.netns));
+        }
+        if links.contains(&n.veth) {
+            left.push(format!("interface {}", n.veth));
+        }
+    }
+    if links.contains(&st.bridge) {
+        left.push(format!("bridge {}", st.bridge));
+    }
+    if let Some(chain) = &st.root_chain
+        && root_chains().contains(chain)
+    {
+        left.push(format!("iptables chain {chain}"));
+    }
+    if !left.is_empty() {
+        return Err(LabError::Incomplete {
+            lab: name.to_string(),
+            what: left.join(", "),
+        });
+    }
+    let lock = state::lock()?;
+    state::remove(&lock, name)
+}
+
+fn remove_root_chain(chain: &str) {
+    let ipt = |args: &[&str]| -> bool {
+        match tool("iptables") {
+            Ok(mut c) => {
+                c.args(["-w", "5"]).args(args);
+                run(c, None).is_ok()
+            }
+            Err(_) => false,
+        }
+    };
+    // Remove every jump to our chain (there is one; loop in case of repeats).
+    for _ in 0..16 {
+        if !ipt(&["-D", "FORWARD", "-j", chain]) {
+            break;
+        }
+    }
+    ipt(&["-F", chain]);
+    ipt(&["-X", chain]);
+}
+
+/// Removes leftovers that no state file records (namespaces, interfaces and
+/// root chains named like faultline's). Returns what was removed.
+pub fn remove_unrecorded(labs: &[LabState]) -> Vec<String> {
+    let mut removed = Vec::new();
+    let mut known_ns = BTreeSet::new();
+    let mut known_links = BTreeSet::new();
+    let mut known_chains = BTreeSet::new();
+    for l in labs {
+        known_links.insert(l.bridge.clone());
+        for n in &l.nodes {
+            known_ns.insert(n.netns.clone());
+            known_links.insert(n.veth.clone());
+        }
+        known_chains.insert(root_chain_name(&l.name));
+    }
+    for ns in sys::list_netns() {
+        if is_ours(&ns) && !known_ns.contains(&ns) {
+            if let Some(ino) = netns_inode(&ns) {
+                for pid in pids_in_netns(ino) {
+                    if let Some(p) = ProcId::of(pid) {
+                        p.signal(Signal::SIGCONT);
+                        p.signal(Signal::SIGKILL);
+                        p.wait_gone(Duration::from_secs(2));
+                    }
+                }
+            }
+            if let Ok(mut c) = tool("ip") {
+                c.args(["-force", "-b", "-"]);
+                let _ = run(c, Some(&format!("link del {ns}\nnetns del {ns}\n")));
+            }
+            removed.push(format!("network namespace {ns}"));
+        }
+    }
+    for l in sys::list_links() {
+        if is_ours(&l) && !known_links.contains(&l) {
+            if let Ok(mut c) = tool("ip") {
+                c.args(["link", "del", &l]);
+                let _ = run(c, None);
+            }
+            removed.push(format!("interface {l}"));
+        }
+    }
+    for c in root_chains() {
+        if !known_chains.contains(&c) {
+            remove_root_chain(&c);
+            removed.push(format!("iptables chain {c}"));
+        }
+    }
+    removed
+}
+
+/// True for names faultline gives: `fl-<lab>-br` and `fl-<lab>-n<i>`.
+pub fn is_ours(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("fl-") else {
+        return false;
+    };
+    let Some((lab, tail)) = rest.split_once('-') else {
+        return false;
+    };
+    validate_name(lab).is_ok()
+        && (tail == "br"
+            || tail
+                .strip_prefix('n')
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap() {
+        let a = Net::parse("10.77.0.0/24").unwrap();
+        assert!(a.overlaps(&Net::parse("10.0.0.0/8").unwrap()));
+        assert!(a.overlaps(&Net::parse("10.77.0.5").unwrap()));
+        assert!(!a.overlaps(&Net::parse("10.77.1.0/24").unwrap()));
+        assert!(!a.overlaps(&Net::parse("192.0.2.0/24").unwrap()));
+    }
+
+    #[test]
+    fn subnet_skips_used() {
+        let used = vec![
+            Net::parse("10.77.0.0/24").unwrap(),
+            Net::parse("10.77.1.7/32").unwrap(),
+        ];
+        assert_eq!(pick_subnet(&used), Some(Ipv4Addr::new(10, 77, 2, 0)));
+        let used = vec![Net::parse("10.0.0.0/8").unwrap()];
+        assert_eq!(pick_subnet(&used), Some(Ipv4Addr::new(172, 31, 0, 0)));
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_ours("fl-lab-n1"));
+        assert!(is_ours("fl-abcdefgh-n99"));
+        assert!(is_ours("fl-x-br"));
+        assert!(!is_ours("fl-x-y"));
+        assert!(!is_ours("flannel.1"));
+        assert!(netns_name("abcdefgh", 99).len() <= 15);
+    }
+}

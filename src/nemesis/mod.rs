@@ -1,0 +1,342 @@
+//! The nemesis: faults against a running lab.
+//!
+//! - [`partition`]: a [`grudge::Grudge`] applied as `DROP` rules by source
+//!   address in faultline's `FL-PART` chain inside each node, one atomic
+//!   `iptables-restore --noflush` per node. The control node is never cut.
+//! - [`loss`]: `FL-LOSS` drops a share of the packets arriving at a node from
+//!   its peers (iptables `statistic`).
+//! - [`delay`]: netem where the kernel has it, otherwise an NFQUEUE holder
+//!   that re-injects each packet from a peer after D ± jitter ms.
+//! - [`kill`], [`start`], [`pause`], [`resume`]: signals to the whole process
+//!   tree of the servers a node runs (see `faultline lab run`).
+//! - [`heal`]: empties faultline's chains and stops the delay; nothing else.
+//! - [`schedule`]: when to do what, for the runner (pure).
+
+pub mod delay;
+pub mod grudge;
+pub mod schedule;
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::lab::net::{CHAIN_LOSS, CHAIN_PARTITION, flush_node_chains};
+use crate::lab::state::{self, ServerState};
+use crate::lab::sys::{run, tool_in_netns};
+use crate::lab::{Lab, LabError, NodeState};
+use grudge::{Grudge, GrudgeError};
+
+/// Nemesis errors; messages name the input and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum NemesisError {
+    /// From the lab.
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    /// An invalid grudge or shape.
+    #[error(transparent)]
+    Grudge(#[from] GrudgeError),
+    /// A loss percentage out of range.
+    #[error("invalid loss {0}%: use a number above 0 and at most 100")]
+    BadPercent(f64),
+    /// A delay out of range.
+    #[error(
+        "invalid delay {ms} ms with jitter {jitter} ms: use 1 to 60000 ms and a jitter no larger than the delay"
+    )]
+    BadDelay {
+        /// Delay.
+        ms: u64,
+        /// Jitter.
+        jitter: u64,
+    },
+    /// No server to act on.
+    #[error(
+        "no server {what} on node {node:?} (start one with `faultline lab run {node} -- CMD...`)"
+    )]
+    NoServer {
+        /// The node.
+        node: String,
+        /// Which service, if one was named.
+        what: String,
+    },
+    /// The process holding a server is gone.
+    #[error(
+        "the `faultline lab run` process holding {service} on {node} is gone; run `faultline clean`"
+    )]
+    HolderGone {
+        /// The node.
+        node: String,
+        /// The service.
+        service: String,
+    },
+    /// A target set that names no node.
+    #[error("no target nodes given")]
+    NoTargets,
+    /// A schedule that cannot be built.
+    #[error("invalid schedule: {0}")]
+    Schedule(String),
+}
+
+/// Nemesis results.
+pub type Result<T, E = NemesisError> = std::result::Result<T, E>;
+
+/// Resolves node names or numbers against the lab.
+pub fn resolve_nodes(lab: &Lab, names: &[String]) -> Result<Vec<NodeState>> {
+    if names.is_empty() {
+        return Err(NemesisError::NoTargets);
+    }
+    let mut out: Vec<NodeState> = Vec::new();
+    for n in names {
+        let node = lab.node(n)?.clone();
+        if !out.contains(&node) {
+            out.push(node);
+        }
+    }
+    Ok(out)
+}
+
+fn restore_in(node: &NodeState, rules: &str) -> Result<()> {
+    let mut c = tool_in_netns(&node.netns, "iptables-restore")?;
+    c.args(["-w", "5", "--noflush"]);
+    run(c, Some(rules))?;
+    Ok(())
+}
+
+fn each_node<T: Send>(
+    nodes: &[NodeState],
+    f: impl Fn(&NodeState) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    std::thread::scope(|s| {
+        let hs: Vec<_> = nodes.iter().map(|n| s.spawn(|| f(n))).collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(LabError::io("nemesis worker", std::io::Error::other("panicked")).into())
+                })
+            })
+            .collect()
+    })
+}
+
+fn node_names(lab: &Lab) -> Vec<String> {
+    lab.nodes().iter().map(|n| n.name.clone()).collect()
+}
+
+/// Replaces the current partition with `g` (validated first, so an invalid
+/// grudge changes nothing). Each node's `FL-PART` chain is swapped in one
+/// `iptables-restore` transaction.
+pub fn partition(lab: &Lab, g: &Grudge) -> Result<()> {
+    grudge::validate(g, &node_names(lab))?;
+    let ip_of = |name: &str| lab.nodes().iter().find(|n| n.name == name).map(|n| n.ip);
+    each_node(lab.nodes(), |n| {
+        let mut rules = format!("*filter\n:{CHAIN_PARTITION} - [0:0]\n");
+        for src in g.get(&n.name).into_iter().flatten() {
+            if let Some(ip) = ip_of(src) {
+                rules.push_str(&format!("-A {CHAIN_PARTITION} -s {ip}/32 -j DROP\n"));
+            }
+        }
+        rules.push_str("COMMIT\n");
+        restore_in(n, &rules)
+    })?;
+    let v = serde_json::to_value(g).unwrap_or_default();
+    state::update(lab.name(), |s| {
+        s.faults.insert("partition".into(), v);
+    })?;
+    Ok(())
+}
+
+/// Removes the partition only.
+pub fn heal_partition(lab: &Lab) -> Result<()> {
+    each_node(lab.nodes(), |n| {
+        flush_node_chains(n, &[CHAIN_PARTITION]).map_err(Into::into)
+    })?;
+    state::update(lab.name(), |s| {
+        s.faults.remove("partition");
+    })?;
+    Ok(())
+}
+
+/// Drops `percent`% of the packets arriving at each of `nodes` from the
+/// other nodes (not from the control node, nor loopback). Replaces any loss
+/// on those nodes.
+pub fn loss(lab: &Lab, nodes: &[NodeState], percent: f64) -> Result<()> {
+    if !(percent > 0.0 && percent <= 100.0) {
+        return Err(NemesisError::BadPercent(percent));
+    }
+    let p = percent / 100.0;
+    let subnet = lab.state.subnet;
+    let control = lab.control_ip();
+    each_node(nodes, |n| {
+        let rules = format!(
+            "*filter\n:{c} - [0:0]\n-A {c} -i lo -j RETURN\n-A {c} -s {control}/32 -j RETURN\n\
+             -A {c} -s {subnet}/24 -m statistic --mode random --probability {p:.4} -j DROP\nCOMMIT\n",
+            c = CHAIN_LOSS
+        );
+        restore_in(n, &rules)
+    })?;
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    state::update(lab.name(), |s| {
+        let e = s
+            .faults
+            .entry("loss".into())
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(m) = e.as_object_mut() {
+            for n in &names {
+                m.insert(n.clone(), serde_json::json!(percent));
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// Removes all packet loss.
+pub fn heal_loss(lab: &Lab) -> Result<()> {
+    each_node(lab.nodes(), |n| {
+        flush_node_chains(n, &[CHAIN_LOSS]).map_err(Into::into)
+    })?;
+    state::update(lab.name(), |s| {
+        s.faults.remove("loss");
+    })?;
+    Ok(())
+}
+
+/// Heals everything: partition, loss and delay. Touches only faultline's
+/// chains (and, with netem, the qdisc faultline put on the node's `eth0`).
+pub fn heal(lab: &Lab) -> Result<()> {
+    delay::heal_delay(lab)?;
+    heal_loss(lab)?;
+    heal_partition(lab)?;
+    Ok(())
+}
+
+// ------------------------------------------------------------------ processes
+
+fn servers_on(lab: &Lab, node: &NodeState, service: Option<&str>) -> Result<Vec<ServerState>> {
+    let s: Vec<ServerState> = lab
+        .state
+        .servers
+        .iter()
+        .filter(|s| s.node == node.name && service.is_none_or(|w| s.service == w))
+        .cloned()
+        .collect();
+    if s.is_empty() {
+        return Err(NemesisError::NoServer {
+            node: node.name.clone(),
+            what: service.map(|w| format!("{w:?}")).unwrap_or_default(),
+        });
+    }
+    Ok(s)
+}
+
+fn set_status(
+    lab: &Lab,
+    node: &str,
+    service: &str,
+    status: &str,
+    clear_process: bool,
+) -> Result<()> {
+    state::update(lab.name(), |s| {
+        for sv in s.servers.iter_mut() {
+            if sv.node == node && sv.service == service {
+                sv.status = status.to_string();
+                if clear_process {
+                    sv.process = None;
+                }
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// SIGKILLs the process tree of each server on `node` (or only `service`)
+/// and waits until it is gone. The holder keeps the server's command so
+/// [`start`] can run it again on its data. Returns the services killed.
+pub fn kill(lab: &Lab, node: &NodeState, service: Option<&str>) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for sv in servers_on(lab, node, service)? {
+        // Recorded first, so the holder knows the exit was ours.
+        set_status(lab, &sv.node, &sv.service, "killed", false)?;
+        if let Some(p) = sv.process {
+            p.signal_tree(Signal::SIGCONT);
+            p.signal_tree(Signal::SIGKILL);
+            p.wait_gone(Duration::from_secs(5));
+        }
+        set_status(lab, &sv.node, &sv.service, "killed", true)?;
+        done.push(sv.service);
+    }
+    Ok(done)
+}
+
+/// Starts again each killed or exited server on `node` (or only
+/// `service`), through its holder, and waits until it runs.
+pub fn start(lab: &Lab, node: &NodeState, service: Option<&str>) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for sv in servers_on(lab, node, service)? {
+        if sv.process.is_some_and(|p| p.is_alive()) {
+            continue;
+        }
+        let gone = || NemesisError::HolderGone {
+            node: sv.node.clone(),
+            service: sv.service.clone(),
+        };
+        let h = sv.holder.ok_or_else(gone)?;
+        if !h.signal(Signal::SIGUSR1) {
+            return Err(gone());
+        }
+        let t0 = Instant::now();
+        loop {
+            let l = Lab::open(lab.name())?;
+            let now = l
+                .state
+                .servers
+                .iter()
+                .find(|s| s.node == sv.node && s.service == sv.service)
+                .cloned();
+            match now {
+                Some(s) if s.status == "running" && s.process.is_some_and(|p| p.is_alive()) => {
+                    break;
+                }
+                None => return Err(gone()),
+                _ if t0.elapsed() > Duration::from_secs(10) => {
+                    return Err(LabError::Service {
+                        node: sv.node.clone(),
+                        service: sv.service.clone(),
+                        reason: "did not start within 10 s (see its log)".into(),
+                    }
+                    .into());
+                }
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        done.push(sv.service);
+    }
+    Ok(done)
+}
+
+fn signal_servers(
+    lab: &Lab,
+    node: &NodeState,
+    service: Option<&str>,
+    sig: Signal,
+    status: &str,
+) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for sv in servers_on(lab, node, service)? {
+        if let Some(p) = sv.process
+            && p.signal_tree(sig) > 0
+        {
+            set_status(lab, &sv.node, &sv.service, status, false)?;
+            done.push(sv.service);
+        }
+    }
+    Ok(done)
+}
+
+/// SIGSTOPs the process tree of each server on `node` (or only `service`).
+pub fn pause(lab: &Lab, node: &NodeState, service: Option<&str>) -> Result<Vec<String>> {
+    signal_servers(lab, node, service, Signal::SIGSTOP, "paused")
+}
+
+/// SIGCONTs the process tree of each server on `node` (or only `service`).
+pub fn resume(lab: &Lab, node: &NodeState, service: Option<&str>) -> Result<Vec<String>> {
+    signal_servers(lab, node, service, Signal::SIGCONT, "running")
+}
