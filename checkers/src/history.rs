@@ -246,9 +246,13 @@ impl Operation {
         } else {
             compact(self.effective_value())
         };
+        let lines = match self.complete_line {
+            Some(c) if c != self.invoke_line => format!("lines {}-{}", self.invoke_line, c),
+            _ => format!("line {}", self.invoke_line),
+        };
         format!(
-            "process {} {}{} {} ({}, line {})",
-            self.process, self.f, key, shown, outcome, self.invoke_line
+            "process {} {}{} {} ({}, {})",
+            self.process, self.f, key, shown, outcome, lines
         )
     }
 }
