@@ -357,8 +357,14 @@ fn synthesized_histories_are_valid_and_injected_ones_point_at_the_op() {
         let (path, _) = synth(dir.path(), &format!("ok-{seed}.jsonl"), &common);
         let o = run(&["check", "--json", "--model", model, &path]);
         assert_eq!(json_lines(&o)[0]["valid"], true, "seed {seed}: {}", stderr(&o));
+        // A lost write needs a read with no write of unknown outcome around
+        // it: fewer info ops and more keys.
+        let for_lost = [
+            "--ops", "3000", "--keys", "20", "--processes", "8", "--info", "0.02", "--fail",
+            "0.05", "--model", model, "--seed", &s,
+        ];
         for kind in ["stale-read", "lost-write"] {
-            let mut args = common.to_vec();
+            let mut args = if kind == "lost-write" { for_lost.to_vec() } else { common.to_vec() };
             args.extend_from_slice(&["--inject", kind]);
             let (path, injected) = synth(dir.path(), &format!("{kind}-{seed}.jsonl"), &args);
             let injected = injected.expect("synth reports the injection");

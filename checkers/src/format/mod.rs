@@ -75,63 +75,35 @@ impl FromStr for Format {
 /// enough). Returns `None` when nothing fits.
 pub fn detect(head: &[u8]) -> Option<Format> {
     let text = String::from_utf8_lossy(head);
-    // The first meaningful line: skip blank lines and EDN comments.
-    let first = text
+    // The meaningful text: without blank lines and EDN comments.
+    let body: String = text
         .lines()
-        .map(str::trim_start)
-        .find(|l| !l.is_empty() && !l.starts_with(';'))?;
-    if first.starts_with("INFO") && first.contains("jepsen.util") {
-        return Some(Format::PorcupineEtcd);
-    }
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let first = body.lines().next()?;
     if first.contains("jepsen.util") {
         return Some(Format::PorcupineEtcd);
     }
-    let c = first.as_bytes()[0];
-    if c == b'{' {
-        // JSON objects have quoted keys; EDN maps have keywords.
-        let after = first[1..].trim_start();
-        if after.starts_with('"') || after.starts_with('}') {
-            return Some(Format::Json);
+    // Look inside the first map, possibly after an opening bracket, possibly
+    // on the next line: JSON objects have quoted keys, EDN maps keywords.
+    let (outer, rest) = match body.as_bytes()[0] {
+        b'[' => (b'[', body[1..].trim_start()),
+        b'(' | b'#' => return Some(Format::Edn),
+        _ => (b'{', body.as_str()),
+    };
+    let inner = rest.strip_prefix('{')?.trim_start();
+    match inner.as_bytes().first() {
+        Some(b'"') | Some(b'}') => Some(Format::Json),
+        Some(b':') if outer == b'{' && edn::looks_like_porcupine_kv(&text) => {
+            Some(Format::PorcupineKv)
         }
-        if after.starts_with(':') {
-            if edn::looks_like_porcupine_kv(&text) {
-                return Some(Format::PorcupineKv);
-            }
-            return Some(Format::Edn);
-        }
-        return None;
+        Some(b':') => Some(Format::Edn),
+        // A lone `{` at the end of what we have: JSON is the likelier.
+        None => Some(Format::Json),
+        _ => None,
     }
-    if c == b'[' {
-        let after = first[1..].trim_start();
-        if let Some(inner) = after.strip_prefix('{') {
-            let inner = inner.trim_start();
-            if inner.starts_with('"') {
-                return Some(Format::Json);
-            }
-            if inner.starts_with(':') {
-                return Some(Format::Edn);
-            }
-        }
-        // `[` alone on its line: look further.
-        let rest: String = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with(';'))
-            .skip(1)
-            .take(1)
-            .collect();
-        if rest.starts_with("{\"") {
-            return Some(Format::Json);
-        }
-        if rest.starts_with("{:") || rest.starts_with('{') {
-            return Some(Format::Edn);
-        }
-        return None;
-    }
-    if c == b'(' || c == b'#' {
-        return Some(Format::Edn);
-    }
-    None
 }
 
 fn io_error(source: &str, e: std::io::Error) -> HistoryError {
@@ -245,5 +217,8 @@ mod tests {
             Some(Format::PorcupineKv)
         );
         assert_eq!(detect(b"hello world"), None);
+        assert_eq!(detect(b"{\n  \"process\": 1}"), Some(Format::Json));
+        assert_eq!(detect(b"{\n"), Some(Format::Json));
+        assert_eq!(detect(b"[\n{:type :invoke,\n :f :txn}"), Some(Format::Edn));
     }
 }
