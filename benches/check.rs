@@ -82,7 +82,10 @@ fn bench_files(
         if (verdict == Validity::Valid) != expect(p) {
             wrong += 1;
         }
-        per_file.push((median(times), p.file_name().map(|f| f.to_string_lossy().to_string())));
+        per_file.push((
+            median(times),
+            p.file_name().map(|f| f.to_string_lossy().to_string()),
+        ));
     }
     let sum: f64 = per_file.iter().map(|x| x.0).sum();
     let max = per_file
@@ -164,13 +167,19 @@ fn bench_1m() {
             Ok(o) => {
                 walls.push(wall);
                 let err = String::from_utf8_lossy(&o.stderr);
-                if let Some(kb) = err.lines().last().and_then(|l| l.trim().parse::<f64>().ok()) {
+                if let Some(kb) = err
+                    .lines()
+                    .last()
+                    .and_then(|l| l.trim().parse::<f64>().ok())
+                {
                     rss.push(kb / 1024.0);
                 }
                 last = String::from_utf8_lossy(&o.stdout).to_string();
             }
             Err(e) => {
-                println!("1M-op history: cannot run /usr/bin/time ({e}); install the `time` package");
+                println!(
+                    "1M-op history: cannot run /usr/bin/time ({e}); install the `time` package"
+                );
                 return;
             }
         }
@@ -180,7 +189,11 @@ fn bench_1m() {
         "{:<34} wall {:>6.2} s  peak RSS {:>6.0} MiB  (parse {} ms, check {} ms, valid {})",
         "1M ops, 1000 keys, 50 procs (CLI)",
         median(walls),
-        if rss.is_empty() { f64::NAN } else { median(rss) },
+        if rss.is_empty() {
+            f64::NAN
+        } else {
+            median(rss)
+        },
         v["parse_ms"],
         v["check_ms"],
         v["valid"]

@@ -57,7 +57,12 @@ fn check_json(extra: &[&str], files: &[String]) -> (Output, Vec<Value>) {
     args.extend(files.iter().map(String::as_str));
     let o = run(&args);
     let lines = json_lines(&o);
-    assert_eq!(lines.len(), files.len(), "one line per file: {}", stderr(&o));
+    assert_eq!(
+        lines.len(),
+        files.len(),
+        "one line per file: {}",
+        stderr(&o)
+    );
     (o, lines)
 }
 
@@ -70,7 +75,9 @@ fn porcupine_etcd_logs_get_their_verdicts() {
     let good = [2, 5, 7, 18, 25, 31, 38, 45, 48, 49];
     for l in &lines {
         let file = l["file"].as_str().expect("file");
-        let n: usize = file[file.len() - 7..file.len() - 4].parse().expect("number");
+        let n: usize = file[file.len() - 7..file.len() - 4]
+            .parse()
+            .expect("number");
         assert_eq!(l["valid"], Value::Bool(good.contains(&n)), "{file}");
         assert_eq!(l["format"], "porcupine-etcd");
         assert!(l["ops"].as_u64().expect("ops") >= 73, "{file}");
@@ -142,7 +149,10 @@ fn knossos_multi_register_mutex_and_porcupine_kv() {
     let (o, lines) = check_json(&["--model", "mutex"], &mutex);
     assert_eq!(lines[0]["valid"], false);
     assert_eq!(lines[0]["anomalies"][0]["op"]["f"], "acquire");
-    assert!(lines[0]["faults"].as_u64().expect("faults") > 0, "nemesis ops are faults");
+    assert!(
+        lines[0]["faults"].as_u64().expect("faults") > 0,
+        "nemesis ops are faults"
+    );
     assert_eq!(o.status.code(), Some(1));
 
     let kv = files_in(&c.join("porcupine/kv"));
@@ -236,7 +246,10 @@ fn malformed_input_names_file_and_line_and_exits_2() {
             err.contains(&format!("{path}:{line}: ")),
             "{name}: expected {path}:{line}: in {err:?}"
         );
-        assert!(err.contains(reason), "{name}: expected {reason:?} in {err:?}");
+        assert!(
+            err.contains(reason),
+            "{name}: expected {reason:?} in {err:?}"
+        );
         assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err:?}");
     }
     // A file that does not exist, and one that fits no format.
@@ -246,7 +259,11 @@ fn malformed_input_names_file_and_line_and_exits_2() {
     let path = write(dir.path(), "prose.txt", "hello world\n");
     let o = run(&["check", &path]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("cannot tell the format"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot tell the format"),
+        "{}",
+        stderr(&o)
+    );
     // A history that does not fit the model.
     let path = write(
         dir.path(),
@@ -255,7 +272,11 @@ fn malformed_input_names_file_and_line_and_exits_2() {
     );
     let o = run(&["check", "--model", "register", &path]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains(":2: the register model has no function `cas`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(":2: the register model has no function `cas`"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -275,7 +296,11 @@ fn bad_flags_exit_2() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
     }
     let o = run(&["check", "--model", "queue", &path]);
-    assert!(stderr(&o).contains("unknown model `queue`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown model `queue`"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -284,12 +309,16 @@ fn exit_codes_combine_over_files() {
     let good = write(
         dir.path(),
         "good.jsonl",
-        &format!("{INV}\n{OK}\n{{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}}\n{{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":1}}\n"),
+        &format!(
+            "{INV}\n{OK}\n{{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}}\n{{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":1}}\n"
+        ),
     );
     let bad = write(
         dir.path(),
         "bad.jsonl",
-        &format!("{INV}\n{OK}\n{{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}}\n{{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":7}}\n"),
+        &format!(
+            "{INV}\n{OK}\n{{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}}\n{{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":7}}\n"
+        ),
     );
     let broken = write(dir.path(), "broken.jsonl", "{\n");
     assert_eq!(run(&["check", &good]).status.code(), Some(0));
@@ -300,7 +329,12 @@ fn exit_codes_combine_over_files() {
     let lines = json_lines(&o);
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["valid"], true);
-    assert!(lines[1]["error"].as_str().expect("error").contains("broken.jsonl:1:"));
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .expect("error")
+            .contains("broken.jsonl:1:")
+    );
     assert_eq!(lines[2]["valid"], false);
     // Human output names the verdicts.
     let o = run(&["check", &good, &bad]);
@@ -325,19 +359,33 @@ fn synth(dir: &Path, name: &str, args: &[&str]) -> (String, Option<Value>) {
 #[test]
 fn budgets_give_unknown_never_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (path, _) = synth(dir.path(), "one-key.jsonl", &["--ops", "5000", "--seed", "3"]);
+    let (path, _) = synth(
+        dir.path(),
+        "one-key.jsonl",
+        &["--ops", "5000", "--seed", "3"],
+    );
     let o = run(&["check", "--json", "--time-limit", "0.000001", &path]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let l = &json_lines(&o)[0];
     assert_eq!(l["valid"], "unknown");
-    assert!(l["unknown_reason"].as_str().expect("reason").contains("time limit"));
+    assert!(
+        l["unknown_reason"]
+            .as_str()
+            .expect("reason")
+            .contains("time limit")
+    );
 
     let (path, _) = synth(dir.path(), "big.jsonl", &["--ops", "60000", "--seed", "4"]);
     let o = run(&["check", "--json", "--memory-limit", "1", &path]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let l = &json_lines(&o)[0];
     assert_eq!(l["valid"], "unknown");
-    assert!(l["unknown_reason"].as_str().expect("reason").contains("memory bound of 1 MiB"));
+    assert!(
+        l["unknown_reason"]
+            .as_str()
+            .expect("reason")
+            .contains("memory bound of 1 MiB")
+    );
     // The same file with room to work is valid.
     assert_eq!(run(&["check", &path]).status.code(), Some(0));
 }
@@ -351,20 +399,53 @@ fn synthesized_histories_are_valid_and_injected_ones_point_at_the_op() {
         let keys = ["1", "3", "20"][seed as usize % 3];
         let model = ["cas-register", "register"][seed as usize % 2];
         let common = [
-            "--ops", "3000", "--keys", keys, "--processes", "8", "--info", "0.1", "--fail", "0.05",
-            "--model", model, "--seed", &s,
+            "--ops",
+            "3000",
+            "--keys",
+            keys,
+            "--processes",
+            "8",
+            "--info",
+            "0.1",
+            "--fail",
+            "0.05",
+            "--model",
+            model,
+            "--seed",
+            &s,
         ];
         let (path, _) = synth(dir.path(), &format!("ok-{seed}.jsonl"), &common);
         let o = run(&["check", "--json", "--model", model, &path]);
-        assert_eq!(json_lines(&o)[0]["valid"], true, "seed {seed}: {}", stderr(&o));
+        assert_eq!(
+            json_lines(&o)[0]["valid"],
+            true,
+            "seed {seed}: {}",
+            stderr(&o)
+        );
         // A lost write needs a read with no write of unknown outcome around
         // it: fewer info ops and more keys.
         let for_lost = [
-            "--ops", "3000", "--keys", "20", "--processes", "8", "--info", "0.02", "--fail",
-            "0.05", "--model", model, "--seed", &s,
+            "--ops",
+            "3000",
+            "--keys",
+            "20",
+            "--processes",
+            "8",
+            "--info",
+            "0.02",
+            "--fail",
+            "0.05",
+            "--model",
+            model,
+            "--seed",
+            &s,
         ];
         for kind in ["stale-read", "lost-write"] {
-            let mut args = if kind == "lost-write" { for_lost.to_vec() } else { common.to_vec() };
+            let mut args = if kind == "lost-write" {
+                for_lost.to_vec()
+            } else {
+                common.to_vec()
+            };
             args.extend_from_slice(&["--inject", kind]);
             let (path, injected) = synth(dir.path(), &format!("{kind}-{seed}.jsonl"), &args);
             let injected = injected.expect("synth reports the injection");
@@ -375,7 +456,10 @@ fn synthesized_histories_are_valid_and_injected_ones_point_at_the_op() {
             let anomalies = l["anomalies"].as_array().expect("anomalies");
             assert_eq!(anomalies.len(), 1, "{kind} seed {seed}: one key is broken");
             let op = &anomalies[0]["op"];
-            assert_eq!(op["complete_index"], injected["index"], "{kind} seed {seed}: {op}");
+            assert_eq!(
+                op["complete_index"], injected["index"],
+                "{kind} seed {seed}: {op}"
+            );
             assert_eq!(op["index"], injected["invoke_index"], "{kind} seed {seed}");
             assert_eq!(op["result"], injected["value"], "{kind} seed {seed}");
             checked += 1;

@@ -241,7 +241,11 @@ impl Operation {
             if self.invoke_value.is_null() {
                 compact(&self.value)
             } else {
-                format!("{} -> {}", compact(&self.invoke_value), compact(&self.value))
+                format!(
+                    "{} -> {}",
+                    compact(&self.invoke_value),
+                    compact(&self.value)
+                )
             }
         } else {
             compact(self.effective_value())

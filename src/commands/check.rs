@@ -56,9 +56,8 @@ fn parse_format(s: &str) -> Result<Format, String> {
 }
 
 fn parse_json(s: &str) -> Result<Value, String> {
-    serde_json::from_str(s).map_err(|e| {
-        format!("not valid JSON ({e}); a string needs quotes, e.g. --initial '\"\"'")
-    })
+    serde_json::from_str(s)
+        .map_err(|e| format!("not valid JSON ({e}); a string needs quotes, e.g. --initial '\"\"'"))
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -101,7 +100,10 @@ pub fn run(args: CheckArgs) -> Exit {
 fn report_error(args: &CheckArgs, file: &str, msg: &str) -> FileOutcome {
     eprintln!("faultline: error: {msg}");
     if args.json {
-        println!("{}", json!({"file": file, "valid": Value::Null, "error": msg}));
+        println!(
+            "{}",
+            json!({"file": file, "valid": Value::Null, "error": msg})
+        );
     }
     FileOutcome::Error
 }

@@ -223,7 +223,9 @@ fn syntax_kind(e: serde_json::Error) -> HistoryErrorKind {
 }
 
 fn to_event(raw: RawEvent, line: usize) -> Result<Event, HistoryErrorKind> {
-    let process = raw.process.ok_or(HistoryErrorKind::MissingField("process"))?;
+    let process = raw
+        .process
+        .ok_or(HistoryErrorKind::MissingField("process"))?;
     let kind = raw.kind.ok_or(HistoryErrorKind::MissingField("type"))?;
     let f = match raw.f {
         Some(f) => f,
@@ -418,7 +420,8 @@ mod tests {
 
     #[test]
     fn malformed_lines_name_the_line() {
-        let e = read_str("{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{oops}\n").unwrap_err();
+        let e =
+            read_str("{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{oops}\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.to_string().starts_with("t.jsonl:2: invalid JSON"), "{e}");
         let e = read_str("{\"process\":0,\"type\":\"done\",\"f\":\"read\"}\n").unwrap_err();

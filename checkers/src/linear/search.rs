@@ -582,7 +582,10 @@ pub fn search<M: Model>(
             let mut d = calls.first();
             while d != calls.head() && call_d[d as usize] <= min_ret {
                 stats.steps += 1;
-                if model.step(&next_state, &entries[def[d as usize] as usize].op).is_some() {
+                if model
+                    .step(&next_state, &entries[def[d as usize] as usize].op)
+                    .is_some()
+                {
                     useful = true;
                     break;
                 }

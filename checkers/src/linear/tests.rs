@@ -50,7 +50,12 @@ fn brute<M: Model>(m: &M, entries: &[Entry<M::Op>], placed: &mut Vec<bool>, s: &
 
 /// A random history: `procs` processes, `ops` operations, functions from
 /// `fs`, values from `0..vals`.
-fn random_events(rng: &mut Rng, procs: i64, ops: usize, gen_op: &mut dyn FnMut(&mut Rng) -> (String, Value, Value)) -> Vec<Event> {
+fn random_events(
+    rng: &mut Rng,
+    procs: i64,
+    ops: usize,
+    gen_op: &mut dyn FnMut(&mut Rng) -> (String, Value, Value),
+) -> Vec<Event> {
     let mut events = Vec::new();
     let mut open: Vec<Option<(String, Value, Value)>> = vec![None; procs as usize];
     let mut next_proc: Vec<i64> = (0..procs).collect();
@@ -62,7 +67,17 @@ fn random_events(rng: &mut Rng, procs: i64, ops: usize, gen_op: &mut dyn FnMut(&
         match open[p].take() {
             None if started < ops => {
                 let (f, inv, res) = gen_op(rng);
-                events.push(Event { line, index: None, time: None, process: Process::Client(next_proc[p]), kind: EventType::Invoke, f: f.clone(), key: None, value: inv.clone(), extra: Default::default() });
+                events.push(Event {
+                    line,
+                    index: None,
+                    time: None,
+                    process: Process::Client(next_proc[p]),
+                    kind: EventType::Invoke,
+                    f: f.clone(),
+                    key: None,
+                    value: inv.clone(),
+                    extra: Default::default(),
+                });
                 open[p] = Some((f, inv, res));
                 started += 1;
             }
@@ -79,7 +94,17 @@ fn random_events(rng: &mut Rng, procs: i64, ops: usize, gen_op: &mut dyn FnMut(&
                     continue;
                 }
                 let value = if kind == EventType::Ok { res } else { inv };
-                events.push(Event { line, index: None, time: None, process: Process::Client(next_proc[p]), kind, f, key: None, value, extra: Default::default() });
+                events.push(Event {
+                    line,
+                    index: None,
+                    time: None,
+                    process: Process::Client(next_proc[p]),
+                    kind,
+                    f,
+                    key: None,
+                    value,
+                    extra: Default::default(),
+                });
                 if kind == EventType::Info {
                     next_proc[p] += procs;
                 }
@@ -105,10 +130,15 @@ fn compare<M: Model>(m: &M, entries: &[Entry<M::Op>], case: usize) -> bool {
     match (&fast, slow) {
         (SearchResult::Linearizable, true) => true,
         (SearchResult::NotLinearizable(stuck), false) => {
-            assert!(entries[stuck.op].ret.is_some(), "case {case}: the stuck op is a completed one");
+            assert!(
+                entries[stuck.op].ret.is_some(),
+                "case {case}: the stuck op is a completed one"
+            );
             false
         }
-        _ => panic!("case {case}: search says {fast:?}, brute force says {slow}; entries {entries:#?}"),
+        _ => panic!(
+            "case {case}: search says {fast:?}, brute force says {slow}; entries {entries:#?}"
+        ),
     }
 }
 
@@ -120,7 +150,14 @@ fn register_search_matches_brute_force() {
         let vals = 1 + rng.below(3) as i64;
         let mut gen_op = |r: &mut Rng| -> (String, Value, Value) {
             match r.below(3) {
-                0 => ("read".into(), Value::Null, json!(r.below(vals as u64 + 1) as i64 - 1).as_i64().map(|v| if v < 0 { Value::Null } else { json!(v) }).unwrap_or(Value::Null)),
+                0 => (
+                    "read".into(),
+                    Value::Null,
+                    json!(r.below(vals as u64 + 1) as i64 - 1)
+                        .as_i64()
+                        .map(|v| if v < 0 { Value::Null } else { json!(v) })
+                        .unwrap_or(Value::Null),
+                ),
                 1 => {
                     let v = json!(r.below(vals as u64));
                     ("write".into(), v.clone(), v)
@@ -135,8 +172,16 @@ fn register_search_matches_brute_force() {
         let n = 2 + rng.below(7) as usize;
         let events = random_events(&mut rng, procs, n, &mut gen_op);
         let sem = Semantics {
-            nil_read: if rng.below(2) == 0 { NilRead::Absent } else { NilRead::Unknown },
-            fail: if rng.below(2) == 0 { FailMeaning::NotApplied } else { FailMeaning::CasCompareFailed },
+            nil_read: if rng.below(2) == 0 {
+                NilRead::Absent
+            } else {
+                NilRead::Unknown
+            },
+            fail: if rng.below(2) == 0 {
+                FailMeaning::NotApplied
+            } else {
+                FailMeaning::CasCompareFailed
+            },
             default_initial: None,
         };
         let h = build(events, sem);
@@ -145,11 +190,18 @@ fn register_search_matches_brute_force() {
         m.set_initial(&enc.initial);
         let parts = partition(&h, true, |op| m.encode(op, &enc)).expect("encodes");
         for p in &parts {
-            if compare(&m, &p.entries, case) { valid += 1 } else { invalid += 1 }
+            if compare(&m, &p.entries, case) {
+                valid += 1
+            } else {
+                invalid += 1
+            }
         }
     }
     // Both verdicts must be well represented for the comparison to mean much.
-    assert!(valid > 500 && invalid > 500, "valid {valid}, invalid {invalid}");
+    assert!(
+        valid > 500 && invalid > 500,
+        "valid {valid}, invalid {invalid}"
+    );
 }
 
 #[test]
@@ -158,7 +210,11 @@ fn mutex_and_multi_register_match_brute_force() {
     let (mut valid, mut invalid) = (0, 0);
     for case in 0..2000 {
         let mut gen_mutex = |r: &mut Rng| -> (String, Value, Value) {
-            let f = if r.below(2) == 0 { "acquire" } else { "release" };
+            let f = if r.below(2) == 0 {
+                "acquire"
+            } else {
+                "release"
+            };
             (f.into(), Value::Null, Value::Null)
         };
         let n = 2 + rng.below(6) as usize;
@@ -166,7 +222,11 @@ fn mutex_and_multi_register_match_brute_force() {
         let h = build(events, Semantics::default());
         let m = MutexModel;
         let parts = partition(&h, false, |op| m.encode(op)).expect("encodes");
-        if compare(&m, &parts[0].entries, case) { valid += 1 } else { invalid += 1 }
+        if compare(&m, &parts[0].entries, case) {
+            valid += 1
+        } else {
+            invalid += 1
+        }
 
         let mut gen_txn = |r: &mut Rng| -> (String, Value, Value) {
             let mut inv = Vec::new();
@@ -191,7 +251,14 @@ fn mutex_and_multi_register_match_brute_force() {
         let mut m = MultiRegisterModel::new();
         m.set_initial(&enc.initial);
         let parts = partition(&h, false, |op| m.encode(op, &enc)).expect("encodes");
-        if compare(&m, &parts[0].entries, case) { valid += 1 } else { invalid += 1 }
+        if compare(&m, &parts[0].entries, case) {
+            valid += 1
+        } else {
+            invalid += 1
+        }
     }
-    assert!(valid > 300 && invalid > 300, "valid {valid}, invalid {invalid}");
+    assert!(
+        valid > 300 && invalid > 300,
+        "valid {valid}, invalid {invalid}"
+    );
 }

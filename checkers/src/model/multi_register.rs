@@ -100,7 +100,10 @@ impl MultiRegisterModel {
             &op.invoke_value
         };
         let micros = txn.as_array().ok_or_else(|| {
-            model_error(op, format!("txn needs a list of micro-ops, got {}", compact(txn)))
+            model_error(
+                op,
+                format!("txn needs a list of micro-ops, got {}", compact(txn)),
+            )
         })?;
         let mut out = Vec::with_capacity(micros.len());
         for m in micros {

@@ -112,9 +112,7 @@ impl RegisterModel {
                 match op.outcome {
                     Outcome::Fail => match opts.fail {
                         FailMeaning::NotApplied => Ok(Encoded::Skip),
-                        FailMeaning::CasCompareFailed => {
-                            Ok(Encoded::Op(RegOp::CasFailed(from)))
-                        }
+                        FailMeaning::CasCompareFailed => Ok(Encoded::Op(RegOp::CasFailed(from))),
                     },
                     _ => Ok(Encoded::Op(RegOp::Cas(from, to))),
                 }
