@@ -22,6 +22,16 @@ pub enum Command {
     /// Write a synthetic history of a linearizable store (optionally with an
     /// injected anomaly) for tests and benchmarks.
     Synth(Box<crate::commands::synth::SynthArgs>),
+    /// Network labs: N nodes in network namespaces on one bridge (root).
+    Lab(crate::commands::lab::LabArgs),
+    /// Inject faults into a running lab: partition, loss, delay, kill,
+    /// start, pause, resume, heal (root).
+    Nemesis(crate::commands::nemesis::NemesisArgs),
+    /// Remove everything earlier faultline runs left behind: labs,
+    /// namespaces, links, chains, server processes (root).
+    Clean(crate::commands::clean::CleanArgs),
+    /// Check this machine for what the lab and the stores need.
+    Doctor(crate::commands::doctor::DoctorArgs),
 }
 
 /// Runs a parsed command line and returns its exit code.
@@ -29,6 +39,10 @@ pub fn dispatch(cli: Cli) -> Exit {
     match cli.command {
         Command::Check(args) => crate::commands::check::run(args),
         Command::Synth(args) => crate::commands::synth::run(*args),
+        Command::Lab(args) => crate::commands::lab::run(args),
+        Command::Nemesis(args) => crate::commands::nemesis::run(args),
+        Command::Clean(args) => crate::commands::clean::run(args),
+        Command::Doctor(args) => crate::commands::doctor::run(args),
     }
 }
 

@@ -1,4 +1,8 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod clean;
+pub mod doctor;
+pub mod lab;
+pub mod nemesis;
 pub mod synth;

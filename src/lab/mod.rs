@@ -18,6 +18,7 @@
 
 pub mod net;
 pub mod proc;
+pub mod signals;
 pub mod state;
 pub mod sys;
 

@@ -142,10 +142,16 @@ pub fn open_netns(netns: &str) -> Result<File> {
 pub fn command_in_netns(netns: &str, program: &str) -> Result<Command> {
     let f = open_netns(netns)?;
     let mut cmd = Command::new(program);
-    // SAFETY: the closure only calls setns(2), which is async-signal-safe.
+    // SAFETY: the closure only calls setns(2) and sigprocmask(2), which are
+    // async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {
-            nix::sched::setns(&f, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+            nix::sched::setns(&f, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+            // faultline's long-running processes block the signals they wait
+            // for; the program must start with an empty mask.
+            nix::sys::signal::SigSet::empty()
+                .thread_set_mask()
+                .map_err(std::io::Error::from)
         });
     }
     Ok(cmd)
