@@ -6,15 +6,20 @@
 //! beyond reading files, so it builds anywhere.
 #![warn(missing_docs)]
 
+pub mod convergence;
+pub mod counter;
 pub mod error;
 pub mod format;
 pub mod history;
 pub mod linear;
 pub mod model;
+pub mod set;
 pub mod verdict;
+#[cfg(test)]
+mod workload_tests;
 
 pub use error::{HistoryError, HistoryErrorKind, ModelError};
 pub use format::Format;
 pub use history::{Event, EventType, History, HistoryBuilder, Operation, Outcome, Process};
 pub use model::ModelKind;
-pub use verdict::Validity;
+pub use verdict::{CheckResult, Validity};

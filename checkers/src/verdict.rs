@@ -58,3 +58,19 @@ mod tests {
         assert_eq!(serde_json::to_string(&Invalid).unwrap(), "false");
     }
 }
+
+/// The result of one check (set, counter, convergence...): a verdict, the
+/// anomalies that make it, counters, and why it is unknown when it is.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    /// true, false or "unknown".
+    pub valid: Validity,
+    /// What is wrong, each a JSON object with at least `type` and
+    /// `explanation`.
+    pub anomalies: Vec<serde_json::Value>,
+    /// Counters.
+    pub stats: serde_json::Value,
+    /// Why the verdict is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<String>,
+}
