@@ -22,7 +22,15 @@ fn loss_and_delay_are_accurate() {
     let name = lab.name().to_string();
 
     for pct in [20u32, 50] {
-        ok(&["nemesis", "--name", &name, "loss", "--percent", &pct.to_string(), "n2"]);
+        ok(&[
+            "nemesis",
+            "--name",
+            &name,
+            "loss",
+            "--percent",
+            &pct.to_string(),
+            "n2",
+        ]);
         let (sent, received, _) = ping(&lab, "n1", "n2", 1000, "0.002");
         let lost = 100.0 * (sent - received) as f64 / sent as f64;
         println!("loss {pct}%: measured {lost:.1}% of {sent} probes");
@@ -41,7 +49,17 @@ fn loss_and_delay_are_accurate() {
     // Delay: the userspace fallback here; check that it is the one in use.
     let base = median_rtt(&lab);
     for d in [30u64, 100] {
-        let out = ok(&["nemesis", "--name", &name, "delay", "--ms", &d.to_string(), "--jitter", "5", "n2"]);
+        let out = ok(&[
+            "nemesis",
+            "--name",
+            &name,
+            "delay",
+            "--ms",
+            &d.to_string(),
+            "--jitter",
+            "5",
+            "n2",
+        ]);
         assert!(
             out.contains("NFQUEUE") || out.contains("netem"),
             "mechanism not reported: {out}"
@@ -60,12 +78,26 @@ fn loss_and_delay_are_accurate() {
         assert!(!h.is_alive(), "delay holder still alive after heal");
     }
     let after = median_rtt(&lab);
-    assert!(after < base + 5.0, "RTT after heal {after} ms (base {base})");
+    assert!(
+        after < base + 5.0,
+        "RTT after heal {after} ms (base {base})"
+    );
 
     // Bad input.
-    err2(&["nemesis", "--name", &name, "loss", "--percent", "150", "n2"], &["150"]);
-    err2(&["nemesis", "--name", &name, "loss", "--percent", "10", "n7"], &["n7"]);
-    err2(&["nemesis", "--name", &name, "delay", "--ms", "10", "--jitter", "20", "n2"], &["jitter"]);
+    err2(
+        &["nemesis", "--name", &name, "loss", "--percent", "150", "n2"],
+        &["150"],
+    );
+    err2(
+        &["nemesis", "--name", &name, "loss", "--percent", "10", "n7"],
+        &["n7"],
+    );
+    err2(
+        &[
+            "nemesis", "--name", &name, "delay", "--ms", "10", "--jitter", "20", "n2",
+        ],
+        &["jitter"],
+    );
     down(&lab);
     assert_clean();
 }

@@ -26,7 +26,15 @@ fn check_shapes(name: &str, n: usize) {
         r#"[["n1","n2"],["n3"]]"#,
     ];
     for (i, shape) in shapes.iter().enumerate() {
-        let out = ok(&["nemesis", "--name", name, "partition", shape, "--seed", &i.to_string()]);
+        let out = ok(&[
+            "nemesis",
+            "--name",
+            name,
+            "partition",
+            shape,
+            "--seed",
+            &i.to_string(),
+        ]);
         let g: Grudge = serde_json::from_str(out.trim()).expect("grudge printed as JSON");
         let m = matrix(&lab, PORT);
         for ((a, b), c) in &m {
@@ -37,7 +45,10 @@ fn check_shapes(name: &str, n: usize) {
             );
         }
         if !shape.starts_with('{') {
-            assert!(m.values().any(|c| !c), "{shape} on {n} nodes cut nothing: {g:?}");
+            assert!(
+                m.values().any(|c| !c),
+                "{shape} on {n} nodes cut nothing: {g:?}"
+            );
         }
         control_reaches_all(&lab, PORT).unwrap_or_else(|e| panic!("{shape}: {e}"));
         ok(&["nemesis", "--name", name, "heal"]);
@@ -48,9 +59,18 @@ fn check_shapes(name: &str, n: usize) {
     // An invalid grudge is refused before anything changes.
     let out = ok(&["nemesis", "--name", name, "partition", "one", "--seed", "5"]);
     let g: Grudge = serde_json::from_str(out.trim()).expect("grudge");
-    err2(&["nemesis", "--name", name, "partition", r#"{"n1":["n9"]}"#], &["n9"]);
-    err2(&["nemesis", "--name", name, "partition", "triangle"], &["triangle"]);
-    err2(&["nemesis", "--name", name, "partition", "{not json"], &["JSON"]);
+    err2(
+        &["nemesis", "--name", name, "partition", r#"{"n1":["n9"]}"#],
+        &["n9"],
+    );
+    err2(
+        &["nemesis", "--name", name, "partition", "triangle"],
+        &["triangle"],
+    );
+    err2(
+        &["nemesis", "--name", name, "partition", "{not json"],
+        &["JSON"],
+    );
     let m = matrix(&lab, PORT);
     for ((a, b), c) in &m {
         assert_eq!(*c, connected(&g, a, b), "after refused grudges: {a} -> {b}");
@@ -60,7 +80,10 @@ fn check_shapes(name: &str, n: usize) {
     let mut c = faultline::lab::sys::tool_in_netns(&node.netns, "iptables").unwrap();
     c.args(["-w", "5", "-S", "INPUT"]);
     let rules = faultline::lab::sys::run(c, None).unwrap();
-    assert!(!rules.contains("DROP"), "INPUT itself must stay untouched: {rules}");
+    assert!(
+        !rules.contains("DROP"),
+        "INPUT itself must stay untouched: {rules}"
+    );
     down(&lab);
 }
 

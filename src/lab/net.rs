@@ -425,10 +425,14 @@ pub fn teardown(name: &str) -> Result<()> {
             h.signal(Signal::SIGTERM);
         }
     }
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
     for s in &st.servers {
         if let Some(p) = s.process {
-            if !p.wait_gone(Duration::from_secs(6)) {
-                stop_tree(&p, Duration::from_millis(500));
+            let held = s.holder.is_some_and(|h| h != me && h.is_alive());
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            // A live holder stops its own server; an orphan is stopped here.
+            if !held || !p.wait_gone(left) {
+                stop_tree(&p, Duration::from_secs(2));
             }
         }
         if let Some(h) = s.holder

@@ -43,13 +43,18 @@ pub fn guard(test: &str) -> Option<Guard> {
         );
     }
     let f = File::create("/run/faultline-tests.lock").expect("creating the test lock");
-    let l = Flock::lock(f, FlockArg::LockExclusive).map_err(|_| ()).expect("test lock");
+    let l = Flock::lock(f, FlockArg::LockExclusive)
+        .map_err(|_| ())
+        .expect("test lock");
     Some(Guard(l))
 }
 
 /// Runs faultline with `args`.
 pub fn fl(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("running faultline")
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("running faultline")
 }
 
 /// Runs faultline and asserts success; returns stdout.
@@ -81,7 +86,16 @@ pub fn err2(args: &[&str], needles: &[&str]) {
 /// `lab up` through the binary, then the handle.
 pub fn up(name: &str, nodes: usize) -> Lab {
     let dir = format!("/tmp/faultline-test-{name}");
-    ok(&["lab", "up", "--nodes", &nodes.to_string(), "--name", name, "--dir", &dir]);
+    ok(&[
+        "lab",
+        "up",
+        "--nodes",
+        &nodes.to_string(),
+        "--name",
+        name,
+        "--dir",
+        &dir,
+    ]);
     Lab::open(name).expect("lab state")
 }
 
@@ -98,8 +112,20 @@ pub fn echo_everywhere(lab: &Lab, port: u16) {
     let p = port.to_string();
     for n in lab.nodes() {
         ok(&[
-            "lab", "run", "--detach", "--name", lab.name(), "--service", "echo", &n.name, "--", &b,
-            "lab", "echo", "--port", &p,
+            "lab",
+            "run",
+            "--detach",
+            "--name",
+            lab.name(),
+            "--service",
+            "echo",
+            &n.name,
+            "--",
+            &b,
+            "lab",
+            "echo",
+            "--port",
+            &p,
         ]);
     }
 }
@@ -107,7 +133,8 @@ pub fn echo_everywhere(lab: &Lab, port: u16) {
 /// One echo round trip to `addr`, with `timeout` for connect and read.
 pub fn echo_once(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     s.write_all(b"ping\n").map_err(|e| format!("write: {e}"))?;
     let mut line = String::new();
     BufReader::new(s)
@@ -133,13 +160,17 @@ pub fn matrix(lab: &Lab, port: u16) -> BTreeMap<(String, String), bool> {
             let (a, b) = (a.clone(), b.clone());
             hs.push(std::thread::spawn(move || {
                 let addr = SocketAddr::from((b.ip, port));
-                let r = sys::in_netns(&a.netns, move || echo_once(addr, Duration::from_millis(400)))
-                    .expect("entering the node");
+                let r = sys::in_netns(&a.netns, move || {
+                    echo_once(addr, Duration::from_millis(400))
+                })
+                .expect("entering the node");
                 ((a.name, b.name), r.is_ok())
             }));
         }
     }
-    hs.into_iter().map(|h| h.join().expect("probe thread")).collect()
+    hs.into_iter()
+        .map(|h| h.join().expect("probe thread"))
+        .collect()
 }
 
 /// True if the control node reaches every node's echo server.
@@ -197,11 +228,20 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// `ping` from inside a node; returns (sent, received, per-packet RTTs in ms).
-pub fn ping(lab: &Lab, from: &str, to: &str, count: usize, interval: &str) -> (usize, usize, Vec<f64>) {
+pub fn ping(
+    lab: &Lab,
+    from: &str,
+    to: &str,
+    count: usize,
+    interval: &str,
+) -> (usize, usize, Vec<f64>) {
     let f = lab.node(from).expect("from node").clone();
     let t = lab.node(to).expect("to node").clone();
-    let mut c = sys::command_in_netns(&f.netns, &sys::find_tool("ping").expect("ping").to_string_lossy())
-        .expect("netns");
+    let mut c = sys::command_in_netns(
+        &f.netns,
+        &sys::find_tool("ping").expect("ping").to_string_lossy(),
+    )
+    .expect("netns");
     c.args(["-n", "-c", &count.to_string(), "-i", interval, "-W", "1"])
         .arg(t.ip.to_string());
     let o = c.output().expect("ping");
