@@ -57,11 +57,13 @@ pub enum LabCommand {
     },
     /// Show labs, nodes, servers and active faults.
     Status {
-        /// Only this lab [default: every lab].
-        #[arg(long)]
-        name: Option<String>,
-        /// JSON: {"name", "nodes": [{"name", "netns", "ip"}], "control_ip", ...}
-        /// (an array of those without --name).
+        /// Lab name.
+        #[arg(long, default_value = DEFAULT_LAB)]
+        name: String,
+        /// Every lab on this machine (JSON: an array).
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        /// JSON: {"name", "nodes": [{"name", "netns", "ip"}], "control_ip", ...}.
         #[arg(long)]
         json: bool,
     },
@@ -115,7 +117,7 @@ pub fn run(args: LabArgs) -> Exit {
             panic_after_up,
         } => up(nodes, name, dir, foreground, panic_after_up),
         LabCommand::Down { name } => down(&name),
-        LabCommand::Status { name, json } => status(name.as_deref(), json),
+        LabCommand::Status { name, all, json } => status((!all).then_some(name.as_str()), json),
         LabCommand::Exec { name, node, cmd } => exec(&name, &node, &cmd),
         LabCommand::Run {
             name,

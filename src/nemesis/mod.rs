@@ -340,3 +340,99 @@ pub fn pause(lab: &Lab, node: &NodeState, service: Option<&str>) -> Result<Vec<S
 pub fn resume(lab: &Lab, node: &NodeState, service: Option<&str>) -> Result<Vec<String>> {
     signal_servers(lab, node, service, Signal::SIGCONT, "running")
 }
+
+// ------------------------------------------------------------------ runner API
+
+/// A fault in effect, as the runner drives a [`schedule::Window`]: made by
+/// [`apply`], undone by [`ActiveFault::end`].
+#[derive(Debug)]
+pub struct ActiveFault {
+    /// The fault.
+    pub fault: schedule::Fault,
+    delay: Option<delay::DelayHolder>,
+}
+
+fn fault_nodes(lab: &Lab, names: &[String]) -> Result<Vec<NodeState>> {
+    resolve_nodes(lab, names)
+}
+
+/// Applies a concrete fault. Delay uses netem where the kernel has it, and
+/// otherwise an NFQUEUE holder inside this process (threads), stopped by
+/// [`ActiveFault::end`] or when dropped. Kill and pause act on the servers
+/// recorded for the nodes (held by `faultline lab run`).
+pub fn apply(lab: &Lab, fault: &schedule::Fault, seed: u64) -> Result<ActiveFault> {
+    use schedule::Fault as F;
+    let fresh = Lab::open(lab.name())?; // servers may have started since `lab` was read
+    let lab = &fresh;
+    let mut held = None;
+    match fault {
+        F::Partition { grudge } => partition(lab, grudge)?,
+        F::Loss { nodes, percent } => loss(lab, &fault_nodes(lab, nodes)?, *percent)?,
+        F::Delay {
+            nodes,
+            ms,
+            jitter_ms,
+        } => {
+            let ns = fault_nodes(lab, nodes)?;
+            let spec = delay::DelaySpec {
+                ms: *ms,
+                jitter_ms: *jitter_ms,
+            };
+            if delay::netem_available(&ns[0]) {
+                delay::netem_delay(&ns, spec)?;
+                let v = serde_json::json!({"mechanism": "netem", "nodes": nodes, "ms": ms, "jitter_ms": jitter_ms});
+                state::update(lab.name(), |s| {
+                    s.faults.insert("delay".into(), v);
+                })?;
+            } else {
+                held = Some(delay::DelayHolder::start(lab, &ns, spec, seed)?);
+            }
+        }
+        F::Kill { nodes } => {
+            for n in fault_nodes(lab, nodes)? {
+                kill(lab, &n, None)?;
+            }
+        }
+        F::Pause { nodes } => {
+            for n in fault_nodes(lab, nodes)? {
+                pause(lab, &n, None)?;
+            }
+        }
+    }
+    Ok(ActiveFault {
+        fault: fault.clone(),
+        delay: held,
+    })
+}
+
+impl ActiveFault {
+    /// Undoes the fault: heals the partition or loss, removes the delay,
+    /// starts killed servers, resumes paused ones.
+    pub fn end(mut self, lab: &Lab) -> Result<()> {
+        use schedule::Fault as F;
+        let lab = Lab::open(lab.name())?;
+        match &self.fault {
+            F::Partition { .. } => heal_partition(&lab),
+            F::Loss { .. } => heal_loss(&lab),
+            F::Delay { .. } => match self.delay.take() {
+                Some(h) => {
+                    h.stop();
+                    Ok(())
+                }
+                None => delay::heal_delay(&lab),
+            },
+            F::Kill { nodes } => {
+                for n in fault_nodes(&lab, nodes)? {
+                    start(&lab, &n, None)?;
+                }
+                Ok(())
+            }
+            F::Pause { nodes } => {
+                for n in fault_nodes(&lab, nodes)? {
+                    resume(&lab, &n, None)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
