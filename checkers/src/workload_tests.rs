@@ -87,9 +87,7 @@ fn convergence_of_final_reads() {
         r#"{"process":9,"type":"ok","f":"read","key":"k0","value":3,"phase":"final","node":"n2"}"#,
     ]);
     assert_eq!(crate::convergence::check(&agree).valid, Validity::Valid);
-    let differ = agree.ops.iter().map(|o| o.clone()).collect::<Vec<_>>();
     let mut d = agree.clone();
-    d.ops = differ;
     d.ops[1].value = serde_json::json!(4);
     let r = crate::convergence::check(&d);
     assert_eq!(r.valid, Validity::Invalid);
