@@ -32,6 +32,9 @@ pub enum Command {
     Clean(crate::commands::clean::CleanArgs),
     /// Check this machine for what the lab and the stores need.
     Doctor(crate::commands::doctor::DoctorArgs),
+    /// Run one node of the built-in replicated store (started by the lab and
+    /// the runner; see docs/node-protocol.md).
+    Node(Box<crate::commands::node::NodeArgs>),
 }
 
 /// Runs a parsed command line and returns its exit code.
@@ -43,6 +46,7 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Nemesis(args) => crate::commands::nemesis::run(args),
         Command::Clean(args) => crate::commands::clean::run(args),
         Command::Doctor(args) => crate::commands::doctor::run(args),
+        Command::Node(args) => crate::commands::node::run(*args),
     }
 }
 

@@ -5,4 +5,5 @@ pub mod clean;
 pub mod doctor;
 pub mod lab;
 pub mod nemesis;
+pub mod node;
 pub mod synth;
