@@ -31,6 +31,21 @@ pub enum HistoryErrorKind {
         /// The completion's type.
         kind: &'static str,
     },
+    /// A history that began with a completion without invocation (a history
+    /// of completions only) has an invocation later.
+    #[error(
+        "`{kind}` completion for process {process}, which has no invocation in flight, in a \
+         history that has invocations (line {invoke_line}): a history is made either of \
+         completions only or of invocations and their completions"
+    )]
+    CompletionsThenInvoke {
+        /// The process of the first completion.
+        process: i64,
+        /// That completion's type.
+        kind: &'static str,
+        /// Line of the first invocation.
+        invoke_line: usize,
+    },
     /// A process invoked while an earlier invocation was still in flight.
     #[error(
         "process {process} invokes again while its invocation on line {previous_line} is still in flight"

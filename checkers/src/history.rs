@@ -291,6 +291,23 @@ impl History {
     }
 }
 
+/// Whether a completion may stand for an operation without an invocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CompletionsMode {
+    /// Every completion needs an invocation in flight (the default).
+    #[default]
+    Require,
+    /// A completion without an invocation is an operation on its own,
+    /// invoked just before it completed.
+    Allow,
+    /// The first client event decides: a history whose first client event is
+    /// a completion is made of completions only (as the causal corpus's
+    /// "paper" histories), and an invocation later in it is an error naming
+    /// that first completion's line; a history whose first client event is
+    /// an invocation is read as with [`CompletionsMode::Require`].
+    Auto,
+}
+
 /// Pairs a stream of events into operations, checking the history's shape.
 ///
 /// Readers push events in file order; [`HistoryBuilder::finish`] returns the
@@ -301,10 +318,15 @@ pub struct HistoryBuilder {
     /// Open invocation per process: index into `history.ops`.
     open: HashMap<i64, usize>,
     f_names: HashMap<String, Arc<str>>,
-    /// When false, an `ok`/`fail`/`info` without an invocation is an operation
+    /// Whether an `ok`/`fail`/`info` without an invocation is an operation
     /// on its own (histories made of completions only, as in the causal
     /// corpus).
-    require_invoke: bool,
+    mode: CompletionsMode,
+    /// In [`CompletionsMode::Auto`]: `Some(true)` once the first client event
+    /// was a completion, `Some(false)` once it was an invocation.
+    completions_only: Option<bool>,
+    /// The first completion without invocation: line, process, type.
+    first_orphan: Option<(usize, i64, &'static str)>,
 }
 
 impl HistoryBuilder {
@@ -318,14 +340,25 @@ impl HistoryBuilder {
             },
             open: HashMap::new(),
             f_names: HashMap::new(),
-            require_invoke: true,
+            mode: CompletionsMode::Require,
+            completions_only: None,
+            first_orphan: None,
         }
     }
 
     /// Accept completions that have no invocation: each stands for an
     /// operation that was invoked just before it completed.
-    pub fn allow_completions_only(mut self, allow: bool) -> Self {
-        self.require_invoke = !allow;
+    pub fn allow_completions_only(self, allow: bool) -> Self {
+        self.completions_mode(if allow {
+            CompletionsMode::Allow
+        } else {
+            CompletionsMode::Require
+        })
+    }
+
+    /// Sets how completions without an invocation are treated.
+    pub fn completions_mode(mut self, mode: CompletionsMode) -> Self {
+        self.mode = mode;
         self
     }
 
@@ -376,6 +409,21 @@ impl HistoryBuilder {
         };
         match ev.kind {
             EventType::Invoke => {
+                if self.mode == CompletionsMode::Auto {
+                    if let (Some(true), Some((line, process, kind))) =
+                        (self.completions_only, self.first_orphan)
+                    {
+                        return Err(self.error(
+                            line,
+                            HistoryErrorKind::CompletionsThenInvoke {
+                                process,
+                                kind,
+                                invoke_line: ev.line,
+                            },
+                        ));
+                    }
+                    self.completions_only = Some(false);
+                }
                 if let Some(&open) = self.open.get(&process) {
                     let prev = self.history.ops[open].invoke_line;
                     return Err(self.error(
@@ -449,7 +497,10 @@ impl HistoryBuilder {
                             }
                         }
                     }
-                    None if self.require_invoke => {
+                    None if self.mode == CompletionsMode::Require
+                        || (self.mode == CompletionsMode::Auto
+                            && self.completions_only == Some(false)) =>
+                    {
                         return Err(self.error(
                             ev.line,
                             HistoryErrorKind::CompletionWithoutInvoke {
@@ -459,6 +510,12 @@ impl HistoryBuilder {
                         ));
                     }
                     None => {
+                        if self.mode == CompletionsMode::Auto {
+                            self.completions_only = Some(true);
+                        }
+                        if self.first_orphan.is_none() {
+                            self.first_orphan = Some((ev.line, process, kind.as_str()));
+                        }
                         let id = self.history.ops.len();
                         let f = self.intern(&ev.f);
                         self.history.ops.push(Operation {
@@ -488,6 +545,12 @@ impl HistoryBuilder {
             }
         }
         Ok(())
+    }
+
+    /// True when the history read so far is made of completions without
+    /// invocations only (and has at least one).
+    pub fn is_completions_only(&self) -> bool {
+        self.first_orphan.is_some() && self.completions_only != Some(false)
     }
 
     /// The history read so far. Invocations still open are `Pending`.

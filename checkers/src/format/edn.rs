@@ -23,7 +23,8 @@ use serde_json::{Map, Number, Value};
 
 use crate::error::{HistoryError, HistoryErrorKind};
 use crate::history::{
-    Event, EventType, FailMeaning, History, HistoryBuilder, NilRead, Process, Semantics,
+    CompletionsMode, Event, EventType, FailMeaning, History, HistoryBuilder, NilRead, Process,
+    Semantics,
 };
 
 /// Deepest nesting of collections, tags and discards accepted (deeper input
@@ -1065,7 +1066,17 @@ pub fn looks_like_porcupine_kv(text: &str) -> bool {
 /// Porcupine's kv logs (`true`), which differ only in their
 /// [`semantics`].
 pub fn read(source: &str, text: &str, porcupine_kv: bool) -> Result<History, HistoryError> {
-    let mut b = HistoryBuilder::new(source, semantics(porcupine_kv));
+    read_with(source, text, porcupine_kv, CompletionsMode::Require)
+}
+
+/// [`read`], with the given treatment of completions without invocation.
+pub fn read_with(
+    source: &str,
+    text: &str,
+    porcupine_kv: bool,
+    mode: CompletionsMode,
+) -> Result<History, HistoryError> {
+    let mut b = HistoryBuilder::new(source, semantics(porcupine_kv)).completions_mode(mode);
     for_each_event(source, text, |ev| b.push(ev))?;
     if b.events() == 0 {
         return Err(b.error(0, HistoryErrorKind::Empty));

@@ -10,7 +10,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::{HistoryError, HistoryErrorKind};
-use crate::history::{Event, EventType, History, HistoryBuilder, Process, Semantics};
+use crate::history::{
+    CompletionsMode, Event, EventType, History, HistoryBuilder, Process, Semantics,
+};
 
 /// An event as decoded from JSON, before its required fields are checked.
 #[derive(Default)]
@@ -252,8 +254,17 @@ pub fn parse_event(text: &[u8], line: usize) -> Result<Event, HistoryErrorKind> 
 }
 
 /// Reads JSON Lines (or one JSON array) from `reader`, streaming line by line.
-pub fn read<R: BufRead>(source: &str, mut reader: R) -> Result<History, HistoryError> {
-    let mut b = HistoryBuilder::new(source, Semantics::default());
+pub fn read<R: BufRead>(source: &str, reader: R) -> Result<History, HistoryError> {
+    read_with(source, reader, CompletionsMode::Require)
+}
+
+/// [`read`], with the given treatment of completions without invocation.
+pub fn read_with<R: BufRead>(
+    source: &str,
+    mut reader: R,
+    mode: CompletionsMode,
+) -> Result<History, HistoryError> {
+    let mut b = HistoryBuilder::new(source, Semantics::default()).completions_mode(mode);
     let io = |e: std::io::Error| HistoryError {
         file: source.to_string(),
         line: 0,
@@ -416,6 +427,36 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.line, 3);
         assert!(matches!(e.kind, HistoryErrorKind::UnknownType(ref t) if t == "bogus"));
+    }
+
+    #[test]
+    fn completions_only_histories_in_auto_mode() {
+        let auto = |s: &str| read_with("c.jsonl", s.as_bytes(), CompletionsMode::Auto);
+        let w = r#"{"process":0,"type":"ok","f":"write","value":1}"#;
+        let r = r#"{"process":1,"type":"ok","f":"read","value":1}"#;
+        let inv = r#"{"process":2,"type":"invoke","f":"read"}"#;
+        let nem = r#"{"process":"nemesis","type":"info","f":"kill"}"#;
+        // The first client event decides; faults do not count.
+        let h = auto(&format!("{nem}\n{w}\n{r}\n")).unwrap();
+        assert_eq!(h.ops.len(), 2);
+        assert!(
+            h.ops
+                .iter()
+                .all(|o| Some(o.invoke_pos) == o.complete_pos && o.outcome == Outcome::Ok)
+        );
+        assert_eq!((h.ops[1].invoke_line, h.ops[1].complete_line), (3, Some(3)));
+        // Mixing: an invocation after completions names the first completion
+        // and the invocation.
+        let e = auto(&format!("{w}\n{r}\n{inv}\n")).unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.to_string().contains("no invocation in flight"), "{e}");
+        assert!(e.to_string().contains("has invocations (line 3)"), "{e}");
+        // A history that starts with an invocation needs them everywhere.
+        let e = auto(&format!("{inv}\n{w}\n")).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().contains("no invocation in flight"), "{e}");
+        // The default stays strict.
+        assert!(read_str(&format!("{w}\n")).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::error::{HistoryError, HistoryErrorKind};
-use crate::history::History;
+use crate::history::{CompletionsMode, History};
 
 pub mod edn;
 pub mod json;
@@ -117,10 +117,20 @@ fn io_error(source: &str, e: std::io::Error) -> HistoryError {
 /// Reads a history from `path` (`-` is standard input) in `format`.
 /// Returns the history and the format actually read.
 pub fn read_path(path: &Path, format: Format) -> Result<(History, Format), HistoryError> {
+    read_path_with(path, format, CompletionsMode::Require)
+}
+
+/// [`read_path`], with the given treatment of completions that have no
+/// invocation (see [`CompletionsMode`]).
+pub fn read_path_with(
+    path: &Path,
+    format: Format,
+    mode: CompletionsMode,
+) -> Result<(History, Format), HistoryError> {
     let source = path.display().to_string();
     if source == "-" {
         let stdin = std::io::stdin();
-        return read_from(&source, stdin.lock(), format);
+        return read_from_with(&source, stdin.lock(), format, mode);
     }
     let file = File::open(path).map_err(|e| io_error(&source, e))?;
     if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
@@ -130,14 +140,30 @@ pub fn read_path(path: &Path, format: Format) -> Result<(History, Format), Histo
             kind: HistoryErrorKind::Io("is a directory".into()),
         });
     }
-    read_from(&source, BufReader::with_capacity(1 << 20, file), format)
+    read_from_with(
+        &source,
+        BufReader::with_capacity(1 << 20, file),
+        format,
+        mode,
+    )
 }
 
 /// Reads a history from any buffered reader. `source` names it in errors.
 pub fn read_from<R: BufRead>(
     source: &str,
+    reader: R,
+    format: Format,
+) -> Result<(History, Format), HistoryError> {
+    read_from_with(source, reader, format, CompletionsMode::Require)
+}
+
+/// [`read_from`], with the given treatment of completions that have no
+/// invocation. Porcupine's etcd logs always require invocations.
+pub fn read_from_with<R: BufRead>(
+    source: &str,
     mut reader: R,
     format: Format,
+    mode: CompletionsMode,
 ) -> Result<(History, Format), HistoryError> {
     let format = match format {
         Format::Auto => {
@@ -169,15 +195,15 @@ pub fn read_from<R: BufRead>(
         f => f,
     };
     let history = match format {
-        Format::Json => json::read(source, reader)?,
+        Format::Json => json::read_with(source, reader, mode)?,
         other => {
             let mut text = String::new();
             reader
                 .read_to_string(&mut text)
                 .map_err(|e| io_error(source, e))?;
             match other {
-                Format::Edn => edn::read(source, &text, false)?,
-                Format::PorcupineKv => edn::read(source, &text, true)?,
+                Format::Edn => edn::read_with(source, &text, false, mode)?,
+                Format::PorcupineKv => edn::read_with(source, &text, true, mode)?,
                 Format::PorcupineEtcd => porcupine::read_etcd(source, &text)?,
                 Format::Json | Format::Auto => unreachable!("handled above"),
             }
