@@ -41,6 +41,10 @@ pub struct NodeArgs {
     /// client gets `info` (or `fail` when nothing was applied).
     #[arg(long, value_name = "MS", default_value = "1000")]
     pub request_timeout_ms: String,
+    /// Async mode: the primary waits this many milliseconds before shipping
+    /// new writes to the replicas (replication lag; default none).
+    #[arg(long, value_name = "MS", default_value = "0")]
+    pub replication_lag_ms: String,
     /// Worker threads of the node's runtime (1 = single-threaded, the
     /// fastest when several nodes share a small machine).
     #[arg(long, value_name = "N", default_value = "1")]
@@ -77,6 +81,12 @@ fn config(args: &NodeArgs) -> Result<(NodeConfig, usize), String> {
                 args.request_timeout_ms
             )
         })?;
+    let lag: u64 = args.replication_lag_ms.parse().map_err(|_| {
+        format!(
+            "--replication-lag-ms: {:?} is not a non-negative integer",
+            args.replication_lag_ms
+        )
+    })?;
     let threads: usize = args
         .threads
         .parse()
@@ -88,6 +98,7 @@ fn config(args: &NodeArgs) -> Result<(NodeConfig, usize), String> {
     cfg.r = r;
     cfg.w = w;
     cfg.request_timeout = Duration::from_millis(ms);
+    cfg.replication_lag = Duration::from_millis(lag);
     cfg.validate().map_err(|e| e.to_string())?;
     Ok((cfg, threads))
 }

@@ -102,6 +102,9 @@ pub struct NodeConfig {
     /// Server-side bound on every request: after it the client gets `info`
     /// (or `fail` when the node is certain nothing was applied).
     pub request_timeout: Duration,
+    /// Async mode: the primary waits this long before shipping new entries
+    /// (a model of replication lag: replicas are at least this stale).
+    pub replication_lag: Duration,
 }
 
 impl NodeConfig {
@@ -122,6 +125,7 @@ impl NodeConfig {
             r: n / 2 + 1,
             w: n / 2 + 1,
             request_timeout: Duration::from_millis(1000),
+            replication_lag: Duration::ZERO,
         }
     }
 

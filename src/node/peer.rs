@@ -37,6 +37,9 @@ pub(crate) struct Hello {
     #[serde(rename = "faultline-peer")]
     pub name: String,
     pub mode: String,
+    /// Changes at every start of the node process (it starts empty).
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 /// One replicated log entry: sequence number, key, op.
@@ -145,6 +148,8 @@ pub(crate) struct Link {
     addr: SocketAddr,
     me: String,
     mode: Mode,
+    incarnation: u64,
+    peer_incarnation: AtomicU64,
     inner: Mutex<Inner>,
     up: AtomicBool,
     /// Notified (all waiters) whenever the link goes up or down.
@@ -164,6 +169,7 @@ impl Link {
     pub(crate) fn new(
         me: &str,
         mode: Mode,
+        incarnation: u64,
         peer: &str,
         addr: SocketAddr,
         request_timeout: Duration,
@@ -173,6 +179,8 @@ impl Link {
             addr,
             me: me.to_string(),
             mode,
+            incarnation,
+            peer_incarnation: AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 tx: None,
                 pending: HashMap::new(),
@@ -192,6 +200,12 @@ impl Link {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The incarnation the peer announced on the current (or last)
+    /// connection.
+    pub(crate) fn peer_incarnation(&self) -> u64 {
+        self.peer_incarnation.load(Ordering::Acquire)
     }
 
     /// `true` while connected and past the handshake.
@@ -317,6 +331,7 @@ impl Link {
         let mut hello = serde_json::to_vec(&Hello {
             name: self.me.clone(),
             mode: self.mode.as_str().to_string(),
+            incarnation: self.incarnation,
         })
         .map_err(|e| e.to_string())?;
         hello.push(b'\n');
@@ -345,6 +360,8 @@ impl Link {
                 h.name, h.mode, self.mode
             ));
         }
+        self.peer_incarnation
+            .store(h.incarnation, Ordering::Release);
         Ok((rd, wr))
     }
 

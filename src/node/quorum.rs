@@ -319,13 +319,20 @@ impl Quorum {
         let link = self.links[i].clone();
         let queue = &self.queues[i];
         let mut was_dropping = 0;
+        let mut synced = 0;
         loop {
+            if link.is_up() && link.peer_incarnation() != synced {
+                synced = link.peer_incarnation();
+                self.bootstrap(i);
+            }
             let empty = {
                 let g = queue.lock();
                 g.puts.is_empty() && g.gets.is_empty()
             };
             if empty {
-                queue.wake.notified().await;
+                // Also look at the link now and then (bootstrap).
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(200), queue.wake.notified()).await;
                 continue;
             }
             if !link.is_up() {
@@ -397,6 +404,38 @@ impl Quorum {
                 }
             }
         }
+    }
+
+    /// Queues everything this node holds for peer `i`, which has just
+    /// (re)started empty: in-memory nodes rebuild from their peers (last
+    /// write wins keeps this safe).
+    fn bootstrap(&self, i: usize) {
+        let all: Vec<Put> = {
+            let st = self.lock();
+            st.map
+                .iter()
+                .map(|(k, v)| Put(k.clone(), v.clone()))
+                .collect()
+        };
+        if all.is_empty() {
+            return;
+        }
+        log(
+            &self.name,
+            format_args!(
+                "bootstrap: sending {} keys to peer {} (new incarnation)",
+                all.len(),
+                self.links[i].peer
+            ),
+        );
+        let q = &self.queues[i];
+        {
+            let mut g = q.lock();
+            for put in all.into_iter().rev() {
+                g.puts.push_front((put, None));
+            }
+        }
+        q.wake.notify_one();
     }
 
     /// Replica side: store newer puts, answer gets.

@@ -91,6 +91,8 @@ pub(crate) struct Repl {
     sync: bool,
     majority: usize,
     timeout: Duration,
+    /// Async mode: wait this long before shipping new entries.
+    lag: Duration,
     st: Mutex<St>,
     /// One per link: wakes the replication task.
     wake: Vec<Notify>,
@@ -134,6 +136,11 @@ impl Repl {
             sync,
             majority: cfg.majority(),
             timeout: cfg.request_timeout,
+            lag: if sync {
+                Duration::ZERO
+            } else {
+                cfg.replication_lag
+            },
             st: Mutex::new(St {
                 epoch: if initialized { unix_nanos() } else { 0 },
                 seq: 0,
@@ -543,6 +550,15 @@ impl Repl {
             if !link.is_up() {
                 link.wait_change(Duration::from_millis(200)).await;
                 continue;
+            }
+            if !self.lag.is_zero() {
+                let behind = {
+                    let st = self.lock();
+                    st.peers[i].next.is_some_and(|n| n <= st.seq)
+                };
+                if behind {
+                    tokio::time::sleep(self.lag).await;
+                }
             }
             let built = {
                 let mut st = self.lock();

@@ -29,10 +29,16 @@ pub(crate) enum Engine {
 pub(crate) struct Node {
     pub cfg: NodeConfig,
     pub engine: Engine,
+    /// Identifies this start of the node (it starts empty).
+    pub incarnation: u64,
 }
 
 impl Node {
     fn start(cfg: NodeConfig) -> Arc<Node> {
+        let incarnation = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
         let engine = match cfg.mode {
             Mode::Primary | Mode::Async => {
                 let primary = cfg.primary_name().to_string();
@@ -40,7 +46,9 @@ impl Node {
                     .peers
                     .iter()
                     .filter(|(n, _)| primary == cfg.name || *n == primary)
-                    .map(|(n, a)| Link::new(&cfg.name, cfg.mode, n, *a, cfg.request_timeout))
+                    .map(|(n, a)| {
+                        Link::new(&cfg.name, cfg.mode, incarnation, n, *a, cfg.request_timeout)
+                    })
                     .collect();
                 for l in &links {
                     tokio::spawn(l.clone().run());
@@ -51,7 +59,9 @@ impl Node {
                 let links: Vec<Arc<Link>> = cfg
                     .peers
                     .iter()
-                    .map(|(n, a)| Link::new(&cfg.name, cfg.mode, n, *a, cfg.request_timeout))
+                    .map(|(n, a)| {
+                        Link::new(&cfg.name, cfg.mode, incarnation, n, *a, cfg.request_timeout)
+                    })
                     .collect();
                 for l in &links {
                     tokio::spawn(l.clone().run());
@@ -59,7 +69,11 @@ impl Node {
                 Engine::Quorum(Quorum::start(&cfg, links))
             }
         };
-        Arc::new(Node { cfg, engine })
+        Arc::new(Node {
+            cfg,
+            engine,
+            incarnation,
+        })
     }
 
     /// Handles one parsed client request (or a forwarded one, which must
@@ -117,6 +131,11 @@ pub async fn serve_until(
     let peers: Vec<String> = cfg.peers.iter().map(|(n, a)| format!("{n}={a}")).collect();
     let detail = match cfg.mode {
         Mode::Quorum => format!("r={} w={}", cfg.r, cfg.w),
+        Mode::Async if !cfg.replication_lag.is_zero() => format!(
+            "primary {}, replication lag {} ms",
+            cfg.primary_name(),
+            cfg.replication_lag.as_millis()
+        ),
         _ => format!("primary {}", cfg.primary_name()),
     };
     log(
@@ -233,6 +252,7 @@ async fn serve_peer(
     let mut answer = match serde_json::to_vec(&Hello {
         name: me.clone(),
         mode: node.cfg.mode.as_str().to_string(),
+        incarnation: node.incarnation,
     }) {
         Ok(a) => a,
         Err(_) => return,
