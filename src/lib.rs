@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod lab;
 pub mod nemesis;
+pub mod runner;
 pub mod node;
 
 /// The exit codes CI gates on.

@@ -17,6 +17,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Test a store: start a cluster in the lab, run a workload under
+    /// faults, record the history, check it (root). With no arguments: the
+    /// built-in store, 3 nodes, partitions, 30 s.
+    Run(Box<crate::commands::run::RunArgs>),
     /// Check history files for linearizability (and more).
     Check(crate::commands::check::CheckArgs),
     /// Write a synthetic history of a linearizable store (optionally with an
@@ -40,6 +44,7 @@ pub enum Command {
 /// Runs a parsed command line and returns its exit code.
 pub fn dispatch(cli: Cli) -> Exit {
     match cli.command {
+        Command::Run(args) => crate::commands::run::run(*args),
         Command::Check(args) => crate::commands::check::run(args),
         Command::Synth(args) => crate::commands::synth::run(*args),
         Command::Lab(args) => crate::commands::lab::run(args),

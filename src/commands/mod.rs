@@ -5,5 +5,6 @@ pub mod clean;
 pub mod doctor;
 pub mod lab;
 pub mod nemesis;
+pub mod run;
 pub mod node;
 pub mod synth;

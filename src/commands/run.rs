@@ -1,0 +1,568 @@
+//! `faultline run`: flags and a TOML config file (flags win) become a
+//! [`RunConfig`]; the runner does the rest.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use faultline_checkers::Validity;
+use faultline_workloads::workload::{KeyDist, OpMix, WorkloadConfig, WorkloadKind};
+use serde::Deserialize;
+
+use crate::Exit;
+use crate::cli::fail;
+use crate::runner::{self, DbConfig, FaultKind, RunConfig};
+
+/// Arguments of `faultline run`. Every setting can also come from
+/// `--config FILE` (TOML, the same names); flags override the file.
+#[derive(Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// A TOML file with the same settings as the flags (see `examples/`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The store: `builtin` (faultline's own replicated key-value store).
+    #[arg(long, value_name = "D")]
+    pub db: Option<String>,
+    /// A store option, KEY=VALUE (builtin: mode=primary|async|quorum, r=N,
+    /// w=N); repeat it.
+    #[arg(long = "db-opt", value_name = "KEY=VALUE")]
+    pub db_opt: Vec<String>,
+    /// Number of nodes (1-9).
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<usize>,
+    /// The workload: register, kv, set, counter.
+    #[arg(long, value_name = "W")]
+    pub workload: Option<String>,
+    /// Faults, comma-separated: partition, loss, delay, kill, pause, none,
+    /// all.
+    #[arg(long, value_name = "FAULTS")]
+    pub nemesis: Option<String>,
+    /// Seconds between the starts of two faults.
+    #[arg(long, value_name = "S")]
+    pub nemesis_interval: Option<f64>,
+    /// Seconds each fault lasts (default: half the interval).
+    #[arg(long, value_name = "S")]
+    pub fault_duration: Option<f64>,
+    /// An explicit fault timeline (JSON: `[{"at": 4, "for": 3, "fault":
+    /// {"fault": "kill", "target": "primaries"}}]`) instead of `--nemesis`.
+    #[arg(long, value_name = "FILE")]
+    pub nemesis_schedule: Option<PathBuf>,
+    /// Seconds of workload under faults.
+    #[arg(long, value_name = "S")]
+    pub time_limit: Option<f64>,
+    /// Concurrent client processes.
+    #[arg(long, value_name = "C")]
+    pub concurrency: Option<u32>,
+    /// Operations per second, all clients together (default: unlimited).
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Seed of the operation generators and the nemesis (default: from the
+    /// clock; printed and stored).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// The store directory.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Number of keys (kv workload).
+    #[arg(long, value_name = "K")]
+    pub keys: Option<u32>,
+    /// Key distribution: uniform, zipf, zipf:EXPONENT.
+    #[arg(long, value_name = "DIST")]
+    pub key_dist: Option<String>,
+    /// Operation mix, e.g. read=0.5,write=0.4,cas=0.1.
+    #[arg(long, value_name = "MIX")]
+    pub mix: Option<String>,
+    /// Client-side timeout of one operation, in milliseconds (then `info`).
+    #[arg(long, value_name = "MS")]
+    pub op_timeout: Option<u64>,
+    /// Seconds of quiet after healing, before the final reads.
+    #[arg(long, value_name = "S")]
+    pub quiet: Option<f64>,
+    /// Time budget of the linearizability check, in seconds.
+    #[arg(long, value_name = "S")]
+    pub check_time_limit: Option<f64>,
+    /// Test name (the store directory's first level).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// The config file: the flags' names, in kebab-case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    db: Option<String>,
+    db_opt: Option<BTreeMap<String, toml::Value>>,
+    nodes: Option<usize>,
+    workload: Option<String>,
+    nemesis: Option<NemesisField>,
+    nemesis_interval: Option<f64>,
+    fault_duration: Option<f64>,
+    nemesis_schedule: Option<PathBuf>,
+    time_limit: Option<f64>,
+    concurrency: Option<u32>,
+    rate: Option<f64>,
+    seed: Option<u64>,
+    store: Option<PathBuf>,
+    keys: Option<u32>,
+    key_dist: Option<String>,
+    mix: Option<String>,
+    op_timeout: Option<u64>,
+    quiet: Option<f64>,
+    check_time_limit: Option<f64>,
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum NemesisField {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn positive(name: &str, v: f64) -> Result<f64, String> {
+    if v > 0.0 && v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("--{name}: must be a positive number, got {v}"))
+    }
+}
+
+fn toml_str(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Builds the run's configuration from the file and the flags.
+fn build(args: &RunArgs) -> Result<RunConfig, String> {
+    let file: FileConfig = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("--config {}: cannot read: {e}", p.display()))?;
+            toml::from_str(&text).map_err(|e| {
+                format!(
+                    "--config {}: {}",
+                    p.display(),
+                    e.to_string().replace('\n', " ")
+                )
+            })?
+        }
+        None => FileConfig::default(),
+    };
+    let db = args
+        .db
+        .clone()
+        .or(file.db)
+        .unwrap_or_else(|| "builtin".into());
+    let mut opts: BTreeMap<String, String> = file
+        .db_opt
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| (k.clone(), toml_str(v)))
+        .collect();
+    for kv in &args.db_opt {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--db-opt {kv:?}: expected KEY=VALUE"))?;
+        opts.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let db = match db.as_str() {
+        "builtin" => {
+            let mode = opts.remove("mode").unwrap_or_else(|| "primary".into());
+            if !["primary", "async", "quorum"].contains(&mode.as_str()) {
+                return Err(format!(
+                    "--db-opt mode={mode}: expected primary, async or quorum"
+                ));
+            }
+            let r = opts.remove("r").unwrap_or_else(|| "quorum".into());
+            let w = opts.remove("w").unwrap_or_else(|| "quorum".into());
+            for (name, v) in [("r", &r), ("w", &w)] {
+                let ok = ["one", "quorum", "all"].contains(&v.as_str())
+                    || v.parse::<u32>().is_ok_and(|n| n >= 1);
+                if !ok {
+                    return Err(format!(
+                        "--db-opt {name}={v}: expected a number >= 1, one, quorum or all"
+                    ));
+                }
+            }
+            if let Some(k) = opts.keys().next() {
+                return Err(format!(
+                    "--db-opt {k}: the builtin store has no such option (mode, r, w)"
+                ));
+            }
+            DbConfig::Builtin { mode, r, w }
+        }
+        other => {
+            return Err(format!(
+                "--db {other}: unknown store (available: builtin; etcd, redis and postgres are not built yet)"
+            ));
+        }
+    };
+    let nodes = args.nodes.or(file.nodes).unwrap_or(3);
+    if !(1..=9).contains(&nodes) {
+        return Err(format!("--nodes: expected 1 to 9, got {nodes}"));
+    }
+    let kind: WorkloadKind = args
+        .workload
+        .clone()
+        .or(file.workload)
+        .unwrap_or_else(|| "kv".into())
+        .parse()
+        .map_err(|e| format!("--workload: {e}"))?;
+    let nemesis = match (&args.nemesis, file.nemesis) {
+        (Some(s), _) => s.clone(),
+        (None, Some(NemesisField::One(s))) => s,
+        (None, Some(NemesisField::Many(v))) => v.join(","),
+        (None, None) => "partition".into(),
+    };
+    let faults = FaultKind::parse_list(&nemesis).map_err(|e| format!("--nemesis: {e}"))?;
+    let interval = positive(
+        "nemesis-interval",
+        args.nemesis_interval
+            .or(file.nemesis_interval)
+            .unwrap_or(5.0),
+    )?;
+    let duration = positive(
+        "fault-duration",
+        args.fault_duration
+            .or(file.fault_duration)
+            .unwrap_or(interval / 2.0),
+    )?;
+    if duration >= interval {
+        return Err(format!(
+            "--fault-duration: {duration} s must be shorter than --nemesis-interval {interval} s"
+        ));
+    }
+    // A schedule named in the config file is relative to that file.
+    let file_schedule = file.nemesis_schedule.map(|p| match &args.config {
+        Some(c) if p.is_relative() => c.parent().unwrap_or(Path::new(".")).join(p),
+        _ => p,
+    });
+    let timeline = match args.nemesis_schedule.clone().or(file_schedule) {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| format!("--nemesis-schedule {}: cannot read: {e}", p.display()))?;
+            let entries: Vec<crate::nemesis::schedule::TimelineEntry> = serde_json::from_str(&text)
+                .map_err(|e| format!("--nemesis-schedule {}: {e}", p.display()))?;
+            Some(entries)
+        }
+        None => None,
+    };
+    let time_limit = positive(
+        "time-limit",
+        args.time_limit.or(file.time_limit).unwrap_or(30.0),
+    )?;
+    let concurrency = args.concurrency.or(file.concurrency).unwrap_or(10);
+    if concurrency == 0 || concurrency > 10_000 {
+        return Err(format!(
+            "--concurrency: expected 1 to 10000, got {concurrency}"
+        ));
+    }
+    let rate = match args.rate.or(file.rate) {
+        Some(r) => Some(positive("rate", r)?),
+        None => None,
+    };
+    let seed = args.seed.or(file.seed).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64 % 1_000_000)
+            .unwrap_or(0)
+    });
+    let mut workload = WorkloadConfig::new(kind, seed, concurrency);
+    if let Some(k) = args.keys.or(file.keys) {
+        if k == 0 || k > 1_000_000 {
+            return Err(format!("--keys: expected 1 to 1000000, got {k}"));
+        }
+        workload.keys = k;
+    }
+    if let Some(d) = args.key_dist.clone().or(file.key_dist) {
+        workload.key_dist = d
+            .parse::<KeyDist>()
+            .map_err(|e| format!("--key-dist: {e}"))?;
+    }
+    if let Some(m) = args.mix.clone().or(file.mix) {
+        workload.mix = OpMix::parse(&m).map_err(|e| format!("--mix: {e}"))?;
+    }
+    workload.cas = db.supports_cas();
+    let op_timeout = args.op_timeout.or(file.op_timeout).unwrap_or(1000);
+    if op_timeout == 0 {
+        return Err("--op-timeout: must be at least 1 ms".into());
+    }
+    let quiet = args.quiet.or(file.quiet).unwrap_or(3.0);
+    if !(0.0..=600.0).contains(&quiet) {
+        return Err(format!("--quiet: expected 0 to 600 seconds, got {quiet}"));
+    }
+    let check_time_limit = match args.check_time_limit.or(file.check_time_limit) {
+        Some(s) => positive("check-time-limit", s)?,
+        None => 300.0,
+    };
+    let name = args
+        .name
+        .clone()
+        .or(file.name)
+        .unwrap_or_else(|| format!("{}-{}", db.label(), kind.name()));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        || name.starts_with('.')
+    {
+        return Err(format!(
+            "--name {name:?}: use letters, digits, '-', '_' and '.' (not first)"
+        ));
+    }
+    Ok(RunConfig {
+        name,
+        db,
+        nodes,
+        workload,
+        faults,
+        nemesis_interval: interval,
+        fault_duration: duration,
+        timeline,
+        time_limit,
+        concurrency,
+        rate,
+        seed,
+        store: args
+            .store
+            .clone()
+            .or(file.store)
+            .unwrap_or_else(|| "store".into()),
+        op_timeout: Duration::from_millis(op_timeout),
+        quiet: Duration::from_secs_f64(quiet),
+        check_time_limit: Some(check_time_limit),
+        progress: !args.no_progress && std::io::stderr().is_terminal(),
+    })
+}
+
+fn describe(cfg: &RunConfig) -> String {
+    let DbConfig::Builtin { mode, r, w } = &cfg.db;
+    let db = if mode == "quorum" {
+        format!("builtin ({mode}, r={r}, w={w})")
+    } else {
+        format!("builtin ({mode})")
+    };
+    let faults = if cfg.faults.is_empty() {
+        "no faults".to_string()
+    } else {
+        let names: Vec<String> = cfg
+            .faults
+            .iter()
+            .map(|f| {
+                serde_json::to_value(f)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .collect();
+        format!(
+            "{} every {} s for {} s",
+            names.join("+"),
+            cfg.nemesis_interval,
+            cfg.fault_duration
+        )
+    };
+    format!(
+        "{db}, {} nodes, {} workload, {} clients, {} s, {faults}, seed {}",
+        cfg.nodes, cfg.workload.kind, cfg.concurrency, cfg.time_limit, cfg.seed
+    )
+}
+
+/// Runs `faultline run`.
+pub fn run(args: RunArgs) -> Exit {
+    let cfg = match build(&args) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    eprintln!("faultline run: {}", describe(&cfg));
+    let outcome = match runner::run(cfg) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    print_summary(&outcome.dir, &outcome.verdicts);
+    match outcome.verdicts.valid {
+        Validity::Valid => Exit::Valid,
+        Validity::Invalid => Exit::Invalid,
+        Validity::Unknown => Exit::Unknown,
+    }
+}
+
+fn print_summary(dir: &Path, v: &runner::checks::Verdicts) {
+    let (mut ok, mut failed, mut info) = (0u64, 0u64, 0u64);
+    for op in &v.history.ops {
+        match op.outcome {
+            faultline_checkers::Outcome::Ok => ok += 1,
+            faultline_checkers::Outcome::Fail => failed += 1,
+            _ => info += 1,
+        }
+    }
+    let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in &v.history.faults {
+        if f.extra.get("phase").is_some_and(|p| p == "start") {
+            *faults.entry(f.f.as_str()).or_default() += 1;
+        }
+    }
+    let faults: Vec<String> = faults.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!(
+        "history: {} ({} ops: {ok} ok, {failed} fail, {info} info/pending; faults: {})",
+        dir.join("history.jsonl").display(),
+        v.ops,
+        if faults.is_empty() {
+            "none".to_string()
+        } else {
+            faults.join(", ")
+        }
+    );
+    println!("checks:");
+    for line in runner::checks::summary_lines(v) {
+        println!("{line}");
+    }
+    let verdict = match v.valid {
+        Validity::Valid => "VALID: every check passed (exit 0)",
+        Validity::Invalid => "INVALID: a consistency violation was found (exit 1)",
+        Validity::Unknown => "UNKNOWN: a check could not decide (exit 3)",
+    };
+    println!("verdict: {verdict}");
+    println!("results: {}", dir.join("results.json").display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let cfg = build(&RunArgs::default()).expect("defaults");
+        assert_eq!(cfg.nodes, 3);
+        assert_eq!(cfg.workload.kind, WorkloadKind::Kv);
+        assert_eq!(cfg.faults, vec![FaultKind::Partition]);
+        assert_eq!(cfg.time_limit, 30.0);
+        assert_eq!(cfg.name, "builtin-primary-kv");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "nodes = 5\nworkload = \"set\"\nnemesis = [\"kill\", \"pause\"]\nseed = 7\n[db-opt]\nmode = \"async\"\n",
+        )
+        .expect("write");
+        let args = RunArgs {
+            config: Some(file.clone()),
+            nodes: Some(3),
+            ..RunArgs::default()
+        };
+        let cfg = build(&args).expect("file");
+        assert_eq!(cfg.nodes, 3, "the flag wins");
+        assert_eq!(cfg.workload.kind, WorkloadKind::Set);
+        assert_eq!(cfg.faults, vec![FaultKind::Kill, FaultKind::Pause]);
+        assert_eq!(cfg.seed, 7);
+        assert!(matches!(cfg.db, DbConfig::Builtin { ref mode, .. } if mode == "async"));
+    }
+
+    #[test]
+    fn example_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).expect("configs/") {
+            let p = e.expect("entry").path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let args = RunArgs {
+                    config: Some(p.clone()),
+                    ..RunArgs::default()
+                };
+                let cfg = build(&args).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                assert!(cfg.time_limit > 0.0);
+                n += 1;
+            }
+        }
+        assert!(n >= 5, "{n} example configs");
+    }
+
+    #[test]
+    fn bad_settings_name_the_flag() {
+        let cases: Vec<(RunArgs, &str)> = vec![
+            (
+                RunArgs {
+                    nodes: Some(0),
+                    ..RunArgs::default()
+                },
+                "--nodes",
+            ),
+            (
+                RunArgs {
+                    workload: Some("queue".into()),
+                    ..RunArgs::default()
+                },
+                "--workload",
+            ),
+            (
+                RunArgs {
+                    nemesis: Some("flood".into()),
+                    ..RunArgs::default()
+                },
+                "--nemesis",
+            ),
+            (
+                RunArgs {
+                    db: Some("mongo".into()),
+                    ..RunArgs::default()
+                },
+                "--db mongo",
+            ),
+            (
+                RunArgs {
+                    db_opt: vec!["mode=paxos".into()],
+                    ..RunArgs::default()
+                },
+                "--db-opt mode",
+            ),
+            (
+                RunArgs {
+                    db_opt: vec!["color=red".into()],
+                    ..RunArgs::default()
+                },
+                "--db-opt color",
+            ),
+            (
+                RunArgs {
+                    time_limit: Some(-1.0),
+                    ..RunArgs::default()
+                },
+                "--time-limit",
+            ),
+            (
+                RunArgs {
+                    fault_duration: Some(9.0),
+                    ..RunArgs::default()
+                },
+                "--fault-duration",
+            ),
+            (
+                RunArgs {
+                    config: Some("/nonexistent.toml".into()),
+                    ..RunArgs::default()
+                },
+                "--config",
+            ),
+        ];
+        for (args, flag) in cases {
+            let e = build(&args).expect_err(flag);
+            assert!(e.starts_with(flag), "{e:?} should name {flag}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("typo.toml");
+        std::fs::write(&file, "nodez = 3\n").expect("write");
+        let e = build(&RunArgs {
+            config: Some(file),
+            ..RunArgs::default()
+        })
+        .expect_err("typo");
+        assert!(e.contains("nodez"), "{e}");
+    }
+}

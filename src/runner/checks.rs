@@ -1,0 +1,105 @@
+//! The checks that judge a run: the ones that fit its workload, on the
+//! history as written to disk (so a re-check of the stored run sees exactly
+//! what the run saw).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use faultline_checkers::format::{self, Format};
+use faultline_checkers::linear::{self, LinearOptions};
+use faultline_checkers::{CheckResult, History, ModelKind, Validity};
+use faultline_workloads::workload::WorkloadKind;
+use serde_json::{Value, json};
+
+/// Every check's result, and the verdict they make together.
+#[derive(Debug)]
+pub struct Verdicts {
+    /// The worst of the checks: invalid > unknown > valid.
+    pub valid: Validity,
+    /// Check name to its result as JSON (`valid`, `anomalies`, ...).
+    pub checks: BTreeMap<String, Value>,
+    /// Client operations in the history.
+    pub ops: usize,
+    /// Milliseconds spent parsing and checking.
+    pub check_ms: f64,
+    /// The history, for the summary.
+    pub history: History,
+}
+
+/// Reads `path` and runs the checks of `workload`. `time_limit` bounds the
+/// linearizability search.
+pub fn check_history(
+    path: &Path,
+    workload: WorkloadKind,
+    time_limit: Option<f64>,
+) -> Result<Verdicts, String> {
+    let t0 = Instant::now();
+    let (history, _) = format::read_path(path, Format::Json).map_err(|e| e.to_string())?;
+    let mut checks = BTreeMap::new();
+    let mut valid = Validity::Valid;
+    for name in workload.checks() {
+        let v = match *name {
+            "linearizable" => {
+                let model = match workload {
+                    WorkloadKind::Kv => ModelKind::Kv,
+                    _ => ModelKind::CasRegister,
+                };
+                let opts = LinearOptions {
+                    time_limit,
+                    ..LinearOptions::new(model)
+                };
+                let r = linear::check(&history, &opts).map_err(|e| {
+                    format!(
+                        "{}:{}: {} (model {})",
+                        path.display(),
+                        e.line,
+                        e.reason,
+                        model.name()
+                    )
+                })?;
+                valid = valid.merge(r.valid);
+                serde_json::to_value(&r).unwrap_or_default()
+            }
+            "set" => result(&mut valid, faultline_checkers::set::check(&history)),
+            "counter" => result(&mut valid, faultline_checkers::counter::check(&history)),
+            "convergence" => result(&mut valid, faultline_checkers::convergence::check(&history)),
+            _ => continue,
+        };
+        checks.insert((*name).to_string(), v);
+    }
+    Ok(Verdicts {
+        valid,
+        checks,
+        ops: history.len(),
+        check_ms: t0.elapsed().as_secs_f64() * 1e3,
+        history,
+    })
+}
+
+fn result(valid: &mut Validity, r: CheckResult) -> Value {
+    *valid = valid.merge(r.valid);
+    serde_json::to_value(&r).unwrap_or_else(|e| json!({"error": e.to_string()}))
+}
+
+/// One line per check for the terminal, with the first anomaly explained.
+pub fn summary_lines(v: &Verdicts) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, c) in &v.checks {
+        let verdict = match &c["valid"] {
+            Value::Bool(true) => "ok".to_string(),
+            Value::Bool(false) => "VIOLATED".to_string(),
+            _ => format!(
+                "unknown ({})",
+                c["unknown_reason"].as_str().unwrap_or("no reason given")
+            ),
+        };
+        out.push(format!("  {name:<13} {verdict}"));
+        if let Some(a) = c["anomalies"].as_array().and_then(|a| a.first()) {
+            if let Some(e) = a["explanation"].as_str() {
+                out.push(format!("      {e}"));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,919 @@
+//! `faultline run`: a workload from many concurrent clients against a real
+//! cluster in the lab, under faults, recorded and checked end to end.
+//!
+//! Phases: start the lab and the store; the main phase (workers and the
+//! nemesis); heal everything; a quiet period; final reads from every node;
+//! stop and tear down; check; report. Ctrl-C or SIGTERM ends the main phase
+//! early and the rest still happens.
+
+pub mod checks;
+pub mod recorder;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use faultline_workloads::workload::{Generator, WorkloadConfig, final_reads};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::lab::proc::{Server, ServerSpec};
+use crate::lab::{Lab, LabGuard, LabSpec, NodeState, ProcId, ServerState, state};
+use crate::nemesis::schedule::{self, Fault, FaultSpec, Phase, Schedule, Target};
+use crate::node::client::{ClientError, NodeClient};
+use crate::node::protocol::ReplyType;
+use recorder::{Ev, Recorder, Who};
+
+/// Port of the built-in store on every node.
+pub const NODE_PORT: u16 = 7000;
+
+/// The store under test.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "db", rename_all = "kebab-case")]
+pub enum DbConfig {
+    /// `faultline node`.
+    Builtin {
+        /// primary, async or quorum.
+        mode: String,
+        /// Read quorum (quorum mode).
+        r: String,
+        /// Write quorum (quorum mode).
+        w: String,
+    },
+}
+
+impl DbConfig {
+    /// A short name for the store directory.
+    pub fn label(&self) -> String {
+        match self {
+            DbConfig::Builtin { mode, .. } => format!("builtin-{mode}"),
+        }
+    }
+
+    /// The nodes that are primaries (for `primaries` targets).
+    pub fn primaries(&self, nodes: &[String]) -> Vec<String> {
+        match self {
+            DbConfig::Builtin { mode, .. } if mode != "quorum" => {
+                nodes.first().cloned().into_iter().collect()
+            }
+            DbConfig::Builtin { .. } => Vec::new(),
+        }
+    }
+
+    /// Whether the store supports compare-and-set.
+    pub fn supports_cas(&self) -> bool {
+        true
+    }
+}
+
+/// A kind of fault the nemesis draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Network partitions (isolate one node, or split majority/minority).
+    Partition,
+    /// Packet loss at one node.
+    Loss,
+    /// Packet delay at one node.
+    Delay,
+    /// SIGKILL a node's server, restart it at the end of the fault.
+    Kill,
+    /// SIGSTOP a node's server, SIGCONT at the end.
+    Pause,
+}
+
+impl FaultKind {
+    /// Parses `--nemesis`: a comma-separated set, or `none` / `all`.
+    pub fn parse_list(s: &str) -> Result<Vec<FaultKind>, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "none" => {}
+                "all" => out.extend([
+                    FaultKind::Partition,
+                    FaultKind::Loss,
+                    FaultKind::Delay,
+                    FaultKind::Kill,
+                    FaultKind::Pause,
+                ]),
+                "partition" => out.push(FaultKind::Partition),
+                "loss" => out.push(FaultKind::Loss),
+                "delay" => out.push(FaultKind::Delay),
+                "kill" => out.push(FaultKind::Kill),
+                "pause" => out.push(FaultKind::Pause),
+                other => {
+                    return Err(format!(
+                        "unknown fault `{other}` (expected partition, loss, delay, kill, pause, none or all)"
+                    ));
+                }
+            }
+        }
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The schedule's fault specifications for this kind.
+    fn specs(self) -> Vec<FaultSpec> {
+        match self {
+            FaultKind::Partition => vec![
+                FaultSpec::Partition {
+                    shape: "one".into(),
+                },
+                FaultSpec::Partition {
+                    shape: "majority".into(),
+                },
+            ],
+            FaultKind::Loss => vec![FaultSpec::Loss {
+                percent: 30.0,
+                target: Target::One,
+            }],
+            FaultKind::Delay => vec![FaultSpec::Delay {
+                ms: 50,
+                jitter_ms: 10,
+                target: Target::One,
+            }],
+            FaultKind::Kill => vec![FaultSpec::Kill {
+                target: Target::One,
+            }],
+            FaultKind::Pause => vec![FaultSpec::Pause {
+                target: Target::One,
+            }],
+        }
+    }
+}
+
+/// Everything a run needs.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunConfig {
+    /// Test name (the store directory's first level).
+    pub name: String,
+    /// The store.
+    pub db: DbConfig,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// The workload.
+    pub workload: WorkloadConfig,
+    /// Faults to draw from (empty: none).
+    pub faults: Vec<FaultKind>,
+    /// Seconds between the starts of two faults.
+    pub nemesis_interval: f64,
+    /// Seconds each fault lasts.
+    pub fault_duration: f64,
+    /// An explicit fault timeline instead of the random schedule.
+    pub timeline: Option<Vec<schedule::TimelineEntry>>,
+    /// Seconds of the main phase.
+    pub time_limit: f64,
+    /// Client workers.
+    pub concurrency: u32,
+    /// Operations per second for all workers together (None: as fast as
+    /// the store answers).
+    pub rate: Option<f64>,
+    /// The seed of the generators and the nemesis.
+    pub seed: u64,
+    /// The store directory.
+    pub store: PathBuf,
+    /// Client-side timeout of one operation (then `info`).
+    pub op_timeout: Duration,
+    /// Quiet period after healing, before the final reads.
+    pub quiet: Duration,
+    /// Time budget of the linearizability check.
+    pub check_time_limit: Option<f64>,
+    /// Show a progress bar.
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+/// Why a run could not be carried out (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The lab failed.
+    #[error(transparent)]
+    Lab(#[from] crate::lab::LabError),
+    /// A fault failed.
+    #[error(transparent)]
+    Nemesis(#[from] crate::nemesis::NemesisError),
+    /// The store did not come up.
+    #[error("the store did not come up: {0}")]
+    StoreDown(String),
+    /// Files of the store directory.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The history could not be checked.
+    #[error("checking the history: {0}")]
+    Check(String),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
+    let context = context.into();
+    move |source| RunError::Io { context, source }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The run's directory.
+    pub dir: PathBuf,
+    /// The verdicts.
+    pub verdicts: checks::Verdicts,
+}
+
+/// Shared by the tasks of a run.
+struct Ctx {
+    cfg: RunConfig,
+    lab: Lab,
+    addrs: Vec<(String, SocketAddr)>,
+    servers: Mutex<Vec<Server>>,
+    active: Mutex<Vec<crate::nemesis::ActiveFault>>,
+    rec: Recorder,
+    stop: AtomicBool,
+    active_fault: Mutex<Option<String>>,
+    max_process: AtomicU64,
+}
+
+/// Carries out a run. Infrastructure failures are errors; the verdict is in
+/// the outcome.
+pub fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
+    crate::lab::sys::preflight()?;
+    let dir = store::create_run_dir(&cfg.store, &cfg.name).map_err(io(format!(
+        "creating the run directory in {}",
+        cfg.store.display()
+    )))?;
+    let lab_name = format!("r{}", std::process::id() % 10_000_000);
+    let lab = crate::lab::up(&LabSpec {
+        name: lab_name.clone(),
+        nodes: cfg.nodes,
+        dir: None,
+        owned: true,
+    })?;
+    let guard = LabGuard::new(&lab_name);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io("starting the async runtime"))?;
+    let result = runtime.block_on(run_in_lab(cfg, lab, &dir));
+    // Tear down whatever happened; report both errors if both failed.
+    let down = guard.finish();
+    let outcome = result?;
+    down?;
+    Ok(RunOutcome {
+        dir,
+        verdicts: outcome,
+    })
+}
+
+fn node_argv(cfg: &RunConfig, lab: &Lab, node: &NodeState) -> Result<Vec<String>, RunError> {
+    let exe = std::env::current_exe().map_err(io("finding the faultline binary"))?;
+    let mut argv = vec![
+        exe.display().to_string(),
+        "node".into(),
+        "--name".into(),
+        node.name.clone(),
+        "--listen".into(),
+        format!("{}:{NODE_PORT}", node.ip),
+    ];
+    for other in lab.nodes().iter().filter(|n| n.name != node.name) {
+        argv.push("--peer".into());
+        argv.push(format!("{}={}:{NODE_PORT}", other.name, other.ip));
+    }
+    match &cfg.db {
+        DbConfig::Builtin { mode, r, w } => {
+            argv.extend(["--mode".into(), mode.clone()]);
+            if mode == "quorum" {
+                argv.extend(["--r".into(), r.clone(), "--w".into(), w.clone()]);
+            }
+        }
+    }
+    Ok(argv)
+}
+
+fn record_server(lab: &Lab, s: &Server, status: &str) -> Result<(), RunError> {
+    let entry = ServerState {
+        node: s.spec.node.clone(),
+        service: s.spec.service.clone(),
+        argv: s.spec.argv.clone(),
+        holder: Some(ProcId::current()),
+        process: s.process,
+        status: status.to_string(),
+        log: s.log.clone(),
+    };
+    state::update(lab.name(), |st| {
+        st.servers
+            .retain(|x| !(x.node == entry.node && x.service == entry.service));
+        st.servers.push(entry);
+    })?;
+    Ok(())
+}
+
+async fn wait_ready(addr: SocketAddr, within: Duration) -> Result<(), String> {
+    let t0 = Instant::now();
+    let mut last = String::from("no answer");
+    while t0.elapsed() < within {
+        match NodeClient::connect(addr, Duration::from_millis(500)).await {
+            Ok(mut c) => match c
+                .call("ping", "", Value::Null, Duration::from_millis(500))
+                .await
+            {
+                Ok(r) if r.kind == ReplyType::Ok => return Ok(()),
+                Ok(r) => last = format!("ping answered {:?}", r.error),
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("{addr}: {last}"))
+}
+
+async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verdicts, RunError> {
+    // Start the store.
+    let mut servers = Vec::new();
+    for node in lab.nodes() {
+        let spec = ServerSpec {
+            node: node.name.clone(),
+            service: "faultline-node".into(),
+            argv: node_argv(&cfg, &lab, node)?,
+        };
+        let s = Server::spawn(&lab, spec)?;
+        record_server(&lab, &s, "running")?;
+        servers.push(s);
+    }
+    let addrs: Vec<(String, SocketAddr)> = lab
+        .nodes()
+        .iter()
+        .map(|n| (n.name.clone(), SocketAddr::new(n.ip.into(), NODE_PORT)))
+        .collect();
+    for (_, addr) in &addrs {
+        if let Err(e) = wait_ready(*addr, Duration::from_secs(10)).await {
+            stop_servers(&mut servers);
+            copy_logs(&lab, dir);
+            return Err(RunError::StoreDown(e));
+        }
+    }
+
+    let start = Instant::now();
+    let history_path = dir.join("history.jsonl");
+    let (rec, writer) = recorder::start(&history_path, start)
+        .map_err(io(format!("creating {}", history_path.display())))?;
+    let ctx = Arc::new(Ctx {
+        addrs,
+        servers: Mutex::new(servers),
+        active: Mutex::new(Vec::new()),
+        rec,
+        stop: AtomicBool::new(false),
+        active_fault: Mutex::new(None),
+        max_process: AtomicU64::new(0),
+        lab,
+        cfg,
+    });
+    let windows = nemesis_windows(&ctx.cfg, &ctx.lab)?;
+
+    // Ctrl-C and SIGTERM end the main phase early.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let signals = {
+        let ctx = ctx.clone();
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
+            interrupted.store(true, Ordering::SeqCst);
+            ctx.stop.store(true, Ordering::SeqCst);
+        })
+    };
+
+    let (progress, progress_task) = progress_task(ctx.clone(), start);
+    let nemesis = tokio::spawn(nemesis_task(ctx.clone(), windows.clone(), start));
+    let mut workers = Vec::new();
+    for slot in 0..ctx.cfg.concurrency {
+        workers.push(tokio::spawn(worker(ctx.clone(), slot)));
+    }
+    let main_phase = Duration::from_secs_f64(ctx.cfg.time_limit);
+    while start.elapsed() < main_phase && !ctx.stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ctx.stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.await;
+    }
+    let _ = nemesis.await;
+    heal_all(&ctx).await;
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    if interrupted.load(Ordering::SeqCst) {
+        eprintln!("faultline: interrupted: healed; final reads, teardown and checks follow");
+    }
+    tokio::time::sleep(ctx.cfg.quiet).await;
+    final_read_phase(&ctx).await;
+
+    // Stop the store, keep its logs.
+    {
+        let mut servers = ctx.servers.lock().unwrap_or_else(|e| e.into_inner());
+        stop_servers(&mut servers);
+    }
+    copy_logs(&ctx.lab, dir);
+    signals.abort();
+    let _ = signals.await;
+    if let Some(t) = progress_task {
+        let _ = t.await;
+    }
+    let ctx = Arc::into_inner(ctx)
+        .ok_or_else(|| RunError::Check("internal: a task still holds the run's context".into()))?;
+    drop(ctx.rec);
+    writer
+        .finish()
+        .map_err(io(format!("writing {}", history_path.display())))?;
+
+    let verdicts = checks::check_history(
+        &history_path,
+        ctx.cfg.workload.kind,
+        ctx.cfg.check_time_limit,
+    )
+    .map_err(RunError::Check)?;
+    write_results(dir, &ctx.cfg, &windows, &verdicts, start.elapsed())?;
+    Ok(verdicts)
+}
+
+fn stop_servers(servers: &mut [Server]) {
+    for s in servers.iter() {
+        s.resume();
+    }
+    for s in servers.iter_mut() {
+        s.stop(Duration::from_secs(2));
+    }
+}
+
+/// Copies each node's logs from the lab directory into `<run>/nodes/<n>/`.
+fn copy_logs(lab: &Lab, dir: &Path) {
+    for node in lab.nodes() {
+        let Ok(from) = lab.node_dir(node) else {
+            continue;
+        };
+        let to = dir.join("nodes").join(&node.name);
+        let _ = std::fs::create_dir_all(&to);
+        if let Ok(rd) = std::fs::read_dir(&from) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "log") {
+                    if let Some(name) = p.file_name() {
+                        let _ = std::fs::copy(&p, to.join(name));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn nemesis_windows(cfg: &RunConfig, lab: &Lab) -> Result<Vec<schedule::Window>, RunError> {
+    let sched = match &cfg.timeline {
+        Some(t) => Schedule::Timeline(t.clone()),
+        None if cfg.faults.is_empty() => return Ok(Vec::new()),
+        None => Schedule::Random {
+            every: Duration::from_secs_f64(cfg.nemesis_interval),
+            duration: Duration::from_secs_f64(cfg.fault_duration),
+            faults: cfg.faults.iter().flat_map(|f| f.specs()).collect(),
+        },
+    };
+    let nodes: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
+    let primaries = cfg.db.primaries(&nodes);
+    Ok(sched.windows(
+        &nodes,
+        &primaries,
+        Duration::from_secs_f64(cfg.time_limit),
+        cfg.seed,
+    )?)
+}
+
+fn progress_task(
+    ctx: Arc<Ctx>,
+    start: Instant,
+) -> (
+    Option<indicatif::ProgressBar>,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    if !ctx.cfg.progress {
+        return (None, None);
+    }
+    let total = ctx.cfg.time_limit.ceil() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:24}] {pos}/{len} s  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    let task = tokio::spawn(async move {
+        while !ctx.stop.load(Ordering::Relaxed) {
+            let c = &ctx.rec.counts;
+            let fault = ctx
+                .active_fault
+                .lock()
+                .map(|f| f.clone())
+                .unwrap_or_default()
+                .unwrap_or_else(|| "none".into());
+            b.set_position(start.elapsed().as_secs().min(total));
+            b.set_message(format!(
+                "ops {}  ok {}  fail {}  info {}  fault: {fault}",
+                c.invoked.load(Ordering::Relaxed),
+                c.ok.load(Ordering::Relaxed),
+                c.fail.load(Ordering::Relaxed),
+                c.info.load(Ordering::Relaxed),
+            ));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    (Some(bar), Some(task))
+}
+
+async fn worker(ctx: Arc<Ctx>, slot: u32) {
+    let c = u64::from(ctx.cfg.concurrency);
+    let (node, addr) = ctx.addrs[slot as usize % ctx.addrs.len()].clone();
+    let mut generator = Generator::new(&ctx.cfg.workload, slot);
+    let mut process = u64::from(slot);
+    let mut client: Option<NodeClient> = None;
+    let interval = ctx
+        .cfg
+        .rate
+        .map(|r| Duration::from_secs_f64(f64::from(ctx.cfg.concurrency) / r));
+    let mut next_at = tokio::time::Instant::now();
+    while !ctx.stop.load(Ordering::Relaxed) {
+        if let Some(iv) = interval {
+            next_at += iv;
+            tokio::time::sleep_until(next_at).await;
+            if ctx.stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        let cl = match client.as_mut() {
+            Some(cl) => cl,
+            None => match NodeClient::connect(addr, ctx.cfg.op_timeout).await {
+                Ok(cl) => client.insert(cl),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let op = generator.next_op();
+        let ev = |kind: &'static str, value: Value, error: Option<String>, time: u64| Ev {
+            time,
+            process: Who::Client(process),
+            kind,
+            f: op.f.to_string(),
+            key: Some(op.key.clone()),
+            value,
+            node: Some(node.clone()),
+            error,
+            phase: None,
+        };
+        ctx.rec
+            .record(ev("invoke", op.value.clone(), None, ctx.rec.now()));
+        let r = cl
+            .call(op.f, &op.key, op.value.clone(), ctx.cfg.op_timeout)
+            .await;
+        let now = ctx.rec.now();
+        let retire = match r {
+            Ok(reply) => {
+                let value = if op.f == "read" {
+                    reply.value
+                } else {
+                    op.value.clone()
+                };
+                let (kind, retire) = match reply.kind {
+                    ReplyType::Ok => ("ok", false),
+                    ReplyType::Fail => ("fail", false),
+                    ReplyType::Info => ("info", true),
+                };
+                let value = if kind == "ok" {
+                    value
+                } else {
+                    op.value.clone()
+                };
+                // A node that refuses at once (no primary, no quorum) would
+                // otherwise fill the history with failures: back off a bit.
+                let refused = kind == "fail"
+                    && reply
+                        .error
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("unavailable"));
+                ctx.rec.record(ev(kind, value, reply.error, now));
+                if refused {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                retire
+            }
+            Err(ClientError::Definite(e)) => {
+                ctx.rec.record(ev("fail", op.value.clone(), Some(e), now));
+                client = None;
+                false
+            }
+            Err(e) => {
+                ctx.rec
+                    .record(ev("info", op.value.clone(), Some(e.to_string()), now));
+                true
+            }
+        };
+        if retire {
+            // Jepsen's convention: the process may still be running the
+            // operation; the worker carries on under a new id.
+            process += c;
+            client = None;
+        }
+    }
+    ctx.max_process.fetch_max(process, Ordering::Relaxed);
+}
+
+fn fault_label(f: &Fault) -> String {
+    match f {
+        Fault::Partition { grudge } => {
+            let cut: Vec<String> = grudge
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| format!("{k}x{}", v.len()))
+                .collect();
+            format!("partition ({})", cut.join(" "))
+        }
+        Fault::Loss { nodes, percent } => format!("loss {percent}% at {}", nodes.join(",")),
+        Fault::Delay { nodes, ms, .. } => format!("delay {ms} ms at {}", nodes.join(",")),
+        Fault::Kill { nodes } => format!("kill {}", nodes.join(",")),
+        Fault::Pause { nodes } => format!("pause {}", nodes.join(",")),
+    }
+}
+
+async fn nemesis_task(ctx: Arc<Ctx>, windows: Vec<schedule::Window>, start: Instant) {
+    for ev in schedule::events(&windows) {
+        let at = tokio::time::Instant::from_std(start + ev.time);
+        loop {
+            if ctx.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= at {
+                break;
+            }
+            tokio::time::sleep((at - now).min(Duration::from_millis(50))).await;
+        }
+        let c = ctx.clone();
+        let e = ev.clone();
+        let applied = tokio::task::spawn_blocking(move || apply_fault(&c, &e.fault, e.phase))
+            .await
+            .unwrap_or_else(|e| Err(format!("the fault task panicked: {e}")));
+        let mut line = ev.to_history();
+        let value = line["value"].take();
+        let error = match &applied {
+            Ok(()) => None,
+            Err(e) => Some(e.clone()),
+        };
+        if let Err(e) = &applied {
+            eprintln!("faultline: warning: fault {} failed: {e}", ev.fault.name());
+        }
+        ctx.rec.record(Ev {
+            time: ctx.rec.now(),
+            process: Who::Nemesis,
+            kind: "info",
+            f: ev.fault.name().to_string(),
+            key: None,
+            value,
+            node: None,
+            error,
+            phase: Some(match ev.phase {
+                Phase::Start => "start",
+                Phase::End => "end",
+            }),
+        });
+        if let Ok(mut a) = ctx.active_fault.lock() {
+            *a = match ev.phase {
+                Phase::Start => Some(fault_label(&ev.fault)),
+                Phase::End => None,
+            };
+        }
+    }
+}
+
+fn with_servers(ctx: &Ctx, names: &[String], mut f: impl FnMut(&mut Server, &Lab)) {
+    let mut servers = ctx.servers.lock().unwrap_or_else(|e| e.into_inner());
+    for s in servers.iter_mut().filter(|s| names.contains(&s.spec.node)) {
+        f(s, &ctx.lab);
+    }
+}
+
+/// Applies (start) or heals (end) one fault. Blocking. Network faults go
+/// through [`crate::nemesis::apply`] (netem where the kernel has it, the
+/// NFQUEUE holder otherwise); kill and pause act on the servers this run
+/// holds.
+fn apply_fault(ctx: &Ctx, fault: &Fault, phase: Phase) -> Result<(), String> {
+    match (fault, phase) {
+        (Fault::Kill { nodes }, Phase::Start) => {
+            with_servers(ctx, nodes, |s, lab| {
+                s.kill();
+                let _ = record_server(lab, s, "killed");
+            });
+            Ok(())
+        }
+        (Fault::Kill { nodes }, Phase::End) => {
+            let mut failed = None;
+            with_servers(ctx, nodes, |s, lab| match s.restart(lab) {
+                Ok(()) => {
+                    let _ = record_server(lab, s, "running");
+                }
+                Err(e) => failed = Some(e.to_string()),
+            });
+            failed.map_or(Ok(()), Err)
+        }
+        (Fault::Pause { nodes }, Phase::Start) => {
+            with_servers(ctx, nodes, |s, _| {
+                s.pause();
+            });
+            Ok(())
+        }
+        (Fault::Pause { nodes }, Phase::End) => {
+            with_servers(ctx, nodes, |s, _| {
+                s.resume();
+            });
+            Ok(())
+        }
+        (f, Phase::Start) => {
+            let active =
+                crate::nemesis::apply(&ctx.lab, f, ctx.cfg.seed).map_err(|e| e.to_string())?;
+            ctx.active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(active);
+            Ok(())
+        }
+        (f, Phase::End) => {
+            let found = {
+                let mut active = ctx.active.lock().unwrap_or_else(|e| e.into_inner());
+                active
+                    .iter()
+                    .position(|a| &a.fault == f)
+                    .map(|i| active.remove(i))
+            };
+            match found {
+                Some(a) => a.end(&ctx.lab).map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// Heals every fault that may still be active: the network, paused and
+/// killed servers.
+async fn heal_all(ctx: &Arc<Ctx>) {
+    let c = ctx.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        let active: Vec<_> = c
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for a in active {
+            let _ = a.end(&c.lab);
+        }
+        if let Err(e) = crate::nemesis::heal(&c.lab) {
+            eprintln!("faultline: warning: healing the network: {e}");
+        }
+        let names: Vec<String> = c.lab.nodes().iter().map(|n| n.name.clone()).collect();
+        with_servers(&c, &names, |s, lab| {
+            s.resume();
+            if s.process.is_none_or(|p| !p.is_alive()) {
+                if let Err(e) = s.restart(lab) {
+                    eprintln!("faultline: warning: restarting {}: {e}", s.spec.node);
+                }
+                let _ = record_server(lab, s, "running");
+            }
+        });
+    })
+    .await;
+    if let Ok(mut a) = ctx.active_fault.lock() {
+        *a = None;
+    }
+}
+
+/// After healing: every node reads every key once (retrying a few times),
+/// recorded with `"phase": "final"`.
+async fn final_read_phase(ctx: &Arc<Ctx>) {
+    let mut process = ctx.max_process.load(Ordering::Relaxed) + 1;
+    let reads = final_reads(&ctx.cfg.workload);
+    for (node, addr) in ctx.addrs.clone() {
+        for op in &reads {
+            for _attempt in 0..5 {
+                let mut client = match NodeClient::connect(addr, Duration::from_secs(1)).await {
+                    Ok(c) => c,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        continue;
+                    }
+                };
+                let ev = |kind: &'static str, value: Value, error: Option<String>, time: u64| Ev {
+                    time,
+                    process: Who::Client(process),
+                    kind,
+                    f: op.f.to_string(),
+                    key: Some(op.key.clone()),
+                    value,
+                    node: Some(node.clone()),
+                    error,
+                    phase: Some("final"),
+                };
+                ctx.rec
+                    .record(ev("invoke", Value::Null, None, ctx.rec.now()));
+                let r = client
+                    .call(op.f, &op.key, Value::Null, Duration::from_secs(2))
+                    .await;
+                let now = ctx.rec.now();
+                let done = match r {
+                    Ok(reply) if reply.kind == ReplyType::Ok => {
+                        ctx.rec.record(ev("ok", reply.value, None, now));
+                        true
+                    }
+                    Ok(reply) => {
+                        let kind = if reply.kind == ReplyType::Fail {
+                            "fail"
+                        } else {
+                            "info"
+                        };
+                        ctx.rec.record(ev(kind, Value::Null, reply.error, now));
+                        false
+                    }
+                    Err(ClientError::Definite(e)) => {
+                        ctx.rec.record(ev("fail", Value::Null, Some(e), now));
+                        false
+                    }
+                    Err(e) => {
+                        ctx.rec
+                            .record(ev("info", Value::Null, Some(e.to_string()), now));
+                        false
+                    }
+                };
+                process += 1;
+                if done {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+}
+
+fn write_results(
+    dir: &Path,
+    cfg: &RunConfig,
+    windows: &[schedule::Window],
+    v: &checks::Verdicts,
+    elapsed: Duration,
+) -> Result<(), RunError> {
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for op in &v.history.ops {
+        let k = match op.outcome {
+            faultline_checkers::Outcome::Ok => "ok",
+            faultline_checkers::Outcome::Fail => "fail",
+            faultline_checkers::Outcome::Info => "info",
+            faultline_checkers::Outcome::Pending => "pending",
+        };
+        *counts.entry(k).or_default() += 1;
+    }
+    let results = json!({
+        "faultline": env!("CARGO_PKG_VERSION"),
+        "name": cfg.name,
+        "dir": dir.display().to_string(),
+        "valid": v.valid,
+        "checks": v.checks,
+        "seed": cfg.seed,
+        "config": cfg,
+        "stats": {
+            "ops": v.ops,
+            "outcomes": counts,
+            "faults": windows.len(),
+            "duration_s": elapsed.as_secs_f64(),
+            "ok_per_s": counts.get("ok").copied().unwrap_or(0) as f64 / cfg.time_limit.max(0.001),
+            "check_ms": v.check_ms,
+        },
+        "faults": windows,
+    });
+    let path = dir.join("results.json");
+    let text = serde_json::to_string_pretty(&results).unwrap_or_default();
+    std::fs::write(&path, text + "\n").map_err(io(format!("writing {}", path.display())))
+}

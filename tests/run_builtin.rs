@@ -1,0 +1,347 @@
+//! `faultline run` end to end against the built-in store, in a real lab
+//! (root; CI runs as root). Done-when items of the `faultline run` issue.
+
+mod lab_common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use lab_common::{assert_clean, bin, guard};
+use serde_json::Value;
+
+fn run(store: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("run")
+        .arg("--store")
+        .arg(store)
+        .args(["--no-progress", "--quiet", "1"])
+        .args(args)
+        .output()
+        .expect("runs faultline")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn latest(store: &Path) -> PathBuf {
+    std::fs::canonicalize(store.join("latest")).expect("store/latest")
+}
+
+fn results(store: &Path) -> Value {
+    let p = latest(store).join("results.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).expect("results.json")).expect("JSON")
+}
+
+fn history(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("history.jsonl"))
+        .expect("history")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+fn count(h: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
+    h.iter().filter(|e| pred(e)).count()
+}
+
+#[test]
+fn primary_mode_is_linearizable_under_partitions() {
+    let Some(_g) = guard("primary_mode_is_linearizable_under_partitions") else {
+        return;
+    };
+    let store = tempfile::tempdir().expect("tempdir");
+    let o = run(
+        store.path(),
+        &[
+            "--db-opt",
+            "mode=primary",
+            "--nodes",
+            "3",
+            "--workload",
+            "kv",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "5",
+            "--time-limit",
+            "30",
+            "--seed",
+            "1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = results(store.path());
+    assert_eq!(r["valid"], true);
+    assert_eq!(r["checks"]["linearizable"]["valid"], true);
+    assert_eq!(r["checks"]["convergence"]["valid"], true);
+    let dir = latest(store.path());
+    let h = history(&dir);
+    let ok = count(&h, |e| e["type"] == "ok");
+    assert!(ok >= 1000, "at least 1,000 ok operations, got {ok}");
+    let partitions = count(&h, |e| e["f"] == "partition" && e["phase"] == "start");
+    assert!(
+        partitions >= 3,
+        "at least 3 partition intervals, got {partitions}"
+    );
+    assert_eq!(
+        partitions,
+        count(&h, |e| e["f"] == "partition" && e["phase"] == "end"),
+        "every partition is healed"
+    );
+    for n in ["n1", "n2", "n3"] {
+        let log = dir.join("nodes").join(n).join("faultline-node.log");
+        assert!(log.is_file(), "node log {}", log.display());
+    }
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("verdict: VALID"), "{out}");
+    // The stored run re-checks the same.
+    let c = Command::new(bin())
+        .args(["check", "--model", "kv"])
+        .arg(dir.join("history.jsonl"))
+        .output()
+        .expect("check");
+    assert_eq!(c.status.code(), Some(0), "{}", text(&c));
+    assert_clean();
+}
+
+#[test]
+fn async_mode_serves_stale_reads_and_loses_acknowledged_elements() {
+    let Some(_g) = guard("async_mode_serves_stale_reads_and_loses_acknowledged_elements") else {
+        return;
+    };
+    let store = tempfile::tempdir().expect("tempdir");
+    let o = run(
+        store.path(),
+        &[
+            "--db-opt",
+            "mode=async",
+            "--nodes",
+            "3",
+            "--workload",
+            "kv",
+            "--keys",
+            "4",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "4",
+            "--time-limit",
+            "20",
+            "--seed",
+            "2",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = results(store.path());
+    let lin = &r["checks"]["linearizable"];
+    assert_eq!(lin["valid"], false, "{lin}");
+    let a = &lin["anomalies"][0];
+    assert_eq!(a["op"]["f"], "read", "the witness is a stale read: {a}");
+
+    // Set workload, the primary killed and restarted: the store keeps its
+    // data in memory, so acknowledged elements are lost.
+    let store = tempfile::tempdir().expect("tempdir");
+    let timeline = store.path().join("kill-primary.json");
+    std::fs::write(
+        &timeline,
+        r#"[{"at": 4, "for": 2, "fault": {"fault": "kill", "target": "primaries"}},
+            {"at": 9, "for": 2, "fault": {"fault": "kill", "target": "primaries"}}]"#,
+    )
+    .expect("timeline");
+    let cfg = store.path().join("kill.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "workload = \"set\"\nnemesis-schedule = {:?}\ntime-limit = 14\nseed = 3\n[db-opt]\nmode = \"async\"\n",
+            timeline.display().to_string()
+        ),
+    )
+    .expect("config");
+    let o = run(store.path(), &["--config", cfg.to_str().expect("utf-8")]);
+    let r = results(store.path());
+    let set = &r["checks"]["set"];
+    let lost = set["stats"]["lost"].as_u64().unwrap_or(0);
+    assert!(
+        lost > 0,
+        "acknowledged elements lost after killing the primary: {set}\n{}",
+        text(&o)
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let h = history(&latest(store.path()));
+    assert!(count(&h, |e| e["f"] == "kill" && e["phase"] == "start") >= 2);
+    assert_clean();
+}
+
+#[test]
+fn quorum_one_one_is_not_linearizable_under_partitions() {
+    let Some(_g) = guard("quorum_one_one_is_not_linearizable_under_partitions") else {
+        return;
+    };
+    let store = tempfile::tempdir().expect("tempdir");
+    let o = run(
+        store.path(),
+        &[
+            "--db-opt",
+            "mode=quorum",
+            "--db-opt",
+            "r=1",
+            "--db-opt",
+            "w=1",
+            "--nodes",
+            "3",
+            "--workload",
+            "kv",
+            "--keys",
+            "4",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "4",
+            "--time-limit",
+            "20",
+            "--seed",
+            "4",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(
+        results(store.path())["checks"]["linearizable"]["valid"],
+        false
+    );
+    assert_clean();
+}
+
+#[test]
+fn a_sigkilled_run_leaves_a_readable_history_and_clean_removes_the_lab() {
+    let Some(_g) = guard("a_sigkilled_run_leaves_a_readable_history_and_clean_removes_the_lab")
+    else {
+        return;
+    };
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(bin())
+        .arg("run")
+        .arg("--store")
+        .arg(store.path())
+        .args([
+            "--no-progress",
+            "--nemesis",
+            "partition,pause",
+            "--nemesis-interval",
+            "2",
+        ])
+        .args(["--time-limit", "30", "--seed", "5"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_secs(7));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let dir = latest(store.path());
+    let raw = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+    assert!(raw.ends_with('\n'), "the last line is complete");
+    let h = history(&dir);
+    assert!(h.len() > 100, "the history was streamed: {} lines", h.len());
+    let c = Command::new(bin())
+        .args(["check", "--model", "kv"])
+        .arg(dir.join("history.jsonl"))
+        .output()
+        .expect("check");
+    assert_ne!(
+        c.status.code(),
+        Some(2),
+        "faultline check reads it: {}",
+        text(&c)
+    );
+    let clean = Command::new(bin()).arg("clean").output().expect("clean");
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    assert_clean();
+}
+
+/// Per worker slot, the invocations (f, key, value) in order.
+fn invocations(h: &[Value], concurrency: u64) -> BTreeMap<u64, Vec<(String, String, String)>> {
+    let mut out: BTreeMap<u64, Vec<_>> = BTreeMap::new();
+    for e in h
+        .iter()
+        .filter(|e| e["type"] == "invoke" && e["phase"].is_null())
+    {
+        let p = e["process"].as_u64().expect("client process");
+        out.entry(p % concurrency).or_default().push((
+            e["f"].to_string(),
+            e["key"].to_string(),
+            e["value"].to_string(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn the_same_seed_gives_the_same_operations_and_faults() {
+    let Some(_g) = guard("the_same_seed_gives_the_same_operations_and_faults") else {
+        return;
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let store = tempfile::tempdir().expect("tempdir");
+        let o = run(
+            store.path(),
+            &[
+                "--nemesis",
+                "partition,pause",
+                "--nemesis-interval",
+                "2",
+                "--time-limit",
+                "7",
+                "--concurrency",
+                "5",
+                "--seed",
+                "42",
+            ],
+        );
+        assert_ne!(o.status.code(), Some(2), "{}", text(&o));
+        runs.push(history(&latest(store.path())));
+    }
+    let (a, b) = (invocations(&runs[0], 5), invocations(&runs[1], 5));
+    assert_eq!(a.len(), 5);
+    for (slot, ops) in &a {
+        let other = &b[slot];
+        let n = ops.len().min(other.len());
+        assert!(n > 20, "slot {slot}: {n} operations");
+        assert_eq!(ops[..n], other[..n], "slot {slot}: same operations");
+    }
+    let faults = |h: &[Value]| -> Vec<String> {
+        h.iter()
+            .filter(|e| e["process"] == "nemesis")
+            .map(|e| format!("{} {} {}", e["f"], e["phase"], e["value"]))
+            .collect()
+    };
+    assert_eq!(faults(&runs[0]), faults(&runs[1]));
+    assert!(!faults(&runs[0]).is_empty());
+    assert_clean();
+}
+
+#[test]
+fn bad_flags_exit_2_before_any_lab() {
+    let store = tempfile::tempdir().expect("tempdir");
+    for (args, needle) in [
+        (vec!["--nodes", "0"], "--nodes"),
+        (vec!["--db", "cassandra"], "--db cassandra"),
+        (vec!["--db-opt", "mode=raft"], "--db-opt mode=raft"),
+        (vec!["--nemesis", "meteor"], "--nemesis"),
+        (vec!["--workload", "queue"], "--workload"),
+    ] {
+        let o = run(store.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    assert!(!store.path().join("latest").exists(), "nothing was started");
+}
