@@ -40,6 +40,9 @@ const MAX_BATCH: usize = 4096;
 /// Entries kept for lagging replicas beyond what every replica has; past
 /// it, a lagging replica gets a snapshot.
 const LOG_CAP: usize = 200_000;
+/// Waiting writes or reads beyond which those whose request has timed out
+/// are dropped.
+const PRUNE_AT: usize = 4096;
 /// A replica hears from the primary at least this often.
 const HEARTBEAT: Duration = Duration::from_millis(100);
 
@@ -294,6 +297,10 @@ impl Repl {
             store::apply(&mut st.latest, &req.key, &op);
             st.log.push_back(Entry(seq, req.key, op));
             let (tx, rx) = oneshot::channel();
+            if st.waiters.len() >= PRUNE_AT {
+                // Requests that timed out while no majority answered.
+                st.waiters.retain(|w| !w.1.is_closed());
+            }
             st.waiters.push_back((seq, tx));
             self.advance(&mut st);
             rx
@@ -318,6 +325,9 @@ impl Repl {
             st.tick += 1;
             let t = st.tick;
             let (tx, rx) = oneshot::channel();
+            if st.reads.len() >= PRUNE_AT {
+                st.reads.retain(|r| !r.2.is_closed());
+            }
             st.reads.push_back((t, req.key, tx));
             self.advance(&mut st);
             rx
