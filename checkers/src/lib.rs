@@ -6,14 +6,22 @@
 //! beyond reading files, so it builds anywhere.
 #![warn(missing_docs)]
 
+pub mod causal;
+pub mod checks;
 pub mod convergence;
 pub mod counter;
+#[cfg(test)]
+mod differential;
 pub mod error;
 pub mod format;
+pub mod graph;
 pub mod history;
 pub mod linear;
 pub mod model;
+pub mod rw;
+pub mod session;
 pub mod set;
+pub mod tuples;
 pub mod verdict;
 #[cfg(test)]
 mod workload_tests;
