@@ -1,13 +1,31 @@
 //! `faultline check`: read history files, check them, print a verdict per
 //! file, exit with the worst.
+//!
+//! The checks are linearizability, the session guarantees and the three
+//! variants of causal consistency (`--checks`, see
+//! [`faultline_checkers::checks`]). By default every check that applies to
+//! the model runs; the session and causal checks are then skipped, with a
+//! note, on histories that break their contract (a value written twice, a
+//! function other than read and write), so that such histories keep their
+//! linearizability verdict. Named explicitly in `--checks`, a check whose
+//! contract the history breaks is an error (exit 2), like a history that
+//! does not fit its model: no budget would let the check decide, and
+//! "unknown" means "ran out of budget" here.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use faultline_checkers::causal::CausalOptions;
+use faultline_checkers::checks::{self, Check, Ran, RwOptions};
 use faultline_checkers::format::{self, Format};
+use faultline_checkers::history::{CompletionsMode, History, Outcome};
 use faultline_checkers::linear::{self, LinearOptions, LinearReport};
+use faultline_checkers::model::EncodeOptions;
+use faultline_checkers::tuples::{self, KeyInValue};
+use faultline_checkers::verdict::CheckResult;
 use faultline_checkers::{ModelKind, Validity};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::Exit;
 
@@ -45,6 +63,31 @@ pub struct CheckArgs {
     /// One JSON object per file per line on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// The checks, comma-separated: linearizable, ryw, mr, mw, wfr, session
+    /// (the four), cc, ccv, cm, causal (the three), all. Default: every
+    /// check that applies to the model (session and causal checks are then
+    /// skipped, with a note, on histories that break their contract).
+    #[arg(long, value_name = "LIST", value_parser = parse_checks)]
+    pub checks: Option<CheckList>,
+
+    /// Take keys from `[key value]` values (Jepsen's independent tuples):
+    /// auto (when no operation has a `key` field, every one is a read or a
+    /// write and every value is such a pair), yes, no.
+    #[arg(long, default_value = "auto", value_name = "WHEN", value_parser = parse_key_in_value)]
+    pub key_in_value: KeyInValue,
+}
+
+/// The checks named by `--checks`.
+#[derive(Clone, Debug)]
+pub struct CheckList(pub Vec<Check>);
+
+fn parse_checks(s: &str) -> Result<CheckList, String> {
+    Check::parse_list(s).map(CheckList)
+}
+
+fn parse_key_in_value(s: &str) -> Result<KeyInValue, String> {
+    s.parse()
 }
 
 fn parse_model(s: &str) -> Result<ModelKind, String> {
@@ -108,56 +151,375 @@ fn report_error(args: &CheckArgs, file: &str, msg: &str) -> FileOutcome {
     FileOutcome::Error
 }
 
+/// The kind of a completion, for messages.
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Ok => "ok",
+        Outcome::Fail => "fail",
+        Outcome::Info | Outcome::Pending => "info",
+    }
+}
+
+/// True when every operation of a non-empty history is a completion
+/// without invocation.
+fn completions_only(h: &History) -> bool {
+    !h.ops.is_empty() && h.ops.iter().all(|o| o.complete_pos == Some(o.invoke_pos))
+}
+
+/// A session or causal check that was not run, and why.
+struct Skipped {
+    check: Check,
+    reason: String,
+}
+
 fn check_file(path: &std::path::Path, args: &CheckArgs) -> FileOutcome {
     let name = path.display().to_string();
+    let explicit = args.checks.as_ref().map(|c| c.0.as_slice());
+    let wants_rw = explicit.is_some_and(|c| c.iter().any(|c| c.needs_rw()));
     let t0 = Instant::now();
-    let (history, fmt) = match format::read_path(path, args.format) {
+    let (mut history, fmt) = match format::read_path_with(path, args.format, CompletionsMode::Auto)
+    {
         Ok(x) => x,
         Err(e) => return report_error(args, &name, &e.to_string()),
     };
+    let only_completions = completions_only(&history);
+    if only_completions && !wants_rw {
+        let first = &history.ops[0];
+        return report_error(
+            args,
+            &name,
+            &format!(
+                "{name}:{}: `{}` completion for process {}, which has no invocation in flight \
+                 (the history has no invocations at all: a history of completions only is \
+                 checked by the session and causal checks, --checks session, causal or all)",
+                first.invoke_line,
+                outcome_name(first.outcome),
+                first.process
+            ),
+        );
+    }
+    let keys_from_values = match tuples::apply(&mut history, args.key_in_value) {
+        Ok(applied) => applied,
+        Err(e) => return report_error(args, &name, &format!("{name}:{}: {}", e.line, e.reason)),
+    };
     let parse_ms = t0.elapsed().as_secs_f64() * 1e3;
     let model = args.model.unwrap_or_else(|| ModelKind::infer(&history));
-    let opts = LinearOptions {
-        model,
-        initial: args.initial.clone(),
-        time_limit: args.time_limit,
-        memory_limit: usize::try_from(args.memory_limit.saturating_mul(1 << 20))
-            .unwrap_or(usize::MAX),
+    let checks: Vec<Check> = match explicit {
+        Some(list) => {
+            if let Some(c) = list.iter().find(|c| !c.applies_to(model)) {
+                return report_error(
+                    args,
+                    &name,
+                    &format!(
+                        "{name}: the {} check applies to register, cas-register and kv \
+                         histories of reads and writes, not to the {} model",
+                        c.name(),
+                        model.name()
+                    ),
+                );
+            }
+            list.to_vec()
+        }
+        None => Check::defaults(model),
     };
     let t1 = Instant::now();
-    let report = match linear::check(&history, &opts) {
-        Ok(r) => r,
-        Err(e) => {
-            return report_error(
-                args,
-                &name,
-                &format!("{name}:{}: {} (model {})", e.line, e.reason, model.name()),
+    let deadline = args
+        .time_limit
+        .map(|s| t1 + Duration::from_secs_f64(s.min(1e9)));
+    let memory_limit =
+        usize::try_from(args.memory_limit.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let mut lin: Option<LinearReport> = None;
+    if checks.contains(&Check::Linearizable) {
+        let opts = LinearOptions {
+            model,
+            initial: args.initial.clone(),
+            time_limit: args.time_limit,
+            memory_limit,
+        };
+        match linear::check(&history, &opts) {
+            Ok(r) => lin = Some(r),
+            Err(e) => {
+                return report_error(
+                    args,
+                    &name,
+                    &format!("{name}:{}: {} (model {})", e.line, e.reason, model.name()),
+                );
+            }
+        }
+    }
+    let rw_checks: Vec<Check> = checks.iter().copied().filter(|c| c.needs_rw()).collect();
+    let mut ran: Vec<Ran> = Vec::new();
+    let mut skipped: Vec<Skipped> = Vec::new();
+    if !rw_checks.is_empty() {
+        let opts = RwOptions {
+            initial: EncodeOptions::new(&history, args.initial.as_ref()).initial,
+            causal: CausalOptions {
+                deadline,
+                memory_limit,
+            },
+        };
+        match checks::run_rw(&history, &rw_checks, &opts) {
+            Ok(r) => ran = r,
+            Err(e) if explicit.is_some() => {
+                let names: Vec<&str> = rw_checks.iter().map(|c| c.name()).collect();
+                return report_error(
+                    args,
+                    &name,
+                    &format!(
+                        "{name}:{}: {} (the history does not fit the {} check{})",
+                        e.line,
+                        e.reason,
+                        names.join(", "),
+                        if names.len() > 1 { "s" } else { "" }
+                    ),
+                );
+            }
+            Err(e) => {
+                skipped = rw_checks
+                    .iter()
+                    .map(|&check| Skipped {
+                        check,
+                        reason: e.short.to_string(),
+                    })
+                    .collect();
+            }
+        }
+    }
+    let check_ms = t1.elapsed().as_secs_f64() * 1e3;
+    let mut verdicts: Vec<(Check, Validity)> = Vec::new();
+    if let Some(r) = &lin {
+        verdicts.push((Check::Linearizable, r.valid));
+    }
+    verdicts.extend(ran.iter().map(|r| (r.check, r.result.valid)));
+    let valid = verdicts
+        .iter()
+        .fold(Validity::Valid, |acc, (_, v)| acc.merge(*v));
+    let shown = Shown {
+        name: &name,
+        history: &history,
+        model,
+        lin: lin.as_ref(),
+        ran: &ran,
+        skipped: &skipped,
+        verdicts: &verdicts,
+        valid,
+        parse_ms,
+        check_ms,
+        keys_from_values,
+        only_completions,
+    };
+    if args.json {
+        println!("{}", json_line(&shown, fmt));
+    } else {
+        print_all(&shown);
+    }
+    FileOutcome::Checked(valid)
+}
+
+/// Everything the output of one file needs.
+struct Shown<'a> {
+    name: &'a str,
+    history: &'a History,
+    model: ModelKind,
+    lin: Option<&'a LinearReport>,
+    ran: &'a [Ran],
+    skipped: &'a [Skipped],
+    verdicts: &'a [(Check, Validity)],
+    valid: Validity,
+    parse_ms: f64,
+    check_ms: f64,
+    keys_from_values: bool,
+    only_completions: bool,
+}
+
+fn check_json(r: &CheckResult, ms: f64) -> Value {
+    let mut m = Map::new();
+    m.insert("valid".into(), json!(r.valid));
+    m.insert("anomalies".into(), Value::Array(r.anomalies.clone()));
+    if let Some(u) = &r.unknown_reason {
+        m.insert("unknown_reason".into(), json!(u));
+    }
+    m.insert("stats".into(), r.stats.clone());
+    m.insert("check_ms".into(), json!(round3(ms)));
+    Value::Object(m)
+}
+
+fn json_line(s: &Shown<'_>, fmt: Format) -> Value {
+    let mut checks = Map::new();
+    if let Some(r) = s.lin {
+        checks.insert(
+            "linearizable".into(),
+            json!({
+                "valid": r.valid,
+                "anomalies": r.anomalies,
+                "unknown_reason": r.unknown_reason,
+                "stats": r.stats,
+            }),
+        );
+    }
+    for r in s.ran {
+        checks.insert(r.check.name().into(), check_json(&r.result, r.ms));
+    }
+    for k in s.skipped {
+        checks.insert(
+            k.check.name().into(),
+            json!({"valid": Value::Null, "skipped": k.reason}),
+        );
+    }
+    // Without linearizability, the top-level fields gather the other
+    // checks'.
+    let (anomalies, unknown_reason, stats) = match s.lin {
+        Some(r) => (
+            serde_json::to_value(&r.anomalies).unwrap_or(Value::Null),
+            r.unknown_reason.clone(),
+            serde_json::to_value(&r.stats).unwrap_or(Value::Null),
+        ),
+        None => (
+            Value::Array(
+                s.ran
+                    .iter()
+                    .flat_map(|r| {
+                        r.result.anomalies.iter().map(|a| {
+                            let mut a = a.clone();
+                            if let Value::Object(m) = &mut a {
+                                m.insert("check".into(), json!(r.check.name()));
+                            }
+                            a
+                        })
+                    })
+                    .collect(),
+            ),
+            s.ran.iter().find_map(|r| r.result.unknown_reason.clone()),
+            json!({}),
+        ),
+    };
+    let summary = checks::summarize(s.verdicts);
+    json!({
+        "file": s.name,
+        "format": fmt.name(),
+        "model": s.model.name(),
+        "valid": s.valid,
+        "ops": s.history.len(),
+        "events": s.history.events,
+        "faults": s.history.faults.len(),
+        "parse_ms": round3(s.parse_ms),
+        "check_ms": round3(s.check_ms),
+        "anomalies": anomalies,
+        "unknown_reason": unknown_reason,
+        "stats": stats,
+        "checks": checks,
+        "strongest": summary.strongest,
+        "keys_from_values": s.keys_from_values,
+        "completions_only": s.only_completions,
+    })
+}
+
+fn print_all(s: &Shown<'_>) {
+    match s.lin {
+        Some(r) => print_text(s.name, s.history, r, s.parse_ms, s.check_ms),
+        None => {
+            let verdict = match s.valid {
+                Validity::Valid => "valid",
+                Validity::Invalid => "INVALID",
+                Validity::Unknown => "UNKNOWN",
+            };
+            let checked: Vec<&str> = s.verdicts.iter().map(|v| v.0.name()).collect();
+            println!(
+                "{}: {verdict}: {} ({}, {} ops; parse {:.1} ms, check {:.1} ms)",
+                s.name,
+                if checked.is_empty() {
+                    "nothing checked".to_string()
+                } else {
+                    checked.join(", ")
+                },
+                s.model.name(),
+                s.history.len(),
+                s.parse_ms,
+                s.check_ms
             );
         }
-    };
-    let check_ms = t1.elapsed().as_secs_f64() * 1e3;
-    if args.json {
-        println!(
-            "{}",
-            json!({
-                "file": name,
-                "format": fmt.name(),
-                "model": model.name(),
-                "valid": report.valid,
-                "ops": history.len(),
-                "events": history.events,
-                "faults": history.faults.len(),
-                "parse_ms": round3(parse_ms),
-                "check_ms": round3(check_ms),
-                "anomalies": report.anomalies,
-                "unknown_reason": report.unknown_reason,
-                "stats": report.stats,
-            })
-        );
-    } else {
-        print_text(&name, &history, &report, parse_ms, check_ms);
     }
-    FileOutcome::Checked(report.valid)
+    let mut notes: Vec<&str> = Vec::new();
+    if s.keys_from_values {
+        notes.push("keys taken from [key value] values");
+    }
+    if s.only_completions {
+        notes.push("completions only: each operation is instantaneous at its position");
+    }
+    if !notes.is_empty() {
+        println!("  ({})", notes.join("; "));
+    }
+    if !s.skipped.is_empty() {
+        let names: Vec<&str> = s.skipped.iter().map(|k| k.check.name()).collect();
+        let reasons: BTreeSet<&str> = s.skipped.iter().map(|k| k.reason.as_str()).collect();
+        println!(
+            "  skipped {}: {} (name them in --checks to see where)",
+            names.join(", "),
+            reasons.into_iter().collect::<Vec<_>>().join("; ")
+        );
+    }
+    if s.ran.is_empty() {
+        return;
+    }
+    let summary = checks::summarize(s.verdicts);
+    let describe = |c: Check| -> String {
+        let types: BTreeSet<String> = s
+            .ran
+            .iter()
+            .filter(|r| r.check == c)
+            .flat_map(|r| r.result.anomalies.iter())
+            .filter_map(|a| a["type"].as_str().map(str::to_string))
+            .collect();
+        if types.is_empty() {
+            c.name().to_string()
+        } else {
+            format!(
+                "{} ({})",
+                c.name(),
+                types.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        }
+    };
+    match summary.strongest {
+        Some(m) => println!("  strongest model that holds: {m}"),
+        None => println!("  no checked model holds"),
+    }
+    if !summary.holds.is_empty() {
+        let h: Vec<&str> = summary.holds.iter().map(|c| c.name()).collect();
+        println!("  holds: {}", h.join(", "));
+    }
+    if !summary.violated.is_empty() {
+        let v: Vec<String> = summary.violated.iter().map(|&c| describe(c)).collect();
+        println!("  violates: {}", v.join(", "));
+    }
+    for r in s.ran {
+        if let Some(u) = &r.result.unknown_reason {
+            println!("  {}: could not decide: {u}", r.check.name());
+        }
+    }
+    // Witnesses: a few per check, an anomaly shared by several checks once.
+    let mut printed: BTreeSet<String> = BTreeSet::new();
+    for r in s.ran {
+        let mut shown = 0;
+        let total = r.result.anomalies.len();
+        for a in &r.result.anomalies {
+            let text = a["explanation"].as_str().unwrap_or("");
+            let kind = a["type"].as_str().unwrap_or("");
+            if !printed.insert(format!("{kind}\u{0}{text}")) {
+                continue;
+            }
+            if shown == 3 {
+                println!(
+                    "  {}: ... and more anomalies ({} in all, see --json)",
+                    r.check.name(),
+                    total
+                );
+                break;
+            }
+            println!("  {}: {kind}: {text}", r.check.name());
+            shown += 1;
+        }
+    }
 }
 
 fn round3(x: f64) -> f64 {
