@@ -240,7 +240,20 @@ fn node(args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn bad_flags_exit_2_naming_the_flag() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 11] = [
+        (&["--listen", "127.0.0.1:1"], "--name"),
+        (&["--name", "n1"], "--listen"),
+        (
+            &[
+                "--name",
+                "n1",
+                "--listen",
+                "127.0.0.1:1",
+                "--request-timeout-ms",
+                "-5",
+            ],
+            "--request-timeout-ms",
+        ),
         (&["--name", "n1", "--listen", "nowhere"], "--listen"),
         (
             &["--name", "n1", "--listen", "127.0.0.1:1", "--peer", "n2"],

@@ -15,12 +15,13 @@ use crate::node::{Mode, NodeConfig, parse_quorum};
 /// one-line error naming its flag (exit 2).
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
-    /// This node's name (unique in the cluster).
+    /// This node's name (unique in the cluster). Required.
     #[arg(long, value_name = "NAME")]
-    pub name: String,
+    pub name: Option<String>,
     /// Address to listen on for clients and peers, e.g. 10.77.0.1:7000.
+    /// Required.
     #[arg(long, value_name = "ADDR")]
-    pub listen: String,
+    pub listen: Option<String>,
     /// Another node of the cluster, as NAME=ADDR; repeat for each.
     #[arg(long = "peer", value_name = "NAME=ADDR")]
     pub peers: Vec<String>,
@@ -32,30 +33,62 @@ pub struct NodeArgs {
     #[arg(long, value_name = "NAME")]
     pub primary: Option<String>,
     /// Read quorum in quorum mode: 1, 2, ..., one, quorum, all.
-    #[arg(long, value_name = "R", default_value = "quorum")]
+    #[arg(
+        long,
+        value_name = "R",
+        default_value = "quorum",
+        allow_hyphen_values = true
+    )]
     pub r: String,
     /// Write quorum in quorum mode: 1, 2, ..., one, quorum, all.
-    #[arg(long, value_name = "W", default_value = "quorum")]
+    #[arg(
+        long,
+        value_name = "W",
+        default_value = "quorum",
+        allow_hyphen_values = true
+    )]
     pub w: String,
     /// Server-side bound on every request, in milliseconds: after it the
     /// client gets `info` (or `fail` when nothing was applied).
-    #[arg(long, value_name = "MS", default_value = "1000")]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value = "1000",
+        allow_hyphen_values = true
+    )]
     pub request_timeout_ms: String,
     /// Async mode: the primary waits this many milliseconds before shipping
-    /// new writes to the replicas (replication lag; default none).
-    #[arg(long, value_name = "MS", default_value = "0")]
+    /// new writes to the replicas (a model of replication lag).
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value = "0",
+        allow_hyphen_values = true
+    )]
     pub replication_lag_ms: String,
     /// Worker threads of the node's runtime (1 = single-threaded, the
     /// fastest when several nodes share a small machine).
-    #[arg(long, value_name = "N", default_value = "1")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "1",
+        allow_hyphen_values = true
+    )]
     pub threads: String,
 }
 
 fn config(args: &NodeArgs) -> Result<(NodeConfig, usize), String> {
-    let listen: SocketAddr = args
+    let name = args
+        .name
+        .clone()
+        .ok_or("--name: required (this node's name)")?;
+    let listen = args
         .listen
+        .as_deref()
+        .ok_or("--listen: required (IP:PORT to listen on)")?;
+    let listen: SocketAddr = listen
         .parse()
-        .map_err(|_| format!("--listen: {:?} is not an IP:PORT address", args.listen))?;
+        .map_err(|_| format!("--listen: {listen:?} is not an IP:PORT address"))?;
     let mut peers = Vec::new();
     for p in &args.peers {
         let (name, addr) = p
@@ -93,7 +126,7 @@ fn config(args: &NodeArgs) -> Result<(NodeConfig, usize), String> {
         .ok()
         .filter(|&t| (1..=64).contains(&t))
         .ok_or_else(|| format!("--threads: {:?} is not in 1..=64", args.threads))?;
-    let mut cfg = NodeConfig::new(args.name.clone(), listen, peers, mode);
+    let mut cfg = NodeConfig::new(name, listen, peers, mode);
     cfg.primary = args.primary.clone();
     cfg.r = r;
     cfg.w = w;

@@ -245,14 +245,6 @@ pub enum NodeError {
         /// The system's reason.
         source: std::io::Error,
     },
-    /// Accepting connections failed for good.
-    #[error("accept on {addr}: {source}")]
-    Accept {
-        /// The listen address.
-        addr: SocketAddr,
-        /// The system's reason.
-        source: std::io::Error,
-    },
 }
 
 /// Writes one log line to stderr: unix time, node name, event.
