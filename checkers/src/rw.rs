@@ -440,7 +440,7 @@ impl<'h> RwHistory<'h> {
                             self.read_text(r),
                             line_of(op),
                             wop.process,
-                            line_of(wop)
+                            wop.invoke_line
                         ),
                     })
                 }
