@@ -345,3 +345,59 @@ fn bad_flags_exit_2_before_any_lab() {
     }
     assert!(!store.path().join("latest").exists(), "nothing was started");
 }
+
+#[test]
+fn ctrl_c_stops_the_workload_and_still_heals_checks_and_tears_down() {
+    let Some(_g) = guard("ctrl_c_stops_the_workload_and_still_heals_checks_and_tears_down") else {
+        return;
+    };
+    let store = tempfile::tempdir().expect("tempdir");
+    let child = Command::new(bin())
+        .arg("run")
+        .arg("--store")
+        .arg(store.path())
+        .args([
+            "--no-progress",
+            "--quiet",
+            "1",
+            "--nemesis",
+            "partition,pause",
+        ])
+        .args([
+            "--nemesis-interval",
+            "2",
+            "--time-limit",
+            "60",
+            "--seed",
+            "6",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_secs(6));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let started = std::time::Instant::now();
+    let o = child.wait_with_output().expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "stopped early, not after the 60 s time limit"
+    );
+    assert!(
+        matches!(o.status.code(), Some(0 | 1 | 3)),
+        "a verdict, not an error: {}",
+        text(&o)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("interrupted"));
+    let r = results(store.path());
+    assert!(r["checks"]["linearizable"].is_object(), "checked: {r}");
+    let h = history(&latest(store.path()));
+    assert_eq!(
+        count(&h, |e| e["process"] == "nemesis" && e["phase"] == "start"),
+        count(&h, |e| e["process"] == "nemesis" && e["phase"] == "end"),
+        "every fault that started was healed"
+    );
+    assert!(count(&h, |e| e["phase"] == "final") > 0, "final reads ran");
+    assert_clean();
+}

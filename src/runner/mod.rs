@@ -234,6 +234,8 @@ struct Ctx {
     addrs: Vec<(String, SocketAddr)>,
     servers: Mutex<Vec<Server>>,
     active: Mutex<Vec<crate::nemesis::ActiveFault>>,
+    /// Faults started and not yet ended (their end event is still due).
+    open: Mutex<Vec<Fault>>,
     rec: Recorder,
     stop: AtomicBool,
     active_fault: Mutex<Option<String>>,
@@ -369,6 +371,7 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
         addrs,
         servers: Mutex::new(servers),
         active: Mutex::new(Vec::new()),
+        open: Mutex::new(Vec::new()),
         rec,
         stop: AtomicBool::new(false),
         active_fault: Mutex::new(None),
@@ -679,29 +682,20 @@ async fn nemesis_task(ctx: Arc<Ctx>, windows: Vec<schedule::Window>, start: Inst
         let applied = tokio::task::spawn_blocking(move || apply_fault(&c, &e.fault, e.phase))
             .await
             .unwrap_or_else(|e| Err(format!("the fault task panicked: {e}")));
-        let mut line = ev.to_history();
-        let value = line["value"].take();
-        let error = match &applied {
-            Ok(()) => None,
-            Err(e) => Some(e.clone()),
-        };
         if let Err(e) = &applied {
             eprintln!("faultline: warning: fault {} failed: {e}", ev.fault.name());
         }
-        ctx.rec.record(Ev {
-            time: ctx.rec.now(),
-            process: Who::Nemesis,
-            kind: "info",
-            f: ev.fault.name().to_string(),
-            key: None,
-            value,
-            node: None,
-            error,
-            phase: Some(match ev.phase {
-                Phase::Start => "start",
-                Phase::End => "end",
-            }),
-        });
+        record_fault(&ctx, &ev.fault, ev.phase, applied.err());
+        if let Ok(mut open) = ctx.open.lock() {
+            match ev.phase {
+                Phase::Start => open.push(ev.fault.clone()),
+                Phase::End => {
+                    if let Some(i) = open.iter().position(|f| f == &ev.fault) {
+                        open.remove(i);
+                    }
+                }
+            }
+        }
         if let Ok(mut a) = ctx.active_fault.lock() {
             *a = match ev.phase {
                 Phase::Start => Some(fault_label(&ev.fault)),
@@ -709,6 +703,30 @@ async fn nemesis_task(ctx: Arc<Ctx>, windows: Vec<schedule::Window>, start: Inst
             };
         }
     }
+}
+
+/// Records a nemesis event.
+fn record_fault(ctx: &Ctx, fault: &Fault, phase: Phase, error: Option<String>) {
+    let mut line = schedule::Event {
+        time: Duration::ZERO,
+        phase,
+        fault: fault.clone(),
+    }
+    .to_history();
+    ctx.rec.record(Ev {
+        time: ctx.rec.now(),
+        process: Who::Nemesis,
+        kind: "info",
+        f: fault.name().to_string(),
+        key: None,
+        value: line["value"].take(),
+        node: None,
+        error,
+        phase: Some(match phase {
+            Phase::Start => "start",
+            Phase::End => "end",
+        }),
+    });
 }
 
 fn with_servers(ctx: &Ctx, names: &[String], mut f: impl FnMut(&mut Server, &Lab)) {
@@ -783,6 +801,16 @@ fn apply_fault(ctx: &Ctx, fault: &Fault, phase: Phase) -> Result<(), String> {
 async fn heal_all(ctx: &Arc<Ctx>) {
     let c = ctx.clone();
     let _ = tokio::task::spawn_blocking(move || {
+        // Faults cut short (Ctrl-C): end each one and record its end.
+        let open: Vec<Fault> = c
+            .open
+            .lock()
+            .map(|mut o| o.drain(..).collect())
+            .unwrap_or_default();
+        for f in open {
+            let r = apply_fault(&c, &f, Phase::End);
+            record_fault(&c, &f, Phase::End, r.err());
+        }
         let active: Vec<_> = c
             .active
             .lock()
