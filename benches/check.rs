@@ -12,7 +12,12 @@
 //! 3. a synthesized 100k-operation, 10-key, 10-process history with 5% info:
 //!    parse and check;
 //! 4. a synthesized 1M-operation, 1000-key, 50-process history: the whole
-//!    `faultline check` command, wall time and peak memory (RSS).
+//!    `faultline check` command, wall time and peak memory (RSS);
+//! 5. a synthesized 1M-operation, 100-session, 10,000-key history of a
+//!    causally consistent store with one injected read-your-writes
+//!    violation: `faultline check --checks session,cc,ccv`, then
+//!    `--checks cm`, wall time, peak memory and whether the injected read
+//!    is found.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -201,6 +206,110 @@ fn bench_1m() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs `faultline check --json ARGS FILE` under `/usr/bin/time`: the median
+/// wall time and peak RSS (MiB) over `n` runs, and the last JSON line.
+fn cli_runs(file: &Path, args: &[&str], n: usize) -> Option<(f64, f64, serde_json::Value)> {
+    let bin = env!("CARGO_BIN_EXE_faultline");
+    let mut walls = Vec::new();
+    let mut rss = Vec::new();
+    let mut last = String::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let o = Command::new("/usr/bin/time")
+            .args(["-f", "%M"])
+            .arg(bin)
+            .args(["check", "--json"])
+            .args(args)
+            .arg(file)
+            .output();
+        let wall = t.elapsed().as_secs_f64();
+        let o = match o {
+            Ok(o) => o,
+            Err(e) => {
+                println!("cannot run /usr/bin/time ({e}); install the `time` package");
+                return None;
+            }
+        };
+        walls.push(wall);
+        let err = String::from_utf8_lossy(&o.stderr);
+        if let Some(kb) = err
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse::<f64>().ok())
+        {
+            rss.push(kb / 1024.0);
+        }
+        last = String::from_utf8_lossy(&o.stdout).to_string();
+    }
+    let v: serde_json::Value = serde_json::from_str(last.trim()).unwrap_or_default();
+    let rss = if rss.is_empty() {
+        f64::NAN
+    } else {
+        median(rss)
+    };
+    Some((median(walls), rss, v))
+}
+
+/// The session and causal checks on a synthesized 1M-operation history of a
+/// causally consistent store (100 sessions, 10,000 keys) with one injected
+/// read-your-writes violation: the whole `faultline check` command, all
+/// session checks with CC and CCv, then CM on its own.
+fn bench_causal_1m() {
+    use faultline_workloads::causal_synth::{CausalSynthConfig, synthesize_causal};
+    let dir = std::env::temp_dir().join(format!("faultline-bench-causal-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("causal-1m.jsonl");
+    let cfg = CausalSynthConfig {
+        ops: 1_000_000,
+        sessions: 100,
+        keys: 10_000,
+        replicas: 5,
+        max_lag: 2000,
+        seed: 1,
+        inject: true,
+        ..CausalSynthConfig::default()
+    };
+    let file = std::fs::File::create(&path).expect("temp file");
+    let injected = synthesize_causal(&cfg, file).expect("synthesizes");
+    let n = runs(3);
+    let found = |v: &serde_json::Value, check: &str| -> String {
+        let c = &v["checks"][check];
+        let hit = injected.as_ref().is_some_and(|inj| {
+            c["anomalies"].as_array().is_some_and(|a| {
+                a.iter().any(|a| {
+                    a["ops"]
+                        .as_array()
+                        .is_some_and(|ops| ops.iter().any(|o| o["complete_index"] == inj.index))
+                })
+            })
+        });
+        format!(
+            "{check} {} ({} ms{})",
+            c["valid"],
+            c["check_ms"],
+            if hit { ", finds the injected read" } else { "" }
+        )
+    };
+    for (label, args) in [
+        ("1M ops, session + cc + ccv (CLI)", "session,cc,ccv"),
+        ("1M ops, cm (CLI)", "cm"),
+    ] {
+        let Some((wall, rss, v)) = cli_runs(&path, &["--checks", args], n) else {
+            break;
+        };
+        let checks: Vec<String> = v["checks"]
+            .as_object()
+            .map(|m| m.keys().map(|k| found(&v, k)).collect())
+            .unwrap_or_default();
+        println!(
+            "{label:<34} wall {wall:>6.2} s  peak RSS {rss:>6.0} MiB  (parse {} ms; {})",
+            v["parse_ms"],
+            checks.join(", ")
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` does not: run
     // nothing then, so that the test suite stays fast.
@@ -266,5 +375,6 @@ fn main() {
     );
     if std::env::var("FAULTLINE_BENCH_SKIP_1M").is_err() {
         bench_1m();
+        bench_causal_1m();
     }
 }

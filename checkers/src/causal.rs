@@ -161,12 +161,16 @@ struct Causal<'a, 'h> {
 
 /// The results of the three variants.
 pub struct CausalReport {
-    /// `(variant, result)` for each variant asked for, in order.
-    pub results: Vec<(Variant, CheckResult)>,
+    /// `(variant, result, milliseconds)` for each variant asked for, in
+    /// order. The time of each includes the shared part (vector clocks and
+    /// CC's patterns).
+    pub results: Vec<(Variant, CheckResult, f64)>,
 }
 
 /// Checks the `variants` of causal consistency on `rw`.
 pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> CausalReport {
+    let t0 = Instant::now();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
     let mut base: Vec<Anomaly> = rw
         .impossible_reads()
         .into_iter()
@@ -180,18 +184,20 @@ pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> 
         Err(Stop::Unknown(reason)) => {
             let results = variants
                 .iter()
-                .map(|&v| (v, unknown(reason.clone(), base.clone())))
+                .map(|&v| (v, unknown(reason.clone(), base.clone()), ms(t0)))
                 .collect();
             return CausalReport { results };
         }
         Err(Stop::Cyclic(cycles)) => {
+            let n = cycles.len();
             base.extend(cycles);
             let results = variants
                 .iter()
                 .map(|&v| {
                     (
                         v,
-                        finish(base.clone(), json!({"pattern_counts": {"CyclicCO": 1}})),
+                        finish(base.clone(), json!({"pattern_counts": {"CyclicCO": n}})),
+                        ms(t0),
                     )
                 })
                 .collect();
@@ -205,6 +211,7 @@ pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> 
     counts.insert("WriteCORead", co_reads.len());
     base.extend(init_reads.into_iter().take(MAX_ANOMALIES));
     base.extend(co_reads.into_iter().take(MAX_ANOMALIES));
+    let shared = ms(t0);
     let stats_of = |extra: &[(&'static str, usize)], counts: &HashMap<&'static str, usize>| {
         let mut m = serde_json::Map::new();
         for (k, v) in counts.iter().chain(extra.iter().map(|(k, v)| (k, v))) {
@@ -215,11 +222,13 @@ pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> 
             "chains": c.chains.len(),
             "reads": c.n_reads,
             "writes": rw.writes.len(),
+            "clocks_ms": (shared * 1000.0).round() / 1000.0,
             "pattern_counts": m,
         })
     };
     let mut results = Vec::new();
     for &v in variants {
+        let t = Instant::now();
         let r = match v {
             Variant::Cc => finish(base.clone(), stats_of(&[], &counts)),
             Variant::Ccv => {
@@ -249,7 +258,7 @@ pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> 
                 }
             },
         };
-        results.push((v, r));
+        results.push((v, r, shared + ms(t)));
     }
     CausalReport { results }
 }
@@ -542,16 +551,31 @@ impl<'a, 'h> Causal<'a, 'h> {
         Err(Stop::Cyclic(out))
     }
 
-    /// The writes of the read's key in the set `v`, one per chain: the last
-    /// of each chain.
-    fn last_writes_in<'s>(&'s self, key: u32, v: &'s [u32]) -> impl Iterator<Item = u32> + 's {
+    /// The writes of `key` in the set `v` but not in the set `base`, one per
+    /// chain: the last of each chain (the others precede it in session
+    /// order).
+    fn last_writes_beyond<'s>(
+        &'s self,
+        key: u32,
+        v: &'s [u32],
+        base: &'s [u32],
+    ) -> impl Iterator<Item = u32> + 's {
         self.by_key[key as usize]
             .iter()
             .filter_map(move |(c, list)| {
-                let bound = v[*c as usize];
+                let (bound, floor) = (v[*c as usize], base[*c as usize]);
+                if bound <= floor {
+                    return None;
+                }
                 let k = list.partition_point(|&(i, _)| i < bound);
-                (k > 0).then(|| list[k - 1].1)
+                (k > 0 && list[k - 1].0 >= floor).then(|| list[k - 1].1)
             })
+    }
+
+    /// `into` := the vector clock of write `w` (the write included).
+    fn write_clock(&self, w: u32, into: &mut [u32]) {
+        into.iter_mut().for_each(|x| *x = 0);
+        self.join_write(w, into);
     }
 
     /// WriteCOInitRead and WriteCORead anomalies.
@@ -559,6 +583,7 @@ impl<'a, 'h> Causal<'a, 'h> {
         let mut init = Vec::new();
         let mut co = Vec::new();
         let mut graph: Option<(crate::graph::Graph, Vec<Link>)> = None;
+        let mut vt = vec![0u32; self.width];
         for (r, rd) in self.rw.reads.iter().enumerate() {
             let r = r as u32;
             let v = self.vc_read(r);
@@ -581,9 +606,10 @@ impl<'a, 'h> Causal<'a, 'h> {
                 }
                 Ret::Write(t) => {
                     let tn = self.wnode(t);
+                    self.write_clock(t, &mut vt);
                     let bad = self
-                        .last_writes_in(rd.key, v)
-                        .find(|&w| w != t && self.write_sees(w, tn));
+                        .last_writes_beyond(rd.key, v, &vt)
+                        .find(|&w| self.write_sees(w, tn));
                     if let Some(w2) = bad {
                         if co.len() < MAX_ANOMALIES {
                             let g = graph.get_or_insert_with(|| self.co_graph());
@@ -672,17 +698,16 @@ impl<'a, 'h> Causal<'a, 'h> {
             }
         }
         let mut cf_edges = 0usize;
+        let mut vt = vec![0u32; self.width];
         for (r, rd) in self.rw.reads.iter().enumerate() {
             let Ret::Write(t) = rd.ret else { continue };
             let tn = self.wnode(t);
             b.edge(tn, r as u32, 1);
             let v = self.vc_read(r as u32);
             let mut label = NONE;
-            for w in self.last_writes_in(rd.key, v) {
-                // Writes already causally before t add nothing.
-                if w == t || self.write_sees(t, self.wnode(w)) {
-                    continue;
-                }
+            // Writes already causally before t add nothing.
+            self.write_clock(t, &mut vt);
+            for w in self.last_writes_beyond(rd.key, v, &vt) {
                 if label == NONE {
                     links.push(Link::Cf(r as u32));
                     label = (links.len() - 1) as u32;
@@ -802,6 +827,7 @@ impl<'a, 'h> Causal<'a, 'h> {
         let mut found: Vec<(&'static str, u32, u32)>;
         let mut h = vec![0u32; width];
         let mut tmp = vec![0u32; width];
+        let mut vt = vec![0u32; width];
         let mut passes = 0u32;
         loop {
             passes += 1;
@@ -857,10 +883,9 @@ impl<'a, 'h> Causal<'a, 'h> {
                     Ret::Write(t) => {
                         tmp.iter_mut().for_each(|x| *x = 0);
                         let mut any = false;
-                        for w in self.last_writes_in(rd.key, &h) {
-                            if w == t || self.write_sees(t, self.wnode(w)) {
-                                continue;
-                            }
+                        // Writes causally before t add nothing.
+                        self.write_clock(t, &mut vt);
+                        for w in self.last_writes_beyond(rd.key, &h, &vt) {
                             self.join_write(w, &mut tmp);
                             edges.insert((w, t, r));
                             any = true;

@@ -277,10 +277,8 @@ pub fn run_rw(
         })
         .collect();
     if !variants.is_empty() {
-        let t = Instant::now();
         let report = causal::check(&rw, &variants, &opts.causal);
-        let ms = t.elapsed().as_secs_f64() * 1e3 / variants.len() as f64;
-        for (v, result) in report.results {
+        for (v, result, ms) in report.results {
             let check = match v {
                 Variant::Cc => Check::Cc,
                 Variant::Ccv => Check::Ccv,
