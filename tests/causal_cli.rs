@@ -494,3 +494,47 @@ fn default_checks_summarize_across_models() {
     );
     assert!(out.contains("violates: linearizable\n"), "{out}");
 }
+
+#[test]
+fn too_many_sessions_for_the_memory_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 600 sessions, each writing and reading its own key: the vector clocks
+    // of the causal checks need 600 x 600 x 4 bytes, more than 1 MiB.
+    let mut text = String::new();
+    for i in 0..600 {
+        let v = i + 1;
+        text.push_str(&format!(
+            "{{\"process\":{i},\"type\":\"invoke\",\"f\":\"write\",\"key\":{i},\"value\":{v}}}\n\
+             {{\"process\":{i},\"type\":\"ok\",\"f\":\"write\",\"key\":{i},\"value\":{v}}}\n\
+             {{\"process\":{i},\"type\":\"invoke\",\"f\":\"read\",\"key\":{i},\"value\":null}}\n\
+             {{\"process\":{i},\"type\":\"ok\",\"f\":\"read\",\"key\":{i},\"value\":{v}}}\n"
+        ));
+    }
+    let path = write(dir.path(), "wide.jsonl", &text);
+    // The default set skips the causal checks with a note...
+    let o = run(&["check", "--json", "--memory-limit", "1", &path]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let l = &json_lines(&o)[0];
+    assert_eq!(l["checks"]["ryw"]["valid"], true);
+    let skipped = l["checks"]["cc"]["skipped"].as_str().expect("skipped");
+    assert!(skipped.contains("vector clocks"), "{skipped}");
+    // ...named, they are unknown (exit 3), never valid.
+    let o = run(&[
+        "check",
+        "--json",
+        "--memory-limit",
+        "1",
+        "--checks",
+        "cc",
+        &path,
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let l = &json_lines(&o)[0];
+    assert_eq!(l["valid"], "unknown");
+    assert!(
+        l["unknown_reason"]
+            .as_str()
+            .expect("reason")
+            .contains("memory bound of 1 MiB")
+    );
+}

@@ -165,6 +165,10 @@ pub struct CausalReport {
     /// order. The time of each includes the shared part (vector clocks and
     /// CC's patterns).
     pub results: Vec<(Variant, CheckResult, f64)>,
+    /// Why the checks did not even start, when the vector clocks would not
+    /// fit in the memory bound (the verdicts are then unknown, or invalid
+    /// for a thin-air read).
+    pub over_budget: Option<String>,
 }
 
 /// Checks the `variants` of causal consistency on `rw`.
@@ -186,7 +190,10 @@ pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> 
                 .iter()
                 .map(|&v| (v, unknown(reason.clone(), base.clone()), ms(t0)))
                 .collect();
-            return CausalReport { results };
+            return CausalReport {
+                results,
+                over_budget: Some(reason),
+            };
         }
         Err(Stop::Cyclic(cycles)) => {
             let n = cycles.len();
@@ -201,7 +208,10 @@ pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> 
                     )
                 })
                 .collect();
-            return CausalReport { results };
+            return CausalReport {
+                results,
+                over_budget: None,
+            };
         }
     };
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
@@ -260,7 +270,10 @@ pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> 
         };
         results.push((v, r, shared + ms(t)));
     }
-    CausalReport { results }
+    CausalReport {
+        results,
+        over_budget: None,
+    }
 }
 
 fn unknown(reason: String, anomalies: Vec<Anomaly>) -> CheckResult {
@@ -819,6 +832,18 @@ impl<'a, 'h> Causal<'a, 'h> {
         groups.sort_by_key(|g| g.0);
         for g in &mut groups {
             g.1.sort_unstable();
+        }
+        let need = targets.len().saturating_mul(width).saturating_mul(8);
+        if need > opts.memory_limit / 2 {
+            return Err(format!(
+                "causal memory for process {} needs {} MiB for the views of its {} reads over \
+                 {} sessions, more than half the memory bound of {} MiB",
+                self.rw.process(s),
+                need >> 20,
+                targets.len(),
+                width,
+                opts.memory_limit >> 20
+            ));
         }
         let mut d = vec![0u32; targets.len() * width];
         // The extra edges (source, target, read), for witnesses.
