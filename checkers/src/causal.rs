@@ -165,10 +165,6 @@ pub struct CausalReport {
     /// order. The time of each includes the shared part (vector clocks and
     /// CC's patterns).
     pub results: Vec<(Variant, CheckResult, f64)>,
-    /// Why the checks did not even start, when the vector clocks would not
-    /// fit in the memory bound (the verdicts are then unknown, or invalid
-    /// for a thin-air read).
-    pub over_budget: Option<String>,
 }
 
 /// Checks the `variants` of causal consistency on `rw`.
@@ -190,10 +186,7 @@ pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> 
                 .iter()
                 .map(|&v| (v, unknown(reason.clone(), base.clone()), ms(t0)))
                 .collect();
-            return CausalReport {
-                results,
-                over_budget: Some(reason),
-            };
+            return CausalReport { results };
         }
         Err(Stop::Cyclic(cycles)) => {
             let n = cycles.len();
@@ -208,10 +201,7 @@ pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> 
                     )
                 })
                 .collect();
-            return CausalReport {
-                results,
-                over_budget: None,
-            };
+            return CausalReport { results };
         }
     };
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
@@ -270,10 +260,7 @@ pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> 
         };
         results.push((v, r, shared + ms(t)));
     }
-    CausalReport {
-        results,
-        over_budget: None,
-    }
+    CausalReport { results }
 }
 
 fn unknown(reason: String, anomalies: Vec<Anomaly>) -> CheckResult {

@@ -238,10 +238,6 @@ pub struct Ran {
     pub result: CheckResult,
     /// Milliseconds spent.
     pub ms: f64,
-    /// When the check could not start for lack of memory (a history with
-    /// very many sessions): why. The default check set skips such checks
-    /// rather than report "unknown".
-    pub over_budget: Option<String>,
 }
 
 /// Runs the session and causal checks among `checks` on `history`, or says
@@ -269,7 +265,6 @@ pub fn run_rw(
             check: c,
             result,
             ms: t.elapsed().as_secs_f64() * 1e3,
-            over_budget: None,
         });
     }
     let variants: Vec<Variant> = checks
@@ -289,12 +284,7 @@ pub fn run_rw(
                 Variant::Ccv => Check::Ccv,
                 Variant::Cm => Check::Cm,
             };
-            out.push(Ran {
-                check,
-                result,
-                ms,
-                over_budget: report.over_budget.clone(),
-            });
+            out.push(Ran { check, result, ms });
         }
     }
     if let Some(first) = out.first_mut() {

@@ -259,12 +259,13 @@ fn check_file(path: &std::path::Path, args: &CheckArgs) -> FileOutcome {
             },
         };
         match checks::run_rw(&history, &rw_checks, &opts) {
-            // The default set skips, rather than leave unknown, the causal
-            // checks of a history with too many sessions for their vector
-            // clocks (an invalid verdict from a thin-air read stays).
+            // The default set skips, rather than leave unknown, a session or
+            // causal check that ran out of budget (too many sessions for the
+            // vector clocks, the time limit): linearizability keeps the
+            // verdict it had. An invalid verdict stays.
             Ok(r) if explicit.is_none() => {
                 for r in r {
-                    match &r.over_budget {
+                    match &r.result.unknown_reason {
                         Some(reason) if r.result.valid == Validity::Unknown => {
                             skipped.push(Skipped {
                                 check: r.check,
