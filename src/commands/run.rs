@@ -21,11 +21,16 @@ pub struct RunArgs {
     /// A TOML file with the same settings as the flags (see `examples/`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The store: `builtin` (faultline's own replicated key-value store).
+    /// The store: builtin (faultline's own replicated key-value store),
+    /// etcd, redis, postgres, or external (an adapter program).
     #[arg(long, value_name = "D")]
     pub db: Option<String>,
-    /// A store option, KEY=VALUE (builtin: mode=primary|async|quorum, r=N,
-    /// w=N); repeat it.
+    /// A store option, KEY=VALUE; repeat it. builtin: mode=primary|async|quorum,
+    /// r=N, w=N. etcd: reads=linearizable|serializable. redis:
+    /// failover=none|sentinel, reads=primary|replicas, wait=N. postgres:
+    /// reads=primary|standby, sync=off|on|apply. etcd, redis, postgres:
+    /// bindir=DIR. external: command="PROGRAM ARGS", server=builtin|"SHELL
+    /// COMMAND", mode=..., handshake=true|false, primaries=n1,...
     #[arg(long = "db-opt", value_name = "KEY=VALUE")]
     pub db_opt: Vec<String>,
     /// Number of nodes (1-9).
@@ -197,11 +202,7 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
             }
             DbConfig::Builtin { mode, r, w }
         }
-        other => {
-            return Err(format!(
-                "--db {other}: unknown store (available: builtin; etcd, redis and postgres are not built yet)"
-            ));
-        }
+        other => runner::db::parse(other, &mut opts)?,
     };
     let nodes = args.nodes.or(file.nodes).unwrap_or(3);
     if !(1..=9).contains(&nodes) {
@@ -214,6 +215,7 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
         .unwrap_or_else(|| "kv".into())
         .parse()
         .map_err(|e| format!("--workload: {e}"))?;
+    runner::db::check_workload(&db, kind)?;
     let nemesis = match (&args.nemesis, file.nemesis) {
         (Some(s), _) => s.clone(),
         (None, Some(NemesisField::One(s))) => s,
@@ -342,11 +344,27 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
 }
 
 fn describe(cfg: &RunConfig) -> String {
-    let DbConfig::Builtin { mode, r, w } = &cfg.db;
-    let db = if mode == "quorum" {
-        format!("builtin ({mode}, r={r}, w={w})")
-    } else {
-        format!("builtin ({mode})")
+    let db = match &cfg.db {
+        DbConfig::Builtin { mode, r, w } if mode == "quorum" => {
+            format!("builtin ({mode}, r={r}, w={w})")
+        }
+        DbConfig::Builtin { mode, .. } => format!("builtin ({mode})"),
+        DbConfig::Etcd { reads, .. } => format!("etcd ({reads} reads)"),
+        DbConfig::Redis {
+            failover,
+            reads,
+            wait,
+            ..
+        } => format!("redis (failover {failover}, reads from {reads}, wait {wait})"),
+        DbConfig::Postgres { reads, sync, .. } => {
+            format!("postgres (reads from {reads}, sync {sync})")
+        }
+        DbConfig::External {
+            command, server, ..
+        } => format!(
+            "external ({command:?}, servers: {})",
+            server.as_deref().unwrap_or("none")
+        ),
     };
     let faults = if cfg.faults.is_empty() {
         "no faults".to_string()

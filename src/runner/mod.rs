@@ -7,11 +7,11 @@
 //! early and the rest still happens.
 
 pub mod checks;
+pub mod db;
 pub mod recorder;
 pub mod store;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,10 +21,10 @@ use faultline_workloads::workload::{Generator, WorkloadConfig, final_reads};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::lab::proc::{Server, ServerSpec};
+use crate::lab::proc::Server;
 use crate::lab::{Lab, LabGuard, LabSpec, NodeState, ProcId, ServerState, state};
 use crate::nemesis::schedule::{self, Fault, FaultSpec, Phase, Schedule, Target};
-use crate::node::client::{ClientError, NodeClient};
+use crate::node::client::ClientError;
 use crate::node::protocol::ReplyType;
 use recorder::{Ev, Recorder, Who};
 
@@ -44,6 +44,46 @@ pub enum DbConfig {
         /// Write quorum (quorum mode).
         w: String,
     },
+    /// etcd: one member per node.
+    Etcd {
+        /// `linearizable` or `serializable`.
+        reads: String,
+        /// Where the binaries are (default: PATH).
+        bindir: Option<PathBuf>,
+    },
+    /// Redis: a primary and replicas, optionally Sentinel.
+    Redis {
+        /// `none` or `sentinel`.
+        failover: String,
+        /// `primary` or `replicas`.
+        reads: String,
+        /// WAIT for this many replicas after each write (0: no WAIT).
+        wait: u32,
+        /// Where the binaries are (default: PATH).
+        bindir: Option<PathBuf>,
+    },
+    /// PostgreSQL: a primary and streaming hot standbys.
+    Postgres {
+        /// `primary` or `standby`.
+        reads: String,
+        /// `off`, `on` or `apply` (synchronous commit to one standby).
+        sync: String,
+        /// Where the binaries are (default: the newest in /usr/lib/postgresql).
+        bindir: Option<PathBuf>,
+    },
+    /// A program speaking the external adapter protocol.
+    External {
+        /// The adapter's command line (run with `sh -c`).
+        command: String,
+        /// Servers to start on the nodes: `builtin` or a shell command.
+        server: Option<String>,
+        /// The mode of `server=builtin`.
+        mode: String,
+        /// Whether the adapter gets the `open` handshake.
+        handshake: bool,
+        /// The primaries, for `primaries` targets.
+        primaries: Vec<String>,
+    },
 }
 
 impl DbConfig {
@@ -51,6 +91,26 @@ impl DbConfig {
     pub fn label(&self) -> String {
         match self {
             DbConfig::Builtin { mode, .. } => format!("builtin-{mode}"),
+            DbConfig::Etcd { reads, .. } => format!("etcd-{reads}"),
+            DbConfig::Redis {
+                failover, reads, ..
+            } if failover == "sentinel" => {
+                format!("redis-sentinel-{reads}")
+            }
+            DbConfig::Redis { reads, .. } => format!("redis-{reads}"),
+            DbConfig::Postgres { reads, .. } => format!("postgres-{reads}"),
+            DbConfig::External { .. } => "external".into(),
+        }
+    }
+
+    /// The `--db` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DbConfig::Builtin { .. } => "builtin",
+            DbConfig::Etcd { .. } => "etcd",
+            DbConfig::Redis { .. } => "redis",
+            DbConfig::Postgres { .. } => "postgres",
+            DbConfig::External { .. } => "external",
         }
     }
 
@@ -61,6 +121,11 @@ impl DbConfig {
                 nodes.first().cloned().into_iter().collect()
             }
             DbConfig::Builtin { .. } => Vec::new(),
+            DbConfig::Redis { .. } | DbConfig::Postgres { .. } => {
+                nodes.first().cloned().into_iter().collect()
+            }
+            DbConfig::External { primaries, .. } => primaries.clone(),
+            DbConfig::Etcd { .. } => Vec::new(),
         }
     }
 
@@ -199,6 +264,16 @@ pub enum RunError {
     /// The store did not come up.
     #[error("the store did not come up: {0}")]
     StoreDown(String),
+    /// A program the store needs is not installed.
+    #[error("`{program}` not found ({what}); install it with: {install}")]
+    Missing {
+        /// The program.
+        program: String,
+        /// What needs it.
+        what: String,
+        /// The install command.
+        install: String,
+    },
     /// Files of the store directory.
     #[error("{context}: {source}")]
     Io {
@@ -231,7 +306,7 @@ pub struct RunOutcome {
 struct Ctx {
     cfg: RunConfig,
     lab: Lab,
-    addrs: Vec<(String, SocketAddr)>,
+    cluster: Arc<db::Cluster>,
     servers: Mutex<Vec<Server>>,
     active: Mutex<Vec<crate::nemesis::ActiveFault>>,
     /// Faults started and not yet ended (their end event is still due).
@@ -246,6 +321,8 @@ struct Ctx {
 /// the outcome.
 pub fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
     crate::lab::sys::preflight()?;
+    // Before anything exists: a missing binary leaves nothing behind.
+    db::check_install(&cfg.db)?;
     let dir = store::create_run_dir(&cfg.store, &cfg.name).map_err(io(format!(
         "creating the run directory in {}",
         cfg.store.display()
@@ -274,7 +351,11 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
     })
 }
 
-fn node_argv(cfg: &RunConfig, lab: &Lab, node: &NodeState) -> Result<Vec<String>, RunError> {
+pub(crate) fn node_argv(
+    cfg: &RunConfig,
+    lab: &Lab,
+    node: &NodeState,
+) -> Result<Vec<String>, RunError> {
     let exe = std::env::current_exe().map_err(io("finding the faultline binary"))?;
     let mut argv = vec![
         exe.display().to_string(),
@@ -295,11 +376,12 @@ fn node_argv(cfg: &RunConfig, lab: &Lab, node: &NodeState) -> Result<Vec<String>
                 argv.extend(["--r".into(), r.clone(), "--w".into(), w.clone()]);
             }
         }
+        _ => {}
     }
     Ok(argv)
 }
 
-fn record_server(lab: &Lab, s: &Server, status: &str) -> Result<(), RunError> {
+pub(crate) fn record_server(lab: &Lab, s: &Server, status: &str) -> Result<(), RunError> {
     let entry = ServerState {
         node: s.spec.node.clone(),
         service: s.spec.service.clone(),
@@ -317,58 +399,22 @@ fn record_server(lab: &Lab, s: &Server, status: &str) -> Result<(), RunError> {
     Ok(())
 }
 
-async fn wait_ready(addr: SocketAddr, within: Duration) -> Result<(), String> {
-    let t0 = Instant::now();
-    let mut last = String::from("no answer");
-    while t0.elapsed() < within {
-        match NodeClient::connect(addr, Duration::from_millis(500)).await {
-            Ok(mut c) => match c
-                .call("ping", "", Value::Null, Duration::from_millis(500))
-                .await
-            {
-                Ok(r) if r.kind == ReplyType::Ok => return Ok(()),
-                Ok(r) => last = format!("ping answered {:?}", r.error),
-                Err(e) => last = e.to_string(),
-            },
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(format!("{addr}: {last}"))
-}
-
 async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verdicts, RunError> {
     // Start the store.
-    let mut servers = Vec::new();
-    for node in lab.nodes() {
-        let spec = ServerSpec {
-            node: node.name.clone(),
-            service: "faultline-node".into(),
-            argv: node_argv(&cfg, &lab, node)?,
-        };
-        let s = Server::spawn(&lab, spec)?;
-        record_server(&lab, &s, "running")?;
-        servers.push(s);
-    }
-    let addrs: Vec<(String, SocketAddr)> = lab
-        .nodes()
-        .iter()
-        .map(|n| (n.name.clone(), SocketAddr::new(n.ip.into(), NODE_PORT)))
-        .collect();
-    for (_, addr) in &addrs {
-        if let Err(e) = wait_ready(*addr, Duration::from_secs(10)).await {
-            stop_servers(&mut servers);
+    let db::Started { servers, cluster } = match db::start(&cfg, &lab, dir).await {
+        Ok(s) => s,
+        Err(e) => {
             copy_logs(&lab, dir);
-            return Err(RunError::StoreDown(e));
+            return Err(e);
         }
-    }
+    };
 
     let start = Instant::now();
     let history_path = dir.join("history.jsonl");
     let (rec, writer) = recorder::start(&history_path, start)
         .map_err(io(format!("creating {}", history_path.display())))?;
     let ctx = Arc::new(Ctx {
-        addrs,
+        cluster,
         servers: Mutex::new(servers),
         active: Mutex::new(Vec::new()),
         open: Mutex::new(Vec::new()),
@@ -379,7 +425,7 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
         lab,
         cfg,
     });
-    let windows = nemesis_windows(&ctx.cfg, &ctx.lab)?;
+    let windows = nemesis_windows(&ctx.cfg, &ctx.lab, &ctx.cluster.primaries)?;
 
     // Ctrl-C and SIGTERM end the main phase early.
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -431,7 +477,7 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
     // Stop the store, keep its logs.
     {
         let mut servers = ctx.servers.lock().unwrap_or_else(|e| e.into_inner());
-        stop_servers(&mut servers);
+        db::stop(&ctx.cfg.db, &mut servers);
     }
     copy_logs(&ctx.lab, dir);
     signals.abort();
@@ -456,15 +502,6 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
     Ok(verdicts)
 }
 
-fn stop_servers(servers: &mut [Server]) {
-    for s in servers.iter() {
-        s.resume();
-    }
-    for s in servers.iter_mut() {
-        s.stop(Duration::from_secs(2));
-    }
-}
-
 /// Copies each node's logs from the lab directory into `<run>/nodes/<n>/`.
 fn copy_logs(lab: &Lab, dir: &Path) {
     for node in lab.nodes() {
@@ -486,7 +523,11 @@ fn copy_logs(lab: &Lab, dir: &Path) {
     }
 }
 
-fn nemesis_windows(cfg: &RunConfig, lab: &Lab) -> Result<Vec<schedule::Window>, RunError> {
+fn nemesis_windows(
+    cfg: &RunConfig,
+    lab: &Lab,
+    primaries: &[String],
+) -> Result<Vec<schedule::Window>, RunError> {
     let sched = match &cfg.timeline {
         Some(t) => Schedule::Timeline(t.clone()),
         None if cfg.faults.is_empty() => return Ok(Vec::new()),
@@ -497,7 +538,7 @@ fn nemesis_windows(cfg: &RunConfig, lab: &Lab) -> Result<Vec<schedule::Window>, 
         },
     };
     let nodes: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
-    let primaries = cfg.db.primaries(&nodes);
+    let primaries = primaries.to_vec();
     Ok(sched.windows(
         &nodes,
         &primaries,
@@ -551,10 +592,9 @@ fn progress_task(
 
 async fn worker(ctx: Arc<Ctx>, slot: u32) {
     let c = u64::from(ctx.cfg.concurrency);
-    let (node, addr) = ctx.addrs[slot as usize % ctx.addrs.len()].clone();
     let mut generator = Generator::new(&ctx.cfg.workload, slot);
     let mut process = u64::from(slot);
-    let mut client: Option<NodeClient> = None;
+    let mut client = db::Client::new(&ctx.cluster, db::Role::Worker(slot));
     let interval = ctx
         .cfg
         .rate
@@ -568,17 +608,12 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
                 break;
             }
         }
-        let cl = match client.as_mut() {
-            Some(cl) => cl,
-            None => match NodeClient::connect(addr, ctx.cfg.op_timeout).await {
-                Ok(cl) => client.insert(cl),
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+        if client.ready(ctx.cfg.op_timeout).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         let op = generator.next_op();
+        let node = client.target(op.f);
         let ev = |kind: &'static str, value: Value, error: Option<String>, time: u64| Ev {
             time,
             process: Who::Client(process),
@@ -592,8 +627,8 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
         };
         ctx.rec
             .record(ev("invoke", op.value.clone(), None, ctx.rec.now()));
-        let r = cl
-            .call(op.f, &op.key, op.value.clone(), ctx.cfg.op_timeout)
+        let r = client
+            .call(process, op.f, &op.key, op.value.clone(), ctx.cfg.op_timeout)
             .await;
         let now = ctx.rec.now();
         let retire = match r {
@@ -628,7 +663,7 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
             }
             Err(ClientError::Definite(e)) => {
                 ctx.rec.record(ev("fail", op.value.clone(), Some(e), now));
-                client = None;
+                client.reset();
                 false
             }
             Err(e) => {
@@ -641,7 +676,7 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
             // Jepsen's convention: the process may still be running the
             // operation; the worker carries on under a new id.
             process += c;
-            client = None;
+            client.reset();
         }
     }
     ctx.max_process.fetch_max(process, Ordering::Relaxed);
@@ -845,16 +880,16 @@ async fn heal_all(ctx: &Arc<Ctx>) {
 async fn final_read_phase(ctx: &Arc<Ctx>) {
     let mut process = ctx.max_process.load(Ordering::Relaxed) + 1;
     let reads = final_reads(&ctx.cfg.workload);
-    for (node, addr) in ctx.addrs.clone() {
+    for i in 0..ctx.cluster.nodes.len() {
+        let node = ctx.cluster.name(i);
+        let mut client = db::Client::new(&ctx.cluster, db::Role::Final(i));
         for op in &reads {
             for _attempt in 0..5 {
-                let mut client = match NodeClient::connect(addr, Duration::from_secs(1)).await {
-                    Ok(c) => c,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                        continue;
-                    }
-                };
+                if client.ready(Duration::from_secs(2)).await.is_err() {
+                    client.reset();
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    continue;
+                }
                 let ev = |kind: &'static str, value: Value, error: Option<String>, time: u64| Ev {
                     time,
                     process: Who::Client(process),
@@ -869,7 +904,7 @@ async fn final_read_phase(ctx: &Arc<Ctx>) {
                 ctx.rec
                     .record(ev("invoke", Value::Null, None, ctx.rec.now()));
                 let r = client
-                    .call(op.f, &op.key, Value::Null, Duration::from_secs(2))
+                    .call(process, op.f, &op.key, Value::Null, Duration::from_secs(2))
                     .await;
                 let now = ctx.rec.now();
                 let done = match r {
