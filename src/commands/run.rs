@@ -398,6 +398,10 @@ pub fn run(args: RunArgs) -> Exit {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    // A missing binary is a one-line error before anything starts.
+    if let Err(e) = runner::db::check_install(&cfg.db) {
+        return fail(e);
+    }
     eprintln!("faultline run: {}", describe(&cfg));
     let outcome = match runner::run(cfg) {
         Ok(o) => o,

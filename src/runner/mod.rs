@@ -265,14 +265,14 @@ pub enum RunError {
     #[error("the store did not come up: {0}")]
     StoreDown(String),
     /// A program the store needs is not installed.
-    #[error("`{program}` not found ({what}); install it with: {install}")]
+    #[error("`{program}` not found ({what}); {fix}")]
     Missing {
         /// The program.
         program: String,
         /// What needs it.
         what: String,
-        /// The install command.
-        install: String,
+        /// How to get it: `install it with: apt-get install -y ...`.
+        fix: String,
     },
     /// Files of the store directory.
     #[error("{context}: {source}")]

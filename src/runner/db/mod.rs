@@ -264,10 +264,10 @@ pub fn check_install(db: &DbConfig) -> Result<BTreeMap<&'static str, PathBuf>, R
                 return Err(RunError::Missing {
                     program: first.to_string(),
                     what: "--db-opt command".into(),
-                    install: if first == "python3" {
-                        "apt-get install -y python3".into()
+                    fix: if first == "python3" {
+                        "install it with: apt-get install -y python3".into()
                     } else {
-                        format!("install `{first}` or give its path in --db-opt command")
+                        "install it, or give its path in --db-opt command".into()
                     },
                 });
             }
@@ -296,7 +296,7 @@ pub fn check_install(db: &DbConfig) -> Result<BTreeMap<&'static str, PathBuf>, R
                             .map(|d| format!(" (looked in {})", d.display()))
                             .unwrap_or_default()
                     ),
-                    install: n.install.to_string(),
+                    fix: format!("install it with: {}", n.install),
                 });
             }
         }
@@ -306,7 +306,7 @@ pub fn check_install(db: &DbConfig) -> Result<BTreeMap<&'static str, PathBuf>, R
             return Err(RunError::Missing {
                 program: "setpriv".into(),
                 what: "--db postgres".into(),
-                install: "apt-get install -y util-linux".into(),
+                fix: "install it with: apt-get install -y util-linux".into(),
             });
         }
         if nix::unistd::User::from_name("postgres")
@@ -317,7 +317,7 @@ pub fn check_install(db: &DbConfig) -> Result<BTreeMap<&'static str, PathBuf>, R
             return Err(RunError::Missing {
                 program: "the `postgres` user".into(),
                 what: "--db postgres".into(),
-                install: INSTALL_POSTGRES.into(),
+                fix: format!("install it with: {INSTALL_POSTGRES}"),
             });
         }
     }
@@ -364,14 +364,20 @@ pub(crate) fn check_alive(servers: &mut [Server]) -> Result<(), RunError> {
                 .filter(|l| !l.trim().is_empty())
                 .take(1)
                 .collect();
+            let how = match st {
+                nix::sys::wait::WaitStatus::Exited(_, c) => format!("with status {c}"),
+                nix::sys::wait::WaitStatus::Signaled(_, sig, _) => format!("on {sig}"),
+                other => format!("({other:?})"),
+            };
             return Err(RunError::StoreDown(format!(
-                "{} on {} exited at once ({st:?}){}; its log: {}",
+                "{} on {} exited {how}{} (its log: nodes/{}/{}.log in the run directory)",
                 s.spec.service,
                 s.spec.node,
                 tail.first()
                     .map(|l| format!(": {}", l.trim()))
                     .unwrap_or_default(),
-                s.log.display()
+                s.spec.node,
+                s.spec.service,
             )));
         }
     }
