@@ -346,7 +346,7 @@ fn session_guarantees_through_the_command_line() {
         assert_eq!(l["anomalies"][0]["check"], bad);
         let o = run(&["check", "--checks", bad, &path]);
         let out = stdout(&o);
-        assert!(out.contains(": INVALID: "), "{out}");
+        assert!(out.contains(&format!(": VIOLATED: {bad} (")), "{out}");
         assert!(out.contains(&format!("  {bad}: ")), "{out}");
     }
     // The ryw witness in words.

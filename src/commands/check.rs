@@ -435,19 +435,26 @@ fn print_all(s: &Shown<'_>) {
     match s.lin {
         Some(r) => print_text(s.name, s.history, r, s.parse_ms, s.check_ms),
         None => {
-            let verdict = match s.valid {
-                Validity::Valid => "valid",
-                Validity::Invalid => "INVALID",
-                Validity::Unknown => "UNKNOWN",
+            // "holds: ...", "VIOLATED: ..." or "UNKNOWN: ...", naming the
+            // checks in that state.
+            let (verdict, state) = match s.valid {
+                Validity::Valid => ("holds", Validity::Valid),
+                Validity::Invalid => ("VIOLATED", Validity::Invalid),
+                Validity::Unknown => ("UNKNOWN", Validity::Unknown),
             };
-            let checked: Vec<&str> = s.verdicts.iter().map(|v| v.0.name()).collect();
+            let named: Vec<&str> = s
+                .verdicts
+                .iter()
+                .filter(|v| v.1 == state)
+                .map(|v| v.0.name())
+                .collect();
             println!(
                 "{}: {verdict}: {} ({}, {} ops; parse {:.1} ms, check {:.1} ms)",
                 s.name,
-                if checked.is_empty() {
+                if named.is_empty() {
                     "nothing checked".to_string()
                 } else {
-                    checked.join(", ")
+                    named.join(", ")
                 },
                 s.model.name(),
                 s.history.len(),
@@ -461,7 +468,11 @@ fn print_all(s: &Shown<'_>) {
         notes.push("keys taken from [key value] values");
     }
     if s.only_completions {
-        notes.push("completions only: each operation is instantaneous at its position");
+        notes.push(if s.lin.is_some() {
+            "completions only: for linearizability each operation is instantaneous at its position"
+        } else {
+            "completions only"
+        });
     }
     if !notes.is_empty() {
         println!("  ({})", notes.join("; "));
