@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod lab;
 pub mod nemesis;
+pub mod report;
 pub mod runner;
 pub mod node;
 

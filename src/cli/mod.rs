@@ -39,6 +39,9 @@ pub enum Command {
     /// Run one node of the built-in replicated store (started by the lab and
     /// the runner; see docs/node-protocol.md).
     Node(Box<crate::commands::node::NodeArgs>),
+    /// Re-create report.html and junit.xml of a stored run (DIR, e.g.
+    /// store/latest) from its history and results.
+    Report(crate::commands::report::ReportArgs),
 }
 
 /// Runs a parsed command line and returns its exit code.
@@ -52,6 +55,7 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Clean(args) => crate::commands::clean::run(args),
         Command::Doctor(args) => crate::commands::doctor::run(args),
         Command::Node(args) => crate::commands::node::run(*args),
+        Command::Report(args) => crate::commands::report::run(args),
     }
 }
 

@@ -7,4 +7,5 @@ pub mod lab;
 pub mod nemesis;
 pub mod run;
 pub mod node;
+pub mod report;
 pub mod synth;

@@ -93,6 +93,10 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Also write a short Markdown summary of the run (for a CI step
+    /// summary).
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
 }
 
 /// The config file: the flags' names, in kebab-case.
@@ -398,6 +402,11 @@ pub fn run(args: RunArgs) -> Exit {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    if let Some(p) = &args.summary_md {
+        if let Err(e) = crate::report::check_output_path("summary-md", p) {
+            return fail(e);
+        }
+    }
     // A missing binary is a one-line error before anything starts.
     if let Err(e) = runner::db::check_install(&cfg.db) {
         return fail(e);
@@ -408,6 +417,7 @@ pub fn run(args: RunArgs) -> Exit {
         Err(e) => return fail(e),
     };
     print_summary(&outcome.dir, &outcome.verdicts);
+    crate::report::after_run(&outcome.dir, args.summary_md.as_deref());
     match outcome.verdicts.valid {
         Validity::Valid => Exit::Valid,
         Validity::Invalid => Exit::Invalid,

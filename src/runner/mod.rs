@@ -499,6 +499,10 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
     )
     .map_err(RunError::Check)?;
     write_results(dir, &ctx.cfg, &windows, &verdicts, start.elapsed())?;
+    // report.html, junit.xml and the classification in results.json.
+    if let Err(e) = crate::report::finish_run(dir, &verdicts.history) {
+        eprintln!("faultline: warning: writing the reports: {e}");
+    }
     Ok(verdicts)
 }
 

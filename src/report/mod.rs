@@ -1,0 +1,326 @@
+//! Reports of a checked history: `report.html` (one self-contained file:
+//! verdicts, witnesses, a timeline, latency and throughput plots, the
+//! partial linearization), `junit.xml`, a Markdown summary for CI, and the
+//! measured CAP/PACELC [`classify::Classification`].
+//!
+//! A run writes them all at its end ([`finish_run`]); `faultline report DIR`
+//! rewrites them from a stored run ([`report_dir`]); `faultline check
+//! --html/--junit/--summary-md` writes them for a history file.
+
+pub mod classify;
+pub mod html;
+pub mod junit;
+
+use std::path::{Path, PathBuf};
+
+use faultline_checkers::format::{self, Format};
+use faultline_checkers::history::History;
+use faultline_checkers::{ModelKind, Validity};
+use serde_json::{Value, json};
+
+use classify::{ClassifyInput, classify};
+
+/// The run's verdict as a [`Validity`] (`true`, `false`, anything else is
+/// unknown).
+pub fn validity(v: &Value) -> Validity {
+    match v {
+        Value::Bool(true) => Validity::Valid,
+        Value::Bool(false) => Validity::Invalid,
+        _ => Validity::Unknown,
+    }
+}
+
+/// The linearizability model a results object was checked with, if any.
+pub fn model_of(results: &Value) -> Option<ModelKind> {
+    if let Some(m) = results.get("model").and_then(Value::as_str) {
+        return m.parse().ok();
+    }
+    let lin = results.pointer("/checks/linearizable")?;
+    if let Some(m) = lin.get("model").and_then(Value::as_str) {
+        return m.parse().ok();
+    }
+    match results
+        .pointer("/config/workload/kind")
+        .and_then(Value::as_str)
+    {
+        Some("kv") => Some(ModelKind::Kv),
+        Some("register") => Some(ModelKind::CasRegister),
+        _ => None,
+    }
+}
+
+/// Computes the classification of a checked history and stores it in
+/// `results["classification"]`.
+pub fn add_classification(history: &History, results: &mut Value) {
+    let input = ClassifyInput {
+        valid: validity(&results["valid"]),
+        model: model_of(results),
+        time_limit: results
+            .pointer("/config/check_time_limit")
+            .and_then(Value::as_f64)
+            .map(|t| t.min(120.0)),
+    };
+    let c = classify(history, &input);
+    if let Value::Object(m) = results {
+        m.insert(
+            "classification".into(),
+            serde_json::to_value(&c).unwrap_or(Value::Null),
+        );
+    }
+}
+
+/// The classification lines for the terminal (empty when there is none).
+pub fn classification_lines(results: &Value) -> Vec<String> {
+    let Some(c) = results.get("classification").filter(|c| c.is_object()) else {
+        return Vec::new();
+    };
+    let mut out = vec![format!(
+        "classification: {} (measured from this run; the rule is in the README)",
+        c["label"].as_str().unwrap_or("?")
+    )];
+    for r in c["reasons"].as_array().into_iter().flatten() {
+        if let Some(s) = r.as_str() {
+            out.push(format!("  {s}"));
+        }
+    }
+    out
+}
+
+/// Where the outputs of one checked history go (None: not written).
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    /// `report.html`.
+    pub html: Option<PathBuf>,
+    /// `junit.xml`.
+    pub junit: Option<PathBuf>,
+    /// The Markdown summary.
+    pub summary_md: Option<PathBuf>,
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Writes the outputs asked for. `name` names the suite and the page.
+pub fn write_outputs(
+    name: &str,
+    history: &History,
+    results: &Value,
+    out: &Outputs,
+) -> Result<(), String> {
+    if let Some(p) = &out.html {
+        write(p, &html::render(name, history, results))?;
+    }
+    if let Some(p) = &out.junit {
+        let time_s = results
+            .pointer("/stats/duration_s")
+            .and_then(Value::as_f64)
+            .or_else(|| {
+                results
+                    .get("check_ms")
+                    .and_then(Value::as_f64)
+                    .map(|m| m / 1000.0)
+            })
+            .unwrap_or(0.0);
+        write(
+            p,
+            &junit::render(&[junit::Suite {
+                name: name.to_string(),
+                results,
+                time_s,
+            }]),
+        )?;
+    }
+    if let Some(p) = &out.summary_md {
+        write(p, &summary_md(name, results, out.html.as_deref()))?;
+    }
+    Ok(())
+}
+
+/// A short Markdown summary for a CI step summary: the verdict, a table of
+/// the checks, the first witness of each violated check, the
+/// classification.
+pub fn summary_md(name: &str, results: &Value, html: Option<&Path>) -> String {
+    let verdict = match validity(&results["valid"]) {
+        Validity::Valid => "✅ VALID",
+        Validity::Invalid => "❌ INVALID",
+        Validity::Unknown => "❔ UNKNOWN",
+    };
+    let mut s = format!("### faultline: {verdict} — `{name}`\n\n");
+    if let Some(ops) = results
+        .pointer("/stats/ops")
+        .or_else(|| results.get("ops"))
+        .and_then(Value::as_u64)
+    {
+        s.push_str(&format!("{ops} operations"));
+        if let Some(seed) = results.get("seed") {
+            s.push_str(&format!(", seed {seed}"));
+        }
+        s.push_str(".\n\n");
+    }
+    s.push_str("| check | verdict | first witness |\n|---|---|---|\n");
+    for (check, c) in junit::checks(results) {
+        let v = match c.get("valid") {
+            Some(Value::Bool(true)) => "ok".to_string(),
+            Some(Value::Bool(false)) => "**violated**".to_string(),
+            Some(Value::Null) | None => "skipped".to_string(),
+            Some(_) => format!(
+                "unknown ({})",
+                c["unknown_reason"].as_str().unwrap_or("no reason")
+            ),
+        };
+        let w = c["anomalies"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|a| a["explanation"].as_str())
+            .unwrap_or("")
+            .replace('|', "\\|")
+            .replace('\n', " ");
+        s.push_str(&format!("| {check} | {v} | {w} |\n"));
+    }
+    if let Some(c) = results.get("classification").filter(|c| c.is_object()) {
+        s.push_str(&format!(
+            "\n**Classification: {}** (measured)\n\n",
+            c["label"].as_str().unwrap_or("?")
+        ));
+        for r in c["reasons"].as_array().into_iter().flatten() {
+            if let Some(r) = r.as_str() {
+                s.push_str(&format!("- {r}\n"));
+            }
+        }
+    }
+    if let Some(h) = html {
+        s.push_str(&format!("\nReport: `{}`\n", h.display()));
+    }
+    s
+}
+
+/// At the end of a run: adds the classification to `DIR/results.json`,
+/// writes `DIR/report.html` and `DIR/junit.xml`. Returns the results.
+pub fn finish_run(dir: &Path, history: &History) -> Result<Value, String> {
+    let path = dir.join("results.json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let mut results: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    add_classification(history, &mut results);
+    let text = serde_json::to_string_pretty(&results).unwrap_or_default();
+    write(&path, &(text + "\n"))?;
+    let name = results["name"].as_str().unwrap_or("run").to_string();
+    write_outputs(
+        &name,
+        history,
+        &results,
+        &Outputs {
+            html: Some(dir.join("report.html")),
+            junit: Some(dir.join("junit.xml")),
+            summary_md: None,
+        },
+    )?;
+    Ok(results)
+}
+
+/// `faultline report DIR`: re-creates `report.html` and `junit.xml` (and
+/// the classification in `results.json` when it is missing) from
+/// `DIR/history.jsonl` and `DIR/results.json`.
+pub fn report_dir(dir: &Path, summary: Option<&Path>) -> Result<Value, String> {
+    let hist = dir.join("history.jsonl");
+    let res = dir.join("results.json");
+    if !dir.is_dir() {
+        return Err(format!("{}: not a run directory", dir.display()));
+    }
+    let text = std::fs::read_to_string(&res).map_err(|e| {
+        format!(
+            "{}: cannot read ({e}); is {} a run directory?",
+            res.display(),
+            dir.display()
+        )
+    })?;
+    let mut results: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", res.display()))?;
+    if !results.is_object() {
+        return Err(format!("{}: not a JSON object", res.display()));
+    }
+    let (history, _) = format::read_path(&hist, Format::Json).map_err(|e| e.to_string())?;
+    if results.get("classification").is_none_or(|c| !c.is_object()) {
+        add_classification(&history, &mut results);
+        let text = serde_json::to_string_pretty(&results).unwrap_or_default();
+        write(&res, &(text + "\n"))?;
+    }
+    let name = results["name"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| dir.display().to_string());
+    write_outputs(
+        &name,
+        &history,
+        &results,
+        &Outputs {
+            html: Some(dir.join("report.html")),
+            junit: Some(dir.join("junit.xml")),
+            summary_md: summary.map(Path::to_path_buf),
+        },
+    )?;
+    Ok(results)
+}
+
+/// A results object for `faultline check`'s outputs: its `--json` line,
+/// with the classification added.
+pub fn check_results(history: &History, line: &Value) -> Value {
+    let mut r = line.clone();
+    if r.get("name").is_none() {
+        if let Value::Object(m) = &mut r {
+            m.insert(
+                "name".into(),
+                json!(line["file"].as_str().unwrap_or("history")),
+            );
+        }
+    }
+    add_classification(history, &mut r);
+    r
+}
+
+/// After `faultline run` printed its summary: prints the classification
+/// and where the report is, and writes the Markdown summary when asked.
+/// A summary that cannot be written is a warning: the run's verdict stays
+/// its exit code.
+pub fn after_run(dir: &Path, summary: Option<&Path>) {
+    let path = dir.join("results.json");
+    let results: Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    for line in classification_lines(&results) {
+        println!("{line}");
+    }
+    let html = dir.join("report.html");
+    if html.is_file() {
+        println!("report: {}", html.display());
+    }
+    if let Some(s) = summary {
+        let name = results["name"].as_str().unwrap_or("run");
+        if let Err(e) = write(s, &summary_md(name, &results, Some(&html))) {
+            eprintln!("faultline: warning: --summary-md: {e}");
+        }
+    }
+}
+
+/// Checks that a file can be created at `path` (its directory exists), for
+/// flags that name an output: `--FLAG PATH: ...` otherwise.
+pub fn check_output_path(flag: &str, path: &Path) -> Result<(), String> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(format!(
+            "--{flag} {}: the directory {} does not exist",
+            path.display(),
+            parent.display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!("--{flag} {}: is a directory", path.display()));
+    }
+    Ok(())
+}
