@@ -8,9 +8,9 @@ pub mod cli;
 pub mod commands;
 pub mod lab;
 pub mod nemesis;
+pub mod node;
 pub mod report;
 pub mod runner;
-pub mod node;
 
 /// The exit codes CI gates on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@ pub mod clean;
 pub mod doctor;
 pub mod lab;
 pub mod nemesis;
-pub mod run;
 pub mod node;
 pub mod report;
+pub mod run;
 pub mod synth;
