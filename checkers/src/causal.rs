@@ -171,9 +171,11 @@ pub struct CausalReport {
 pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> CausalReport {
     let t0 = Instant::now();
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
-    let mut base: Vec<Anomaly> = rw
-        .impossible_reads()
+    let impossible = rw.impossible_reads();
+    let n_impossible = impossible.len();
+    let mut base: Vec<Anomaly> = impossible
         .into_iter()
+        .take(MAX_ANOMALIES)
         .map(|mut a| {
             a.kind = "ThinAirRead";
             a
@@ -205,7 +207,7 @@ pub fn check(rw: &RwHistory<'_>, variants: &[Variant], opts: &CausalOptions) -> 
         }
     };
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
-    counts.insert("ThinAirRead", base.len());
+    counts.insert("ThinAirRead", n_impossible);
     let (init_reads, co_reads) = c.co_patterns();
     counts.insert("WriteCOInitRead", init_reads.len());
     counts.insert("WriteCORead", co_reads.len());

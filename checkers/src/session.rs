@@ -119,7 +119,9 @@ enum Why {
 
 /// Checks `g` on `rw`.
 pub fn check(rw: &RwHistory<'_>, g: Guarantee) -> CheckResult {
-    let mut anomalies = rw.impossible_reads();
+    let impossible = rw.impossible_reads();
+    let n_impossible = impossible.len();
+    let mut anomalies: Vec<Anomaly> = impossible.into_iter().take(MAX_ANOMALIES).collect();
     let n_real = rw.writes.len() as u32;
     let mut whys: Vec<Why> = Vec::new();
     let mut label = |w: Why| {
@@ -141,8 +143,8 @@ pub fn check(rw: &RwHistory<'_>, g: Guarantee) -> CheckResult {
     let (nodes, edges) = (b.nodes(), b.edges());
     let graph = b.build();
     let comp = graph.sccs();
-    let mut violations = direct.len();
-    anomalies.append(&mut direct);
+    let mut violations = n_impossible + direct.len();
+    anomalies.extend(direct.into_iter().take(MAX_ANOMALIES));
     let cycles = find_cycles(rw, g, &graph, &comp, &whys, n_real);
     violations += cycles.len();
     for cycle in cycles.into_iter().take(MAX_ANOMALIES) {
