@@ -1,0 +1,112 @@
+//! Helpers shared by the real-store tests (`run_etcd`, `run_redis`,
+//! `run_postgres`, `run_external`): running `faultline run`, reading the
+//! stored run, and the store binaries, which must be installed (they FAIL
+//! loudly otherwise, naming the install command).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::lab_common::bin;
+
+/// Runs `faultline run --store STORE --no-progress ARGS`.
+pub fn run(store: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("run")
+        .arg("--store")
+        .arg(store)
+        .arg("--no-progress")
+        .args(args)
+        .output()
+        .expect("runs faultline")
+}
+
+/// stdout and stderr, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The newest run directory.
+pub fn latest(store: &Path) -> PathBuf {
+    std::fs::canonicalize(store.join("latest")).expect("store/latest")
+}
+
+/// The newest run's results.json.
+pub fn results(store: &Path) -> Value {
+    let p = latest(store).join("results.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).expect("results.json")).expect("JSON")
+}
+
+/// The newest run's history.
+pub fn history(store: &Path) -> Vec<Value> {
+    std::fs::read_to_string(latest(store).join("history.jsonl"))
+        .expect("history")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+/// Events matching `pred`.
+pub fn count(h: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
+    h.iter().filter(|e| pred(e)).count()
+}
+
+/// Asserts that a store binary is installed (CI installs them with
+/// scripts/test-all).
+pub fn need(program: &str, install: &str) {
+    let found = faultline::lab::sys::find_tool(program).is_some()
+        || (program == "postgres" && faultline::runner::db::postgres_bindir().is_some());
+    assert!(
+        found,
+        "`{program}` is not installed; the store tests need it: {install} (scripts/test-all does this)"
+    );
+}
+
+/// Writes a nemesis timeline into `dir` and returns its path.
+pub fn timeline(dir: &Path, json: &str) -> PathBuf {
+    let p = dir.join("timeline.json");
+    std::fs::write(&p, json).expect("write timeline");
+    p
+}
+
+/// A directory with a fake `program` that prints a line and exits 3.
+pub fn failing_bindir(dir: &Path, programs: &[&str]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir.join("fakebin");
+    std::fs::create_dir_all(&d).expect("mkdir");
+    for p in programs {
+        let f = d.join(p);
+        std::fs::write(
+            &f,
+            format!("#!/bin/sh\necho \"fake {p}: refusing to start\" >&2\nexit 3\n"),
+        )
+        .expect("write");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    d
+}
+
+/// Processes whose command line contains `needle` (none must outlive a run).
+pub fn processes_with(needle: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+            continue;
+        }
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(needle) {
+                out.push(format!("{name}: {c}"));
+            }
+        }
+    }
+    out
+}
