@@ -76,6 +76,19 @@ pub struct CheckArgs {
     /// write and every value is such a pair), yes, no.
     #[arg(long, default_value = "auto", value_name = "WHEN", value_parser = parse_key_in_value)]
     pub key_in_value: KeyInValue,
+
+    /// Write a self-contained HTML report of the (one) history file: the
+    /// verdicts, the witnesses, a timeline, latency and throughput plots.
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
+
+    /// Write JUnit XML: one test suite per file, one test case per check.
+    #[arg(long, value_name = "OUT")]
+    pub junit: Option<PathBuf>,
+
+    /// Write a short Markdown summary (for a CI step summary).
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
 }
 
 /// The checks named by `--checks`.
@@ -121,13 +134,27 @@ pub fn run(args: CheckArgs) -> Exit {
     let mut worst_error = false;
     let mut any_invalid = false;
     let mut any_unknown = false;
+    if let Err(e) =
+        crate::report::check_args(&args.files, &args.html, &args.junit, &args.summary_md)
+    {
+        return crate::cli::fail(e);
+    }
+    let mut collected = Vec::new();
     for file in &args.files {
-        match check_file(file, &args) {
+        match check_file(file, &args, &mut collected) {
             FileOutcome::Checked(Validity::Valid) => {}
             FileOutcome::Checked(Validity::Invalid) => any_invalid = true,
             FileOutcome::Checked(Validity::Unknown) => any_unknown = true,
             FileOutcome::Error => worst_error = true,
         }
+    }
+    if let Err(e) = crate::report::write_check_outputs(
+        args.junit.as_deref(),
+        args.summary_md.as_deref(),
+        args.html.as_deref(),
+        &collected,
+    ) {
+        return crate::cli::fail(e);
     }
     if worst_error {
         Exit::Error
@@ -172,7 +199,7 @@ struct Skipped {
     reason: String,
 }
 
-fn check_file(path: &std::path::Path, args: &CheckArgs) -> FileOutcome {
+fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Value>) -> FileOutcome {
     let name = path.display().to_string();
     let explicit = args.checks.as_ref().map(|c| c.0.as_slice());
     let wants_rw = explicit.is_some_and(|c| c.iter().any(|c| c.needs_rw()));
@@ -329,6 +356,14 @@ fn check_file(path: &std::path::Path, args: &CheckArgs) -> FileOutcome {
         println!("{}", json_line(&shown, fmt));
     } else {
         print_all(&shown);
+    }
+    if args.html.is_some() || args.junit.is_some() || args.summary_md.is_some() {
+        let line = json_line(&shown, fmt);
+        if let Err(e) =
+            crate::report::check_file_outputs(args.html.as_deref(), &history, &line, collected)
+        {
+            return report_error(args, &name, &e);
+        }
     }
     FileOutcome::Checked(valid)
 }

@@ -73,14 +73,56 @@ fn us(ns: i64) -> i64 {
     ns.div_euclid(1000)
 }
 
+/// Lanes of the timeline: a process keeps one lane for its whole life, and
+/// a lane is reused by a later process once the earlier one is done (a
+/// process retired after an `info` is followed by its successor, as
+/// Jepsen's threads are). Returns the processes of each lane and each
+/// process's lane.
+fn lanes(history: &History) -> (Vec<Vec<i64>>, HashMap<i64, usize>) {
+    let mut life: HashMap<i64, (usize, usize)> = HashMap::new();
+    for o in &history.ops {
+        let end = o.complete_pos.unwrap_or(usize::MAX);
+        let e = life.entry(o.process).or_insert((o.invoke_pos, end));
+        e.0 = e.0.min(o.invoke_pos);
+        e.1 = e.1.max(end);
+    }
+    let mut by_start: Vec<(i64, usize, usize)> =
+        life.iter().map(|(p, (a, b))| (*p, *a, *b)).collect();
+    by_start.sort_unstable_by_key(|x| (x.1, x.0));
+    let mut lanes: Vec<Vec<i64>> = Vec::new();
+    let mut lane_of = HashMap::new();
+    // Busy lanes ordered by when they become free.
+    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(usize, usize)>> =
+        std::collections::BinaryHeap::new();
+    let mut idle: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    for (p, start, end) in by_start {
+        while let Some(std::cmp::Reverse((free, l))) = heap.peek().copied() {
+            if free < start {
+                heap.pop();
+                idle.insert(l);
+            } else {
+                break;
+            }
+        }
+        let l = match idle.pop_first() {
+            Some(l) => l,
+            None => {
+                lanes.push(Vec::new());
+                lanes.len() - 1
+            }
+        };
+        lanes[l].push(p);
+        heap.push(std::cmp::Reverse((end, l)));
+        lane_of.insert(p, l);
+    }
+    (lanes, lane_of)
+}
+
 /// The page's data: meta, checks, classification, faults, and the
 /// operations as columns.
 pub fn data(name: &str, history: &History, results: &Value) -> Value {
     let end = history_end(history);
-    let mut procs: Vec<i64> = history.ops.iter().map(|o| o.process).collect();
-    procs.sort_unstable();
-    procs.dedup();
-    let lane: HashMap<i64, usize> = procs.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+    let (lanes, lane) = lanes(history);
     let (mut fs, mut ks, mut nodes, mut errs) = (
         Interner::new(),
         Interner::new(),
@@ -101,6 +143,7 @@ pub fn data(name: &str, history: &History, results: &Value) -> Value {
         Vec::new(),
     );
     let mut err_cells = Vec::new();
+    let mut pr = Vec::with_capacity(n);
     let (mut last_t, mut last_i) = (0i64, 0i64);
     // Without times, operations are spaced by their event positions.
     let timed = history.ops.iter().all(|o| o.invoke_time.is_some());
@@ -124,6 +167,7 @@ pub fn data(name: &str, history: &History, results: &Value) -> Value {
         last_t = a;
         d.push(b);
         p.push(lane.get(&op.process).copied().unwrap_or(0) as i64);
+        pr.push(op.process);
         o.push(match op.outcome {
             Outcome::Ok => 0,
             Outcome::Fail => 1,
@@ -204,10 +248,10 @@ pub fn data(name: &str, history: &History, results: &Value) -> Value {
         "timed": timed,
         "end": if timed { us(end) } else { history.events as i64 * 1000 },
         "faults": faults,
-        "procs": procs,
+        "lanes": lanes,
         "ops": {
             "n": n,
-            "t0": t0, "d": d, "p": p, "o": o, "f": f, "k": k, "v": v, "n_": nd, "i": idx,
+            "t0": t0, "d": d, "p": p, "o": o, "f": f, "k": k, "v": v, "n_": nd, "i": idx, "pr": pr,
             "fs": fs.names, "ks": ks.names, "nodes": nodes.names, "errs": errs.names,
             "err": err_cells, "final": fin,
         },

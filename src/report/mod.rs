@@ -324,3 +324,78 @@ pub fn check_output_path(flag: &str, path: &Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `faultline check --html/--junit/--summary-md`, for one checked file:
+/// adds the classification to the file's `--json` line, writes the HTML
+/// report when asked, and keeps the results for [`write_check_outputs`].
+pub fn check_file_outputs(
+    html: Option<&Path>,
+    history: &History,
+    line: &Value,
+    collected: &mut Vec<Value>,
+) -> Result<(), String> {
+    let results = check_results(history, line);
+    if let Some(p) = html {
+        let name = results["file"].as_str().unwrap_or("history").to_string();
+        write(p, &html::render(&name, history, &results))?;
+    }
+    collected.push(results);
+    Ok(())
+}
+
+/// `faultline check --junit/--summary-md`: one suite (one summary section)
+/// per checked file.
+pub fn write_check_outputs(
+    junit: Option<&Path>,
+    summary: Option<&Path>,
+    html: Option<&Path>,
+    collected: &[Value],
+) -> Result<(), String> {
+    let name = |r: &Value| r["file"].as_str().unwrap_or("history").to_string();
+    if let Some(p) = junit {
+        let suites: Vec<junit::Suite<'_>> = collected
+            .iter()
+            .map(|r| junit::Suite {
+                name: name(r),
+                results: r,
+                time_s: (r["parse_ms"].as_f64().unwrap_or(0.0)
+                    + r["check_ms"].as_f64().unwrap_or(0.0))
+                    / 1000.0,
+            })
+            .collect();
+        write(p, &junit::render(&suites))?;
+    }
+    if let Some(p) = summary {
+        let text: Vec<String> = collected
+            .iter()
+            .map(|r| summary_md(&name(r), r, html))
+            .collect();
+        write(p, &text.join("\n"))?;
+    }
+    Ok(())
+}
+
+/// Validates `faultline check`'s output flags before anything is checked:
+/// `--html` takes one history file; every output's directory must exist.
+pub fn check_args(
+    files: &[PathBuf],
+    html: &Option<PathBuf>,
+    junit: &Option<PathBuf>,
+    summary: &Option<PathBuf>,
+) -> Result<(), String> {
+    if let Some(h) = html {
+        if files.len() != 1 {
+            return Err(format!(
+                "--html {}: one history file at a time (got {})",
+                h.display(),
+                files.len()
+            ));
+        }
+    }
+    for (flag, p) in [("html", html), ("junit", junit), ("summary-md", summary)] {
+        if let Some(p) = p {
+            check_output_path(flag, p)?;
+        }
+    }
+    Ok(())
+}

@@ -37,7 +37,10 @@
   (O.err || []).forEach(function (c) { errOf[c[0]] = O.errs[c[1]]; });
   var isFinal = {};
   (O.final || []).forEach(function (p) { isFinal[p] = true; });
-  var nLanes = Math.max(1, (D.procs || []).length);
+  var LANES = D.lanes || [];
+  var nLanes = Math.max(1, LANES.length);
+  var proc = O.pr || [];
+  var nProcs = LANES.reduce(function (a, l) { return a + l.length; }, 0);
   var faults = D.faults || [];
   faults.forEach(function (f) { if (f.e > endT) endT = f.e; });
   if (endT <= 0) endT = 1;
@@ -53,7 +56,7 @@
   function fmtVal(v) { return v === null || v === undefined ? 'nil' : String(v); }
   function opText(p) {
     var f = O.fs[fcode[p]], k = kcode[p] >= 0 ? ' ' + O.ks[kcode[p]] : '';
-    var s = 'process ' + D.procs[lane[p]] + ': ' + f + k + ' ' + fmtVal(O.v[p]) + ' → ' + OUTCOME[outc[p]];
+    var s = 'process ' + proc[p] + ': ' + f + k + ' ' + fmtVal(O.v[p]) + ' → ' + OUTCOME[outc[p]];
     return s;
   }
   function opDetail(p) {
@@ -111,7 +114,7 @@
     el('h1', null, ['faultline report ', badge(D.valid)]),
     el('div', { cls: 'sub mono', text: D.name + (D.dir ? '  —  ' + D.dir : '') }),
     el('div', { cls: 'sub', text: desc.join(' · ') }),
-    el('div', { cls: 'sub', text: n + ' operations: ' + counts[0] + ' ok, ' + counts[1] + ' fail, ' + counts[2] + ' info, ' + counts[3] + ' pending; ' + faults.length + ' fault interval' + (faults.length === 1 ? '' : 's') + '; ' + nLanes + ' client process' + (nLanes === 1 ? '' : 'es') }),
+    el('div', { cls: 'sub', text: n + ' operations: ' + counts[0] + ' ok, ' + counts[1] + ' fail, ' + counts[2] + ' info, ' + counts[3] + ' pending; ' + faults.length + ' fault interval' + (faults.length === 1 ? '' : 's') + '; ' + nProcs + ' client processes in ' + nLanes + ' lane' + (nLanes === 1 ? '' : 's') }),
     el('nav', null, [el('a', { href: '#checks', text: 'Checks' }), el('a', { href: '#classification', text: 'Classification' }), el('a', { href: '#timeline', text: 'Timeline' }), el('a', { href: '#plots', text: 'Latency & throughput' }), el('a', { href: '#linearization', text: 'Partial linearization' }), el('a', { href: '#faults', text: 'Faults' })])
   ]));
 
@@ -193,7 +196,7 @@
   // ---- timeline and plots (one shared view) ----
   var view = { s: 0, e: endT };
   var selected = -1;
-  sec = el('section', { id: 'timeline' }, [el('h2', { text: 'Timeline: one lane per client process' })]);
+  sec = el('section', { id: 'timeline' }, [el('h2', { text: 'Timeline: client processes, one lane each (a retired process\'s successor takes its lane)' })]);
   var legend = el('div', { cls: 'legend' });
   ['ok', 'fail', 'info', 'pending'].forEach(function (k, j) { legend.appendChild(el('span', null, [el('i', { style: 'background:' + COLORS[j] }), k])); });
   Object.keys(FAULT_COLORS).forEach(function (k) { if (faults.some(function (f) { return f.f === k; })) legend.appendChild(el('span', null, [el('i', { style: 'background:' + FAULT_COLORS[k] + ';border:1px solid ' + FAULT_EDGE[k] }), k])); });
@@ -280,7 +283,7 @@
     bandsDrawn = shadeFaults(g, w, 0, bottom, true);
     g.fillStyle = '#5f6b7a'; g.font = '10px system-ui, sans-serif';
     var every = Math.ceil(12 / LANE_H);
-    for (var l = 0; l < nLanes; l += every) g.fillText('p' + D.procs[l], 4, top + l * LANE_H + Math.min(LANE_H, 11));
+    for (var l = 0; l < nLanes; l += every) { var lp = LANES[l] || []; g.fillText('p' + lp[0] + (lp.length > 1 ? ' +' + (lp.length - 1) : ''), 4, top + l * LANE_H + Math.min(LANE_H, 11)); }
     var span = view.e - view.s, sx = (w - LEFT) / span, barH = Math.max(1, LANE_H - (LANE_H > 4 ? 2 : 0));
     // Bars narrower than a pixel are counted per (lane, pixel, outcome) and
     // drawn as one column split in proportion to the outcomes.
