@@ -103,21 +103,6 @@ pub async fn start(
             "-c".into(),
             "log_min_messages=warning".into(),
         ]);
-        if i == 0 && sync != "off" {
-            a.extend([
-                "-c".into(),
-                "synchronous_standby_names=ANY 1 (*)".into(),
-                "-c".into(),
-                format!(
-                    "synchronous_commit={}",
-                    if sync == "apply" {
-                        "remote_apply"
-                    } else {
-                        "on"
-                    }
-                ),
-            ]);
-        }
         Ok(a)
     };
     // initdb (no network needed).
@@ -248,6 +233,30 @@ pub async fn start(
         },
     )
     .await?;
+    if sync != "off" {
+        // Only now that the standbys stream (a synchronous commit with no
+        // standby would hang the setup); ALTER SYSTEM survives restarts.
+        let level = if sync == "apply" {
+            "remote_apply"
+        } else {
+            "on"
+        };
+        let d = Instant::now() + Duration::from_secs(5);
+        let mut c = PgConn::connect(paddr, d)
+            .await
+            .map_err(|e| RunError::StoreDown(format!("postgres primary: {e}")))?;
+        for q in [
+            "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (*)'".to_string(),
+            format!("ALTER SYSTEM SET synchronous_commit = '{level}'"),
+            "SELECT pg_reload_conf()".to_string(),
+        ] {
+            match c.query(&q, d).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(RunError::StoreDown(format!("{q}: {}", e.message))),
+                Err(e) => return Err(RunError::StoreDown(format!("{q}: {e}"))),
+            }
+        }
+    }
     Ok(vec![primary.name])
 }
 
