@@ -207,18 +207,25 @@ pub fn run_doctor(args: DoctorArgs) -> Exit {
         },
         None,
     ));
+    use crate::runner::db::{INSTALL_ETCD, INSTALL_POSTGRES, INSTALL_REDIS};
     let stores = [
+        ("etcd (--db etcd)", find_tool("etcd"), INSTALL_ETCD),
         (
-            "etcd",
-            find_tool("etcd"),
-            "apt-get install -y etcd-server etcd-client",
-        ),
-        (
-            "redis-server",
+            "redis-server (--db redis)",
             find_tool("redis-server"),
-            "apt-get install -y redis-server redis-sentinel",
+            INSTALL_REDIS,
         ),
-        ("postgres", postgres_bin(), "apt-get install -y postgresql"),
+        (
+            "redis-sentinel (failover)",
+            find_tool("redis-sentinel"),
+            INSTALL_REDIS,
+        ),
+        ("postgres (--db postgres)", postgres_bin(), INSTALL_POSTGRES),
+        (
+            "python3 (example adapter)",
+            find_tool("python3"),
+            "apt-get install -y python3",
+        ),
     ];
     for (name, found, fix) in stores {
         checks.push(check(
