@@ -369,14 +369,11 @@ pub(crate) fn node_argv(
         argv.push("--peer".into());
         argv.push(format!("{}={}:{NODE_PORT}", other.name, other.ip));
     }
-    match &cfg.db {
-        DbConfig::Builtin { mode, r, w } => {
-            argv.extend(["--mode".into(), mode.clone()]);
-            if mode == "quorum" {
-                argv.extend(["--r".into(), r.clone(), "--w".into(), w.clone()]);
-            }
+    if let DbConfig::Builtin { mode, r, w } = &cfg.db {
+        argv.extend(["--mode".into(), mode.clone()]);
+        if mode == "quorum" {
+            argv.extend(["--r".into(), r.clone(), "--w".into(), w.clone()]);
         }
-        _ => {}
     }
     Ok(argv)
 }
