@@ -7,7 +7,7 @@ mod report_common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use report_common::{assert_clean_render, load, validate_junit};
+use report_common::{assert_clean_render, load, selftest, validate_junit};
 
 fn fl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
@@ -95,6 +95,9 @@ fn a_100k_operation_history_renders_in_under_3_seconds() {
         page.dom.contains("id=\"plin-linearizable-0\""),
         "the partial linearization"
     );
+
+    let st = selftest(&html);
+    assert!(st.num("data-selftest-steps") >= 5.0);
 
     let j = validate_junit(&junit);
     assert_eq!(j.failures, 1, "{j:?}");

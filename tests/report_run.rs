@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use lab_common::{assert_clean, bin, guard};
-use report_common::{assert_clean_render, load, screenshot, validate_junit};
+use report_common::{assert_clean_render, load, screenshot, selftest, validate_junit};
 use serde_json::Value;
 
 fn run(store: &Path, mode: &str, seed: &str, summary: &Path) -> Output {
@@ -133,6 +133,7 @@ fn check_run(o: &Output, dir: &Path, expect_valid: bool, summary: &Path) -> Stri
         std::fs::metadata(&html).map(|m| m.len()).unwrap_or(0) as f64 / 1e6,
         page.num("data-render-ms")
     );
+    selftest(&html);
     let png = dir.join("report.png");
     screenshot(&html, &png);
     if !expect_valid && std::env::var("FAULTLINE_UPDATE_SCREENSHOT").as_deref() == Ok("1") {

@@ -549,4 +549,29 @@
   b.setAttribute('data-witness-ops', String(Object.keys(witnessSet).length));
   b.setAttribute('data-render-ms', String(Math.round(performance.now())));
   b.setAttribute('data-rendered', '1');
+
+  // `report.html#selftest` drives the interactions once (zoom, pan, hover,
+  // click, the witness and fault links) for the headless tests.
+  if (location.hash === '#selftest') {
+    try {
+      var fire = function (target, type, x, y, extra) {
+        var r = (target.getBoundingClientRect ? target : tlCanvas).getBoundingClientRect(), init = { clientX: r.left + x, clientY: r.top + y, bubbles: true, cancelable: true, deltaY: extra || 0 };
+        target.dispatchEvent(type === 'wheel' ? new WheelEvent(type, init) : new MouseEvent(type, init));
+      };
+      var steps = 0;
+      [tlCanvas, latCanvas, thrCanvas].forEach(function (c) {
+        fire(c, 'wheel', 400, 40, -100); redraw();
+        fire(c, 'mousedown', 300, 30); fire(window, 'mousemove', 200, 30); fire(window, 'mouseup', 200, 30); redraw();
+        fire(c, 'dblclick', 300, 30); redraw();
+        steps++;
+      });
+      fire(tlCanvas, 'mousemove', LEFT + 50, 16 + LANE_H / 2); fire(tlCanvas, 'mousedown', LEFT + 50, 16 + LANE_H / 2); fire(window, 'mouseup', LEFT + 50, 16 + LANE_H / 2);
+      zoomAt(0.5, 0.01); redraw(); zoomAt(0.5, 1000); redraw();
+      Array.prototype.forEach.call(document.querySelectorAll('a.op'), function (a, j) { if (j < 5) { a.click(); redraw(); steps++; } });
+      Array.prototype.forEach.call(document.querySelectorAll('#faults a'), function (a, j) { if (j < 3) { a.click(); redraw(); steps++; } });
+      Array.prototype.forEach.call(document.querySelectorAll('.plin-row'), function (g, j) { if (j < 3) { g.dispatchEvent(new MouseEvent('click', { bubbles: true })); redraw(); steps++; } });
+      b.setAttribute('data-selftest', errors.length ? 'errors' : 'ok');
+      b.setAttribute('data-selftest-steps', String(steps));
+    } catch (e) { noteError('selftest: ' + (e && e.message)); b.setAttribute('data-selftest', 'threw'); }
+  }
 })();

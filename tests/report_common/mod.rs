@@ -71,12 +71,31 @@ fn flags(profile: &Path) -> Vec<String> {
 
 /// Opens `html` headless and dumps the DOM after its scripts ran.
 pub fn load(html: &Path) -> Page {
+    load_url(&format!("file://{}", html.display()))
+}
+
+/// Opens `html` with `#selftest`: the page drives its own zoom, pan, hover,
+/// click and links once, and says whether anything threw.
+pub fn selftest(html: &Path) -> Page {
+    let page = load_url(&format!("file://{}#selftest", html.display()));
+    assert_clean_render(&page, "selftest");
+    assert_eq!(
+        page.body_attr("data-selftest").as_deref(),
+        Some("ok"),
+        "the interactions threw: {:?}",
+        page.body_attr("data-errors")
+    );
+    page
+}
+
+/// Opens a URL headless and dumps the DOM after its scripts ran.
+pub fn load_url(url: &str) -> Page {
     let profile = tempfile::tempdir().expect("profile dir");
     let t = Instant::now();
     let o = Command::new(chromium())
         .args(flags(profile.path()))
         .arg("--dump-dom")
-        .arg(format!("file://{}", html.display()))
+        .arg(url)
         .output()
         .expect("runs chromium");
     let wall_ms = t.elapsed().as_secs_f64() * 1e3;
