@@ -370,7 +370,9 @@ fn describe(cfg: &RunConfig) -> String {
             server.as_deref().unwrap_or("none")
         ),
     };
-    let faults = if cfg.faults.is_empty() {
+    let faults = if let Some(t) = &cfg.timeline {
+        format!("a timeline of {} faults", t.len())
+    } else if cfg.faults.is_empty() {
         "no faults".to_string()
     } else {
         let names: Vec<String> = cfg
