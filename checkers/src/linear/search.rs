@@ -359,6 +359,69 @@ struct Frame<S> {
     entry: u32,
 }
 
+/// What is placed: the completed operations (a bitset, Zobrist-hashed, and
+/// unlinked from the candidate lists) and the unknown-outcome ones (a sorted
+/// id list). `place` and `unplace` undo each other in LIFO order.
+struct Placed {
+    calls: Links,
+    rets: Links,
+    deps: Links,
+    blinds: Links,
+    bits: Vec<u64>,
+    zobrist: Vec<u64>,
+    zhash: u64,
+    /// Sorted ids (dep ids as-is, blind ids offset by `blind_base`).
+    info: Vec<u32>,
+    blind_base: u32,
+}
+
+impl Placed {
+    fn place(&mut self, c: Cursor) {
+        match c {
+            Cursor::Def(d) => {
+                self.bits[d as usize / 64] |= 1u64 << (d % 64);
+                self.zhash ^= self.zobrist[d as usize];
+                self.calls.unlink(d);
+                self.rets.unlink(d);
+            }
+            Cursor::Dep(i) => {
+                self.deps.unlink(i);
+                insert_sorted(&mut self.info, i);
+            }
+            Cursor::Blind(i) => {
+                self.blinds.unlink(i);
+                insert_sorted(&mut self.info, self.blind_base + i);
+            }
+            Cursor::Done => {}
+        }
+    }
+
+    fn unplace(&mut self, c: Cursor) {
+        match c {
+            Cursor::Def(d) => {
+                self.rets.relink(d);
+                self.calls.relink(d);
+                self.bits[d as usize / 64] &= !(1u64 << (d % 64));
+                self.zhash ^= self.zobrist[d as usize];
+            }
+            Cursor::Dep(i) => {
+                self.deps.relink(i);
+                remove_sorted(&mut self.info, i);
+            }
+            Cursor::Blind(i) => {
+                self.blinds.relink(i);
+                remove_sorted(&mut self.info, self.blind_base + i);
+            }
+            Cursor::Done => {}
+        }
+    }
+
+    /// Every completed operation is placed.
+    fn complete(&self) -> bool {
+        self.rets.first() == self.rets.head()
+    }
+}
+
 /// Searches for a linearization of `entries` (sorted by invocation).
 pub fn search<M: Model>(
     model: &M,
@@ -393,19 +456,18 @@ pub fn search<M: Model>(
     let mut by_ret: Vec<u32> = (0..n as u32).collect();
     by_ret.sort_by_key(|&d| ret_d[d as usize]);
 
-    let mut calls = Links::new(n, 0..n as u32);
-    let mut rets = Links::new(n, by_ret.iter().copied());
-    let mut deps = Links::new(dep.len(), 0..dep.len() as u32);
-    let mut blinds = Links::new(blind.len(), 0..blind.len() as u32);
-
     let mut seed = 0x5eed_u64;
-    let zobrist: Vec<u64> = (0..n).map(|_| splitmix(&mut seed)).collect();
-    let mut bits = vec![0u64; n.div_ceil(64)];
-    let mut zhash = 0u64;
-    // Sorted ids (dep ids as-is, blind ids offset by dep.len()) of the
-    // unknown-outcome operations placed.
-    let mut info: Vec<u32> = Vec::new();
-    let blind_base = dep.len() as u32;
+    let mut p = Placed {
+        calls: Links::new(n, 0..n as u32),
+        rets: Links::new(n, by_ret.iter().copied()),
+        deps: Links::new(dep.len(), 0..dep.len() as u32),
+        blinds: Links::new(blind.len(), 0..blind.len() as u32),
+        bits: vec![0u64; n.div_ceil(64)],
+        zobrist: (0..n).map(|_| splitmix(&mut seed)).collect(),
+        zhash: 0,
+        info: Vec::new(),
+        blind_base: dep.len() as u32,
+    };
 
     let mut cache: Cache<M::State> = Cache {
         buckets: HashMap::default(),
@@ -416,9 +478,10 @@ pub fn search<M: Model>(
     let mut counted_bytes = 0usize;
 
     // The window of the placed set that is not all ones.
-    let window = |bits: &[u64], calls: &Links, min_ret: usize| -> (u32, usize, usize) {
-        let first_unplaced = calls.first();
-        let first_word = if first_unplaced == calls.head() {
+    let window = |p: &Placed, min_ret: usize| -> (u32, usize, usize) {
+        let bits = &p.bits;
+        let first_unplaced = p.calls.first();
+        let first_word = if first_unplaced == p.calls.head() {
             bits.len()
         } else {
             first_unplaced as usize / 64
@@ -433,10 +496,10 @@ pub fn search<M: Model>(
     };
 
     let mut state = model.init();
-    let min_ret0 = ret_d[rets.first() as usize];
-    let (fw, a, b) = window(&bits, &calls, min_ret0);
-    let h0 = zhash ^ hash_state(&state);
-    let mut cur_entry = cache.insert(h0, fw, &bits[a..b], &info, state.clone(), NIL, NIL);
+    let min_ret0 = ret_d[p.rets.first() as usize];
+    let (fw, a, b) = window(&p, min_ret0);
+    let h0 = p.zhash ^ hash_state(&state);
+    let mut cur_entry = cache.insert(h0, fw, &p.bits[a..b], &p.info, state.clone(), NIL, NIL);
     stats.configs += 1;
 
     // Witness: the furthest return reached.
@@ -446,7 +509,7 @@ pub fn search<M: Model>(
     let mut more_states = false;
 
     let mut stack: Vec<Frame<M::State>> = Vec::new();
-    let mut cursor = Cursor::Def(calls.first());
+    let mut cursor = Cursor::Def(p.calls.first());
     let mut iterations: u64 = 0;
 
     loop {
@@ -478,24 +541,24 @@ pub fn search<M: Model>(
             }
         }
 
-        let min_ret = ret_d[rets.first() as usize];
+        let min_ret = ret_d[p.rets.first() as usize];
         // Next candidate from the cursor.
         let cand = loop {
             match cursor {
                 Cursor::Def(d) => {
-                    if d != calls.head() && call_d[d as usize] <= min_ret {
+                    if d != p.calls.head() && call_d[d as usize] <= min_ret {
                         break cursor;
                     }
-                    cursor = Cursor::Dep(deps.first());
+                    cursor = Cursor::Dep(p.deps.first());
                 }
                 Cursor::Dep(i) => {
-                    if i != deps.head() && call_dep[i as usize] <= min_ret {
+                    if i != p.deps.head() && call_dep[i as usize] <= min_ret {
                         break cursor;
                     }
-                    cursor = Cursor::Blind(blinds.first());
+                    cursor = Cursor::Blind(p.blinds.first());
                 }
                 Cursor::Blind(i) => {
-                    if i != blinds.head() && call_blind[i as usize] <= min_ret {
+                    if i != p.blinds.head() && call_blind[i as usize] <= min_ret {
                         break cursor;
                     }
                     cursor = Cursor::Done;
@@ -505,9 +568,9 @@ pub fn search<M: Model>(
         };
         // Advance the cursor past the candidate.
         cursor = match cand {
-            Cursor::Def(d) => Cursor::Def(calls.next[d as usize]),
-            Cursor::Dep(i) => Cursor::Dep(deps.next[i as usize]),
-            Cursor::Blind(i) => Cursor::Blind(blinds.next[i as usize]),
+            Cursor::Def(d) => Cursor::Def(p.calls.next[d as usize]),
+            Cursor::Dep(i) => Cursor::Dep(p.deps.next[i as usize]),
+            Cursor::Blind(i) => Cursor::Blind(p.blinds.next[i as usize]),
             Cursor::Done => Cursor::Done,
         };
 
@@ -532,23 +595,7 @@ pub fn search<M: Model>(
                     more_states,
                 });
             };
-            match frame.placed {
-                Cursor::Def(d) => {
-                    rets.relink(d);
-                    calls.relink(d);
-                    bits[d as usize / 64] &= !(1u64 << (d % 64));
-                    zhash ^= zobrist[d as usize];
-                }
-                Cursor::Dep(i) => {
-                    deps.relink(i);
-                    remove_sorted(&mut info, i);
-                }
-                Cursor::Blind(i) => {
-                    blinds.relink(i);
-                    remove_sorted(&mut info, blind_base + i);
-                }
-                Cursor::Done => {}
-            }
+            p.unplace(frame.placed);
             state = frame.state;
             cursor = frame.resume;
             cur_entry = frame.entry;
@@ -579,8 +626,8 @@ pub fn search<M: Model>(
                 }
             }
             let mut useful = false;
-            let mut d = calls.first();
-            while d != calls.head() && call_d[d as usize] <= min_ret {
+            let mut d = p.calls.first();
+            while d != p.calls.head() && call_d[d as usize] <= min_ret {
                 stats.steps += 1;
                 if model
                     .step(&next_state, &entries[def[d as usize] as usize].op)
@@ -589,11 +636,11 @@ pub fn search<M: Model>(
                     useful = true;
                     break;
                 }
-                d = calls.next[d as usize];
+                d = p.calls.next[d as usize];
             }
             if !useful {
-                let mut j = deps.first();
-                while j != deps.head() && call_dep[j as usize] <= min_ret {
+                let mut j = p.deps.first();
+                while j != p.deps.head() && call_dep[j as usize] <= min_ret {
                     if Cursor::Dep(j) != cand {
                         let other = &entries[dep[j as usize] as usize].op;
                         stats.steps += 2;
@@ -604,7 +651,7 @@ pub fn search<M: Model>(
                             }
                         }
                     }
-                    j = deps.next[j as usize];
+                    j = p.deps.next[j as usize];
                 }
             }
             if !useful {
@@ -613,60 +660,27 @@ pub fn search<M: Model>(
         }
 
         // Place it.
-        match cand {
-            Cursor::Def(d) => {
-                bits[d as usize / 64] |= 1u64 << (d % 64);
-                zhash ^= zobrist[d as usize];
-                calls.unlink(d);
-                rets.unlink(d);
-                if rets.first() == rets.head() {
-                    // Every completed operation is placed.
-                    budget
-                        .memory_used
-                        .fetch_sub(counted_bytes, Ordering::Relaxed);
-                    stats.cache_bytes = stats.cache_bytes.max(cache.bytes());
-                    return SearchResult::Linearizable;
-                }
-            }
-            Cursor::Dep(i) => {
-                deps.unlink(i);
-                insert_sorted(&mut info, i);
-            }
-            Cursor::Blind(i) => {
-                blinds.unlink(i);
-                insert_sorted(&mut info, blind_base + i);
-            }
-            Cursor::Done => {}
+        p.place(cand);
+        if matches!(cand, Cursor::Def(_)) && p.complete() {
+            budget
+                .memory_used
+                .fetch_sub(counted_bytes, Ordering::Relaxed);
+            stats.cache_bytes = stats.cache_bytes.max(cache.bytes());
+            return SearchResult::Linearizable;
         }
-        let child_min_ret = ret_d[rets.first() as usize];
-        let (fw, a, b) = window(&bits, &calls, child_min_ret);
-        let h = zhash ^ hash_state(&next_state);
-        if cache.dominated(h, fw, &bits[a..b], &info, &next_state) {
+        let child_min_ret = ret_d[p.rets.first() as usize];
+        let (fw, a, b) = window(&p, child_min_ret);
+        let h = p.zhash ^ hash_state(&next_state);
+        if cache.dominated(h, fw, &p.bits[a..b], &p.info, &next_state) {
             // Undo.
-            match cand {
-                Cursor::Def(d) => {
-                    rets.relink(d);
-                    calls.relink(d);
-                    bits[d as usize / 64] &= !(1u64 << (d % 64));
-                    zhash ^= zobrist[d as usize];
-                }
-                Cursor::Dep(i) => {
-                    deps.relink(i);
-                    remove_sorted(&mut info, i);
-                }
-                Cursor::Blind(i) => {
-                    blinds.relink(i);
-                    remove_sorted(&mut info, blind_base + i);
-                }
-                Cursor::Done => {}
-            }
+            p.unplace(cand);
             continue;
         }
         let child = cache.insert(
             h,
             fw,
-            &bits[a..b],
-            &info,
+            &p.bits[a..b],
+            &p.info,
             next_state.clone(),
             cur_entry,
             entry_idx,
@@ -692,7 +706,7 @@ pub fn search<M: Model>(
             entry: cur_entry,
         });
         cur_entry = child;
-        cursor = Cursor::Def(calls.first());
+        cursor = Cursor::Def(p.calls.first());
     }
 }
 
