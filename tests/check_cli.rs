@@ -509,3 +509,61 @@ fn json_schema_is_shipped_and_matches_the_reader() {
     let types = &schema["properties"]["type"]["enum"];
     assert_eq!(types, &serde_json::json!(["invoke", "ok", "fail", "info"]));
 }
+
+#[test]
+fn a_stored_run_directory_is_checked_as_its_workload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).expect("mkdir");
+    // A set run that lost an acknowledged element.
+    std::fs::write(
+        run_dir.join("results.json"),
+        r#"{"config": {"workload": {"kind": "set"}}}"#,
+    )
+    .expect("results");
+    std::fs::write(
+        run_dir.join("history.jsonl"),
+        [
+            r#"{"process":0,"type":"invoke","f":"add","key":"set","value":1}"#,
+            r#"{"process":0,"type":"ok","f":"add","key":"set","value":1}"#,
+            r#"{"process":9,"type":"invoke","f":"read","key":"set","phase":"final","node":"n1"}"#,
+            r#"{"process":9,"type":"ok","f":"read","key":"set","value":[],"phase":"final","node":"n1"}"#,
+        ]
+        .join("\n"),
+    )
+    .expect("history");
+    let d = run_dir.display().to_string();
+    let o = run(&["check", &d]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("set workload") && out.contains("VIOLATED"),
+        "{out}"
+    );
+    let o = run(&["check", "--json", &d]);
+    assert_eq!(json_lines(&o)[0]["checks"]["set"]["stats"]["lost"], 1);
+
+    // A kv run: checked with the kv model.
+    std::fs::write(
+        run_dir.join("results.json"),
+        r#"{"config": {"workload": {"kind": "kv"}}}"#,
+    )
+    .expect("results");
+    std::fs::write(
+        run_dir.join("history.jsonl"),
+        include_str!("../docs/quickstart.jsonl"),
+    )
+    .expect("history");
+    let o = run(&["check", "--json", &d]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(json_lines(&o)[0]["model"], "kv");
+
+    // A directory that is not a run.
+    let o = run(&["check", &dir.path().display().to_string()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("without history.jsonl"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -25,14 +25,16 @@ use faultline_checkers::model::EncodeOptions;
 use faultline_checkers::tuples::{self, KeyInValue};
 use faultline_checkers::verdict::CheckResult;
 use faultline_checkers::{ModelKind, Validity};
+use faultline_workloads::workload::WorkloadKind;
 use serde_json::{Map, Value, json};
 
 use crate::Exit;
 
 /// Arguments of `faultline check`.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct CheckArgs {
-    /// History files (`-` for standard input).
+    /// History files (`-` for standard input), or stored run directories
+    /// (`store/latest`: its history, checked as its workload implies).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
@@ -199,7 +201,71 @@ struct Skipped {
     reason: String,
 }
 
+/// The workload a stored run (a directory with `results.json`) recorded.
+fn stored_workload(dir: &std::path::Path) -> Option<WorkloadKind> {
+    let text = std::fs::read_to_string(dir.join("results.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v["config"]["workload"]["kind"].as_str()?.parse().ok()
+}
+
+/// A stored run's directory (`store/latest`): its history, checked with the
+/// model its workload implies; set and counter runs get their own checks.
+fn check_run_dir(
+    dir: &std::path::Path,
+    args: &CheckArgs,
+    collected: &mut Vec<Value>,
+) -> FileOutcome {
+    let history = dir.join("history.jsonl");
+    if !history.is_file() {
+        let name = dir.display().to_string();
+        return report_error(
+            args,
+            &name,
+            &format!(
+                "{name}: is a directory without history.jsonl (expected a file, or a run directory such as store/latest)"
+            ),
+        );
+    }
+    let workload = stored_workload(dir);
+    match workload {
+        Some(w @ (WorkloadKind::Set | WorkloadKind::Counter)) => {
+            let name = history.display().to_string();
+            let v = match crate::runner::checks::check_history(&history, w, args.time_limit) {
+                Ok(v) => v,
+                Err(e) => return report_error(args, &name, &e),
+            };
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"file": name, "workload": w.name(), "valid": v.valid, "ops": v.ops,
+                           "check_ms": round3(v.check_ms), "checks": v.checks})
+                );
+            } else {
+                println!("{name}: {} workload, {} ops", w.name(), v.ops);
+                for line in crate::runner::checks::summary_lines(&v) {
+                    println!("{line}");
+                }
+            }
+            FileOutcome::Checked(v.valid)
+        }
+        _ => {
+            let mut args2 = args.clone();
+            if args2.model.is_none() {
+                args2.model = match workload {
+                    Some(WorkloadKind::Kv) => Some(ModelKind::Kv),
+                    Some(WorkloadKind::Register) => Some(ModelKind::CasRegister),
+                    _ => None,
+                };
+            }
+            check_file(&history, &args2, collected)
+        }
+    }
+}
+
 fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Value>) -> FileOutcome {
+    if path.is_dir() {
+        return check_run_dir(path, args, collected);
+    }
     let name = path.display().to_string();
     let explicit = args.checks.as_ref().map(|c| c.0.as_slice());
     let wants_rw = explicit.is_some_and(|c| c.iter().any(|c| c.needs_rw()));
