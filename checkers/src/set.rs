@@ -24,9 +24,15 @@ pub fn is_final(op: &Operation) -> bool {
         .is_some_and(|p| p == "final")
 }
 
+/// The elements a read returned; `null` (a set nobody has added to yet
+/// reads as absent in most stores) is the empty set.
 fn elements(v: &Value) -> Option<Vec<String>> {
-    v.as_array()
-        .map(|a| a.iter().map(|e| e.to_string()).collect())
+    match v {
+        Value::Null => Some(Vec::new()),
+        _ => v
+            .as_array()
+            .map(|a| a.iter().map(|e| e.to_string()).collect()),
+    }
 }
 
 /// Checks a set history.

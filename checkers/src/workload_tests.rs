@@ -22,6 +22,21 @@ fn set_lost_unexpected_and_stale() {
     ]);
     let r = crate::set::check(&ok);
     assert_eq!(r.valid, Validity::Valid, "{r:?}");
+    // A read of the set before anything was added may return null.
+    let early = h(&[
+        r#"{"process":0,"type":"invoke","f":"read","key":"set"}"#,
+        r#"{"process":0,"type":"ok","f":"read","key":"set","value":null}"#,
+        r#"{"process":0,"type":"invoke","f":"add","key":"set","value":1}"#,
+        r#"{"process":0,"type":"ok","f":"add","key":"set","value":1}"#,
+        r#"{"process":9,"type":"invoke","f":"read","key":"set","phase":"final"}"#,
+        r#"{"process":9,"type":"ok","f":"read","key":"set","value":[1],"phase":"final"}"#,
+    ]);
+    assert_eq!(crate::set::check(&early).valid, Validity::Valid);
+    let garbage = h(&[
+        r#"{"process":0,"type":"invoke","f":"read","key":"set"}"#,
+        r#"{"process":0,"type":"ok","f":"read","key":"set","value":"x"}"#,
+    ]);
+    assert_eq!(crate::set::check(&garbage).anomalies[0]["type"], "bad-read");
     assert_eq!(
         r.stats["stale_reads"], 1,
         "the empty read after the ack is stale"
