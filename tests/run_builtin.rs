@@ -2,53 +2,22 @@
 //! (root; CI runs as root). Done-when items of the `faultline run` issue.
 
 mod lab_common;
+mod stores_common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use lab_common::{assert_clean, bin, guard};
 use serde_json::Value;
+use stores_common::{count, history, latest, results, text};
 
+/// `faultline run` with a short quiet period.
 fn run(store: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("run")
-        .arg("--store")
-        .arg(store)
-        .args(["--no-progress", "--quiet", "1"])
-        .args(args)
-        .output()
-        .expect("runs faultline")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn latest(store: &Path) -> PathBuf {
-    std::fs::canonicalize(store.join("latest")).expect("store/latest")
-}
-
-fn results(store: &Path) -> Value {
-    let p = latest(store).join("results.json");
-    serde_json::from_str(&std::fs::read_to_string(&p).expect("results.json")).expect("JSON")
-}
-
-fn history(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("history.jsonl"))
-        .expect("history")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
-        .collect()
-}
-
-fn count(h: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
-    h.iter().filter(|e| pred(e)).count()
+    let mut all = vec!["--quiet", "1"];
+    all.extend_from_slice(args);
+    stores_common::run(store, &all)
 }
 
 #[test]
@@ -82,7 +51,7 @@ fn primary_mode_is_linearizable_under_partitions() {
     assert_eq!(r["checks"]["linearizable"]["valid"], true);
     assert_eq!(r["checks"]["convergence"]["valid"], true);
     let dir = latest(store.path());
-    let h = history(&dir);
+    let h = history(store.path());
     let ok = count(&h, |e| e["type"] == "ok");
     assert!(ok >= 1000, "at least 1,000 ok operations, got {ok}");
     let partitions = count(&h, |e| e["f"] == "partition" && e["phase"] == "start");
@@ -174,7 +143,7 @@ fn async_mode_serves_stale_reads_and_loses_acknowledged_elements() {
         text(&o)
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let h = history(&latest(store.path()));
+    let h = history(store.path());
     assert!(count(&h, |e| e["f"] == "kill" && e["phase"] == "start") >= 2);
     assert_clean();
 }
@@ -247,7 +216,7 @@ fn a_sigkilled_run_leaves_a_readable_history_and_clean_removes_the_lab() {
     let dir = latest(store.path());
     let raw = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
     assert!(raw.ends_with('\n'), "the last line is complete");
-    let h = history(&dir);
+    let h = history(store.path());
     assert!(h.len() > 100, "the history was streamed: {} lines", h.len());
     let c = Command::new(bin())
         .args(["check", "--model", "kv"])
@@ -306,7 +275,7 @@ fn the_same_seed_gives_the_same_operations_and_faults() {
             ],
         );
         assert_ne!(o.status.code(), Some(2), "{}", text(&o));
-        runs.push(history(&latest(store.path())));
+        runs.push(history(store.path()));
     }
     let (a, b) = (invocations(&runs[0], 5), invocations(&runs[1], 5));
     assert_eq!(a.len(), 5);
@@ -392,7 +361,7 @@ fn ctrl_c_stops_the_workload_and_still_heals_checks_and_tears_down() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("interrupted"));
     let r = results(store.path());
     assert!(r["checks"]["linearizable"].is_object(), "checked: {r}");
-    let h = history(&latest(store.path()));
+    let h = history(store.path());
     assert_eq!(
         count(&h, |e| e["process"] == "nemesis" && e["phase"] == "start"),
         count(&h, |e| e["process"] == "nemesis" && e["phase"] == "end"),
