@@ -195,29 +195,21 @@ pub fn summary_md(name: &str, results: &Value, html: Option<&Path>) -> String {
     s
 }
 
-/// At the end of a run: adds the classification to `DIR/results.json`,
-/// writes `DIR/report.html` and `DIR/junit.xml`. Returns the results.
-pub fn finish_run(dir: &Path, history: &History) -> Result<Value, String> {
-    let path = dir.join("results.json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let mut results: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    add_classification(history, &mut results);
-    let text = serde_json::to_string_pretty(&results).unwrap_or_default();
-    write(&path, &(text + "\n"))?;
+/// At the end of a run: writes `DIR/report.html` and `DIR/junit.xml` from
+/// the history and the run's results (which carry the classification, see
+/// [`add_classification`]).
+pub fn finish_run(dir: &Path, history: &History, results: &Value) -> Result<(), String> {
     let name = results["name"].as_str().unwrap_or("run").to_string();
     write_outputs(
         &name,
         history,
-        &results,
+        results,
         &Outputs {
             html: Some(dir.join("report.html")),
             junit: Some(dir.join("junit.xml")),
             summary_md: None,
         },
-    )?;
-    Ok(results)
+    )
 }
 
 /// `faultline report DIR`: re-creates `report.html` and `junit.xml` (and

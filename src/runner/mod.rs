@@ -25,7 +25,7 @@ use crate::lab::proc::Server;
 use crate::lab::{Lab, LabGuard, LabSpec, NodeState, ProcId, ServerState, state};
 use crate::nemesis::schedule::{self, Fault, FaultSpec, Phase, Schedule, Target};
 use crate::node::client::ClientError;
-use crate::node::protocol::ReplyType;
+use crate::node::protocol::{Reply, ReplyType};
 use recorder::{Ev, Recorder, Who};
 
 /// Port of the built-in store on every node.
@@ -495,9 +495,12 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
         ctx.cfg.check_time_limit,
     )
     .map_err(RunError::Check)?;
-    write_results(dir, &ctx.cfg, &windows, &verdicts, start.elapsed())?;
-    // report.html, junit.xml and the classification in results.json.
-    if let Err(e) = crate::report::finish_run(dir, &verdicts.history) {
+    let mut results = results_json(dir, &ctx.cfg, &windows, &verdicts, start.elapsed());
+    crate::report::add_classification(&verdicts.history, &mut results);
+    let path = dir.join("results.json");
+    let text = serde_json::to_string_pretty(&results).unwrap_or_default();
+    std::fs::write(&path, text + "\n").map_err(io(format!("writing {}", path.display())))?;
+    if let Err(e) = crate::report::finish_run(dir, &verdicts.history, &results) {
         eprintln!("faultline: warning: writing the reports: {e}");
     }
     Ok(verdicts)
@@ -632,47 +635,23 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
             .call(process, op.f, &op.key, op.value.clone(), ctx.cfg.op_timeout)
             .await;
         let now = ctx.rec.now();
-        let retire = match r {
-            Ok(reply) => {
-                let value = if op.f == "read" {
-                    reply.value
-                } else {
-                    op.value.clone()
-                };
-                let (kind, retire) = match reply.kind {
-                    ReplyType::Ok => ("ok", false),
-                    ReplyType::Fail => ("fail", false),
-                    ReplyType::Info => ("info", true),
-                };
-                let value = if kind == "ok" {
-                    value
-                } else {
-                    op.value.clone()
-                };
-                // A node that refuses at once (no primary, no quorum) would
-                // otherwise fill the history with failures: back off a bit.
-                let refused = kind == "fail"
-                    && reply
-                        .error
-                        .as_deref()
-                        .is_some_and(|e| e.starts_with("unavailable"));
-                ctx.rec.record(ev(kind, value, reply.error, now));
-                if refused {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                retire
-            }
-            Err(ClientError::Definite(e)) => {
-                ctx.rec.record(ev("fail", op.value.clone(), Some(e), now));
-                client.reset();
-                false
-            }
-            Err(e) => {
-                ctx.rec
-                    .record(ev("info", op.value.clone(), Some(e.to_string()), now));
-                true
-            }
-        };
+        let transport_failed = r.is_err();
+        let (kind, value, error) = completion(op.f, &op.value, r);
+        // A node that refuses at once (no primary, no quorum) would
+        // otherwise fill the history with failures: back off a bit.
+        let refused = !transport_failed
+            && kind == "fail"
+            && error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("unavailable"));
+        ctx.rec.record(ev(kind, value, error, now));
+        if refused {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if transport_failed && kind == "fail" {
+            client.reset();
+        }
+        let retire = kind == "info";
         if retire {
             // Jepsen's convention: the process may still be running the
             // operation; the worker carries on under a new id.
@@ -681,6 +660,34 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
         }
     }
     ctx.max_process.fetch_max(process, Ordering::Relaxed);
+}
+
+/// What a call's result becomes in the history: the completion's type, its
+/// value (what was read, for an `ok` read; otherwise what was sent) and its
+/// error. A request that certainly never arrived is `fail`; one that may
+/// have is `info`.
+fn completion(
+    f: &str,
+    sent: &Value,
+    r: Result<Reply, ClientError>,
+) -> (&'static str, Value, Option<String>) {
+    match r {
+        Ok(reply) => {
+            let kind = match reply.kind {
+                ReplyType::Ok => "ok",
+                ReplyType::Fail => "fail",
+                ReplyType::Info => "info",
+            };
+            let value = if kind == "ok" && f == "read" {
+                reply.value
+            } else {
+                sent.clone()
+            };
+            (kind, value, reply.error)
+        }
+        Err(ClientError::Definite(e)) => ("fail", sent.clone(), Some(e)),
+        Err(e) => ("info", sent.clone(), Some(e.to_string())),
+    }
 }
 
 fn fault_label(f: &Fault) -> String {
@@ -908,30 +915,9 @@ async fn final_read_phase(ctx: &Arc<Ctx>) {
                     .call(process, op.f, &op.key, Value::Null, Duration::from_secs(2))
                     .await;
                 let now = ctx.rec.now();
-                let done = match r {
-                    Ok(reply) if reply.kind == ReplyType::Ok => {
-                        ctx.rec.record(ev("ok", reply.value, None, now));
-                        true
-                    }
-                    Ok(reply) => {
-                        let kind = if reply.kind == ReplyType::Fail {
-                            "fail"
-                        } else {
-                            "info"
-                        };
-                        ctx.rec.record(ev(kind, Value::Null, reply.error, now));
-                        false
-                    }
-                    Err(ClientError::Definite(e)) => {
-                        ctx.rec.record(ev("fail", Value::Null, Some(e), now));
-                        false
-                    }
-                    Err(e) => {
-                        ctx.rec
-                            .record(ev("info", Value::Null, Some(e.to_string()), now));
-                        false
-                    }
-                };
+                let (kind, value, error) = completion(op.f, &Value::Null, r);
+                ctx.rec.record(ev(kind, value, error, now));
+                let done = kind == "ok";
                 process += 1;
                 if done {
                     break;
@@ -942,13 +928,14 @@ async fn final_read_phase(ctx: &Arc<Ctx>) {
     }
 }
 
-fn write_results(
+/// The run's `results.json` (without the classification).
+fn results_json(
     dir: &Path,
     cfg: &RunConfig,
     windows: &[schedule::Window],
     v: &checks::Verdicts,
     elapsed: Duration,
-) -> Result<(), RunError> {
+) -> Value {
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for op in &v.history.ops {
         let k = match op.outcome {
@@ -977,7 +964,5 @@ fn write_results(
         },
         "faults": windows,
     });
-    let path = dir.join("results.json");
-    let text = serde_json::to_string_pretty(&results).unwrap_or_default();
-    std::fs::write(&path, text + "\n").map_err(io(format!("writing {}", path.display())))
+    results
 }

@@ -61,16 +61,7 @@ pub async fn start(
                 r: "quorum".into(),
                 w: "quorum".into(),
             };
-            for node in lab.nodes() {
-                spawn(
-                    lab,
-                    servers,
-                    &node.name,
-                    "faultline-node",
-                    super::super::node_argv(&b, lab, node)?,
-                )?;
-            }
-            super::builtin_ready(lab, servers).await?;
+            super::start_builtin(&b, lab, servers).await?;
             if prim.is_empty() && mode != "quorum" {
                 prim = vec![lab.nodes()[0].name.clone()];
             }

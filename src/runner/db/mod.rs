@@ -450,7 +450,9 @@ pub async fn start(cfg: &RunConfig, lab: &Lab, run_dir: &Path) -> Result<Started
     }
 }
 
-async fn start_builtin(
+/// Starts `faultline node` on every node of the lab and waits until each
+/// answers.
+pub(crate) async fn start_builtin(
     cfg: &RunConfig,
     lab: &Lab,
     servers: &mut Vec<Server>,
@@ -469,7 +471,7 @@ async fn start_builtin(
 }
 
 /// Waits until every `faultline node` answers `ping`.
-pub(crate) async fn builtin_ready(lab: &Lab, servers: &mut [Server]) -> Result<(), RunError> {
+async fn builtin_ready(lab: &Lab, servers: &mut [Server]) -> Result<(), RunError> {
     for node in lab.nodes() {
         let addr = SocketAddr::new(node.ip.into(), NODE_PORT);
         wait_for(
