@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod check_txn;
 pub mod clean;
 pub mod doctor;
 pub mod lab;

@@ -7,6 +7,7 @@
 //! | `edn` | Jepsen/Knossos EDN: one op map per line, or one vector/list of maps |
 //! | `porcupine-etcd` | Porcupine's copies of Jepsen etcd logs (`INFO  jepsen.util - ...`) |
 //! | `porcupine-kv` | Porcupine's kv logs: one EDN map per line with `:key` (get/put/append) |
+//! | `plume` | Plume/PolySI/IsoVista text: `r(KEY,VALUE,SESSION,TXN)` / `w(...)` a line |
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -18,6 +19,7 @@ use crate::history::{CompletionsMode, History};
 
 pub mod edn;
 pub mod json;
+pub mod plume;
 pub mod porcupine;
 
 /// A history file format.
@@ -33,6 +35,8 @@ pub enum Format {
     PorcupineEtcd,
     /// Porcupine's kv logs (EDN lines with get/put/append).
     PorcupineKv,
+    /// Plume/PolySI/IsoVista transactions, one micro-op a line.
+    Plume,
 }
 
 impl Format {
@@ -44,12 +48,19 @@ impl Format {
             Format::Edn => "edn",
             Format::PorcupineEtcd => "porcupine-etcd",
             Format::PorcupineKv => "porcupine-kv",
+            Format::Plume => "plume",
         }
     }
 
     /// All names accepted by [`Format::from_str`].
-    pub const NAMES: &'static [&'static str] =
-        &["auto", "json", "edn", "porcupine-etcd", "porcupine-kv"];
+    pub const NAMES: &'static [&'static str] = &[
+        "auto",
+        "json",
+        "edn",
+        "porcupine-etcd",
+        "porcupine-kv",
+        "plume",
+    ];
 }
 
 impl FromStr for Format {
@@ -61,6 +72,7 @@ impl FromStr for Format {
             "edn" | "jepsen" | "knossos" => Format::Edn,
             "porcupine-etcd" => Format::PorcupineEtcd,
             "porcupine-kv" => Format::PorcupineKv,
+            "plume" | "polysi" | "isovista" => Format::Plume,
             _ => {
                 return Err(format!(
                     "unknown format `{s}` (expected one of: {})",
@@ -85,6 +97,9 @@ pub fn detect(head: &[u8]) -> Option<Format> {
     let first = body.lines().next()?;
     if first.contains("jepsen.util") {
         return Some(Format::PorcupineEtcd);
+    }
+    if plume::looks_like(first) {
+        return Some(Format::Plume);
     }
     // Look inside the first map, possibly after an opening bracket, possibly
     // on the next line: JSON objects have quoted keys, EDN maps keywords.
@@ -184,7 +199,7 @@ pub fn read_from_with<R: BufRead>(
                         file: source.to_string(),
                         line: 0,
                         kind: HistoryErrorKind::UnknownFormat(
-                            "expected JSON Lines, a JSON array, EDN, or Porcupine's etcd log; \
+                            "expected JSON Lines, a JSON array, EDN, Porcupine's etcd log, or Plume's r(...)/w(...) lines; \
                              pass --format"
                                 .into(),
                         ),
@@ -205,6 +220,7 @@ pub fn read_from_with<R: BufRead>(
                 Format::Edn => edn::read_with(source, &text, false, mode)?,
                 Format::PorcupineKv => edn::read_with(source, &text, true, mode)?,
                 Format::PorcupineEtcd => porcupine::read_etcd(source, &text)?,
+                Format::Plume => plume::read(source, &text)?,
                 Format::Json | Format::Auto => unreachable!("handled above"),
             }
         }
@@ -241,6 +257,10 @@ mod tests {
         assert_eq!(
             detect(b"{:process 0, :type :invoke, :f :get, :key \"5\", :value nil}\n"),
             Some(Format::PorcupineKv)
+        );
+        assert_eq!(
+            detect(b"w(4283,1,0,0)\nr(9119,0,0,0)\n"),
+            Some(Format::Plume)
         );
         assert_eq!(detect(b"hello world"), None);
         assert_eq!(detect(b"{\n  \"process\": 1}"), Some(Format::Json));
