@@ -10,3 +10,4 @@ pub mod node;
 pub mod report;
 pub mod run;
 pub mod synth;
+pub mod synth_txn;

@@ -59,9 +59,15 @@ pub struct SynthArgs {
     )]
     pub seed: Box<str>,
     /// Register model: `register` (read, write) or `cas-register` (read,
-    /// write, cas).
+    /// write, cas); or transactions: `list-append`, `rw-register` (then
+    /// `--ops` counts transactions, `--isolation` applies, and `--inject`
+    /// takes g1c, g-single, write-skew or lost-update).
     #[arg(long, value_name = "MODEL", default_value = "cas-register")]
     pub model: Box<str>,
+    /// Transactions only: the simulated store's isolation level,
+    /// serializable, snapshot-isolation or read-committed.
+    #[arg(long, value_name = "LEVEL", default_value = "serializable")]
+    pub isolation: Box<str>,
     /// Operation mix, normalized; kinds not named get weight 0, `cas` is
     /// ignored for `register`.
     #[arg(long, value_name = "MIX", default_value = "read=0.5,write=0.3,cas=0.2")]
@@ -119,6 +125,9 @@ pub fn config(args: &SynthArgs) -> Result<SynthConfig, SynthError> {
 
 /// Runs `faultline synth`.
 pub fn run(args: SynthArgs) -> Exit {
+    if let Some(exit) = super::synth_txn::run_if_txn(&args) {
+        return exit;
+    }
     let cfg = match config(&args) {
         Ok(cfg) => cfg,
         Err(e) => return fail(e),

@@ -16,6 +16,8 @@
 pub mod anomaly;
 pub mod context;
 pub mod cycles;
+#[cfg(test)]
+mod differential;
 pub mod graph;
 pub mod hash;
 pub mod list_append;
