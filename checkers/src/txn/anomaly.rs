@@ -117,6 +117,8 @@ pub struct TxnRef {
     pub op: usize,
     /// The invocation's `index`.
     pub index: u64,
+    /// Always `txn` (so that reports link it like any operation).
+    pub f: &'static str,
     /// Its client process.
     pub process: i64,
     /// Source line of its completion (or invocation).

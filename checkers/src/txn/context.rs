@@ -50,6 +50,7 @@ impl<'a> Ctx<'a> {
             name: self.name(t),
             op: op.id,
             index: op.invoke_index,
+            f: "txn",
             process: op.process,
             line: op.complete_line.unwrap_or(op.invoke_line),
             value: op.effective_value().clone(),

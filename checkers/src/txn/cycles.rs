@@ -52,6 +52,15 @@ pub struct FoundCycle {
     pub shortest: bool,
 }
 
+/// The strongly connected components searched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ComponentStats {
+    /// Components with more than one transaction.
+    pub components: usize,
+    /// Transactions in the largest.
+    pub largest: usize,
+}
+
 /// The search ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutOfTime;
@@ -98,13 +107,16 @@ pub fn find(
     g: &DiGraph<(), Kinds>,
     mask: Kinds,
     deadline: Option<Instant>,
-) -> Result<Vec<FoundCycle>, OutOfTime> {
+) -> Result<(Vec<FoundCycle>, ComponentStats), OutOfTime> {
     let filtered = EdgeFiltered::from_fn(g, |e| *e.weight() & mask != 0);
     let sccs = kosaraju_scc(&filtered);
     let mut out = Vec::new();
+    let mut stats = ComponentStats::default();
     let mut local_of: Vec<u32> = Vec::new();
     for scc in sccs.into_iter().filter(|s| s.len() > 1) {
         check_time(deadline)?;
+        stats.components += 1;
+        stats.largest = stats.largest.max(scc.len());
         if local_of.is_empty() {
             local_of = vec![u32::MAX; g.node_count()];
         }
@@ -114,7 +126,7 @@ pub fn find(
             local_of[n.index()] = u32::MAX;
         }
     }
-    Ok(out)
+    Ok((out, stats))
 }
 
 fn check_time(deadline: Option<Instant>) -> Result<(), OutOfTime> {

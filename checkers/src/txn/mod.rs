@@ -97,6 +97,10 @@ pub struct TxnStats {
     pub keys: usize,
     /// Edges of the dependency graph (before merging parallel edges).
     pub edges: usize,
+    /// Strongly connected components of more than one transaction.
+    pub components: usize,
+    /// Transactions in the largest one.
+    pub largest_component: usize,
     /// Milliseconds spent on version orders and edges.
     pub analysis_ms: f64,
     /// Milliseconds spent on components and cycles.
@@ -191,7 +195,11 @@ pub fn check(history: &History, opts: &TxnOptions) -> Result<TxnReport, TxnInput
         let g = edges.build(txns.txns.len());
         drop(edges);
         match cycles::find(&g, mask, opts.deadline) {
-            Ok(found) => witness::report_cycles(&mut ctx, facts.as_ref(), &found),
+            Ok((found, components)) => {
+                stats.components = components.components;
+                stats.largest_component = components.largest;
+                witness::report_cycles(&mut ctx, facts.as_ref(), &found)
+            }
             Err(cycles::OutOfTime) => {
                 unknown_reason = Some("the time limit ran out during the cycle search".into())
             }
