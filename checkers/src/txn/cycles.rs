@@ -103,8 +103,12 @@ struct Component {
 
 /// Finds cycles in `g` using the edge kinds in `mask`: for every layer
 /// that `mask` allows, the shortest cycle of each non-trivial component.
+/// Nodes from `real` on are completion points (see
+/// [`super::graph::Edges::add_realtime_order`]): a path through them is
+/// reported as one real-time edge.
 pub fn find(
     g: &DiGraph<(), Kinds>,
+    real: usize,
     mask: Kinds,
     deadline: Option<Instant>,
 ) -> Result<(Vec<FoundCycle>, ComponentStats), OutOfTime> {
@@ -121,7 +125,7 @@ pub fn find(
             local_of = vec![u32::MAX; g.node_count()];
         }
         let comp = component(g, &scc, mask, &mut local_of);
-        search_component(&comp, mask, deadline, &mut out)?;
+        search_component(&comp, real, mask, deadline, &mut out)?;
         for n in &scc {
             local_of[n.index()] = u32::MAX;
         }
@@ -183,6 +187,7 @@ fn layers(mask: Kinds) -> Vec<(Kinds, bool)> {
 
 fn search_component(
     comp: &Component,
+    real: usize,
     mask: Kinds,
     deadline: Option<Instant>,
     out: &mut Vec<FoundCycle>,
@@ -219,16 +224,46 @@ fn search_component(
         }
         for scc in kosaraju_scc(&lg).into_iter().filter(|s| s.len() > 1) {
             check_time(deadline)?;
-            if let Some((c, exhaustive)) = shortest_cycle(&lg, &scc, n, deadline)? {
-                let steps: Vec<(u32, u32, Kinds)> = c
+            let is_real = |i: usize| (comp.nodes[i % n] as usize) < real;
+            if let Some((c, exhaustive)) = shortest_cycle(&lg, &scc, n, &is_real, deadline)? {
+                let steps: Steps = c
                     .iter()
                     .map(|&(a, b, k)| (comp.nodes[a as usize], comp.nodes[b as usize], k))
                     .collect();
-                record(out, steps, exhaustive);
+                let folded = fold_points(&steps, real);
+                let exact = exhaustive && folded.len() == steps.len();
+                record(out, folded, exact);
             }
         }
     }
     Ok(())
+}
+
+/// Replaces each run of completion points (nodes from `real` on) by one
+/// real-time edge between the transactions around it.
+fn fold_points(steps: &[(u32, u32, Kinds)], real: usize) -> Steps {
+    let is_point = |x: u32| x as usize >= real;
+    // Rotate so that the cycle starts at a transaction.
+    let Some(first) = steps.iter().position(|s| !is_point(s.0)) else {
+        return steps.to_vec();
+    };
+    let mut out: Steps = Vec::with_capacity(steps.len());
+    let n = steps.len();
+    let mut i = 0;
+    while i < n {
+        let (a, mut b, k) = steps[(first + i) % n];
+        i += 1;
+        if !is_point(b) {
+            out.push((a, b, k));
+            continue;
+        }
+        while is_point(b) && i < n {
+            b = steps[(first + i) % n].1;
+            i += 1;
+        }
+        out.push((a, b, REALTIME));
+    }
+    out
 }
 
 /// Keeps a cycle unless one with the same class, variant and transactions
@@ -262,6 +297,7 @@ fn shortest_cycle(
     lg: &DiGraph<(), Kinds>,
     scc: &[NodeIndex],
     n: usize,
+    is_real: &dyn Fn(usize) -> bool,
     deadline: Option<Instant>,
 ) -> Result<Option<(Steps, bool)>, OutOfTime> {
     let size = lg.node_count();
@@ -275,8 +311,13 @@ fn shortest_cycle(
     let mut queue = VecDeque::new();
     let mut best: Option<Vec<(u32, u32, Kinds)>> = None;
     let mut work = 0usize;
-    // Start from originals only: every cycle passes through one.
-    let starts: Vec<NodeIndex> = scc.iter().copied().filter(|s| s.index() < n).collect();
+    // Start from original transactions only: every cycle passes through
+    // one.
+    let starts: Vec<NodeIndex> = scc
+        .iter()
+        .copied()
+        .filter(|s| s.index() < n && is_real(s.index()))
+        .collect();
     let mut exhaustive = true;
     for (i, &s) in starts.iter().enumerate() {
         if best.as_ref().is_some_and(|b| b.len() <= 2) {

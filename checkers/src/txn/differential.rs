@@ -146,7 +146,7 @@ fn cycle_search_agrees_with_brute_force() {
             _ => DEPS | PROCESS | REALTIME,
         };
         let brute = brute_force(&g, mask);
-        let (found, _) = cycles::find(&g, mask, None).unwrap();
+        let (found, _) = cycles::find(&g, g.node_count(), mask, None).unwrap();
         let ours = violated(found.iter().map(|c| (c.class, c.variant)), mask);
         let theirs = violated(brute.keys().copied(), mask);
         assert_eq!(

@@ -157,9 +157,11 @@ pub fn check(history: &History, opts: &TxnOptions) -> Result<TxnReport, TxnInput
     if mask & graph::PROCESS != 0 {
         edges.add_process_order(&txns);
     }
-    if mask & graph::REALTIME != 0 {
-        edges.add_realtime_order(history, &txns);
-    }
+    let points = if mask & graph::REALTIME != 0 {
+        edges.add_realtime_order(history, &txns)
+    } else {
+        0
+    };
     let mut stats = TxnStats {
         txns: txns.txns.len(),
         committed: txns
@@ -181,7 +183,7 @@ pub fn check(history: &History, opts: &TxnOptions) -> Result<TxnReport, TxnInput
     let t1 = Instant::now();
     stats.analysis_ms = (t1 - t0).as_secs_f64() * 1e3;
     // petgraph: ~20 bytes an edge, ~8 a node, plus the search's arrays.
-    let need = edges.0.len() * 40 + txns.txns.len() * 32;
+    let need = edges.0.len() * 40 + (txns.txns.len() + points) * 32;
     let mut unknown_reason = None;
     if need > opts.memory_limit {
         unknown_reason = Some(format!(
@@ -192,9 +194,9 @@ pub fn check(history: &History, opts: &TxnOptions) -> Result<TxnReport, TxnInput
     } else if opts.deadline.is_some_and(|d| Instant::now() >= d) {
         unknown_reason = Some("the time limit ran out before the cycle search".into());
     } else {
-        let g = edges.build(txns.txns.len());
+        let g = edges.build(txns.txns.len() + points);
         drop(edges);
-        match cycles::find(&g, mask, opts.deadline) {
+        match cycles::find(&g, txns.txns.len(), mask, opts.deadline) {
             Ok((found, components)) => {
                 stats.components = components.components;
                 stats.largest_component = components.largest;

@@ -443,3 +443,58 @@ fn svg_draws_each_edge() {
     assert_eq!(svg.matches("<circle").count(), 2);
     assert!(svg.contains("G2-item"));
 }
+
+#[test]
+fn realtime_points_reach_exactly_the_later_transactions() {
+    // Random intervals: a reaches b through completion points exactly when
+    // a completed before b was invoked.
+    let mut seed = 11u64;
+    let mut rand = |m: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize % m
+    };
+    for _ in 0..200 {
+        let n = 2 + rand(7);
+        // Distinct positions 0..2n, shuffled, paired into (invoke, complete).
+        let mut pos: Vec<usize> = (0..2 * n).collect();
+        for i in (1..pos.len()).rev() {
+            pos.swap(i, rand(i + 1));
+        }
+        let spans: Vec<(usize, usize)> = (0..n)
+            .map(|i| {
+                (
+                    pos[2 * i].min(pos[2 * i + 1]),
+                    pos[2 * i].max(pos[2 * i + 1]),
+                )
+            })
+            .collect();
+        let txns: Vec<T> = (0..n)
+            .map(|i| (i as i64, "ok", json!([["append", "x", i]])))
+            .collect();
+        let h = build(&txns, &spans);
+        let t = micro::Txns::read(&h, TxnModel::ListAppend).unwrap();
+        let mut edges = graph::Edges::default();
+        let points = edges.add_realtime_order(&h, &t);
+        let total = n + points;
+        let mut adj = vec![Vec::new(); total];
+        for &(a, b, _) in &edges.0 {
+            adj[a as usize].push(b as usize);
+        }
+        for a in 0..n {
+            let mut seen = vec![false; total];
+            let mut stack = adj[a].clone();
+            while let Some(x) = stack.pop() {
+                if !std::mem::replace(&mut seen[x], true) {
+                    stack.extend(adj[x].iter().copied());
+                }
+            }
+            for b in 0..n {
+                let (oa, ob) = (&h.ops[t.txns[a].op as usize], &h.ops[t.txns[b].op as usize]);
+                let before = oa.complete_pos.unwrap() < ob.invoke_pos;
+                assert_eq!(seen[b], before, "{a} -> {b} in {spans:?}");
+            }
+        }
+    }
+}
