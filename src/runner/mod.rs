@@ -7,7 +7,6 @@
 //! early and the rest still happens.
 
 pub mod checks;
-pub mod db;
 pub mod recorder;
 pub mod store;
 
@@ -22,118 +21,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::lab::proc::Server;
-use crate::lab::{Lab, LabGuard, LabSpec, NodeState, ProcId, ServerState, state};
+use crate::lab::{Lab, LabGuard, LabSpec};
 use crate::nemesis::schedule::{self, Fault, FaultSpec, Phase, Schedule, Target};
-use crate::node::client::ClientError;
-use crate::node::protocol::{Reply, ReplyType};
+use crate::stores::{
+    self, ClientError, Cluster, Completion, Launch, Operation, Programs, Role, Session, Store,
+    StoreError,
+};
 use recorder::{Ev, Recorder, Who};
-
-/// Port of the built-in store on every node.
-pub const NODE_PORT: u16 = 7000;
-
-/// The store under test.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "db", rename_all = "kebab-case")]
-pub enum DbConfig {
-    /// `faultline node`.
-    Builtin {
-        /// primary, async or quorum.
-        mode: String,
-        /// Read quorum (quorum mode).
-        r: String,
-        /// Write quorum (quorum mode).
-        w: String,
-    },
-    /// etcd: one member per node.
-    Etcd {
-        /// `linearizable` or `serializable`.
-        reads: String,
-        /// Where the binaries are (default: PATH).
-        bindir: Option<PathBuf>,
-    },
-    /// Redis: a primary and replicas, optionally Sentinel.
-    Redis {
-        /// `none` or `sentinel`.
-        failover: String,
-        /// `primary` or `replicas`.
-        reads: String,
-        /// WAIT for this many replicas after each write (0: no WAIT).
-        wait: u32,
-        /// Where the binaries are (default: PATH).
-        bindir: Option<PathBuf>,
-    },
-    /// PostgreSQL: a primary and streaming hot standbys.
-    Postgres {
-        /// `primary` or `standby`.
-        reads: String,
-        /// `off`, `on` or `apply` (synchronous commit to one standby).
-        sync: String,
-        /// Where the binaries are (default: the newest in /usr/lib/postgresql).
-        bindir: Option<PathBuf>,
-    },
-    /// A program speaking the external adapter protocol.
-    External {
-        /// The adapter's command line (run with `sh -c`).
-        command: String,
-        /// Servers to start on the nodes: `builtin` or a shell command.
-        server: Option<String>,
-        /// The mode of `server=builtin`.
-        mode: String,
-        /// Whether the adapter gets the `open` handshake.
-        handshake: bool,
-        /// The primaries, for `primaries` targets.
-        primaries: Vec<String>,
-    },
-}
-
-impl DbConfig {
-    /// A short name for the store directory.
-    pub fn label(&self) -> String {
-        match self {
-            DbConfig::Builtin { mode, .. } => format!("builtin-{mode}"),
-            DbConfig::Etcd { reads, .. } => format!("etcd-{reads}"),
-            DbConfig::Redis {
-                failover, reads, ..
-            } if failover == "sentinel" => {
-                format!("redis-sentinel-{reads}")
-            }
-            DbConfig::Redis { reads, .. } => format!("redis-{reads}"),
-            DbConfig::Postgres { reads, .. } => format!("postgres-{reads}"),
-            DbConfig::External { .. } => "external".into(),
-        }
-    }
-
-    /// The `--db` name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            DbConfig::Builtin { .. } => "builtin",
-            DbConfig::Etcd { .. } => "etcd",
-            DbConfig::Redis { .. } => "redis",
-            DbConfig::Postgres { .. } => "postgres",
-            DbConfig::External { .. } => "external",
-        }
-    }
-
-    /// The nodes that are primaries (for `primaries` targets).
-    pub fn primaries(&self, nodes: &[String]) -> Vec<String> {
-        match self {
-            DbConfig::Builtin { mode, .. } if mode != "quorum" => {
-                nodes.first().cloned().into_iter().collect()
-            }
-            DbConfig::Builtin { .. } => Vec::new(),
-            DbConfig::Redis { .. } | DbConfig::Postgres { .. } => {
-                nodes.first().cloned().into_iter().collect()
-            }
-            DbConfig::External { primaries, .. } => primaries.clone(),
-            DbConfig::Etcd { .. } => Vec::new(),
-        }
-    }
-
-    /// Whether the store supports compare-and-set.
-    pub fn supports_cas(&self) -> bool {
-        true
-    }
-}
 
 /// A kind of fault the nemesis draws from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -216,8 +110,9 @@ impl FaultKind {
 pub struct RunConfig {
     /// Test name (the store directory's first level).
     pub name: String,
-    /// The store.
-    pub db: DbConfig,
+    /// The store, with its options.
+    #[serde(serialize_with = "crate::stores::serialize")]
+    pub db: Arc<dyn Store>,
     /// Number of nodes.
     pub nodes: usize,
     /// The workload.
@@ -261,19 +156,9 @@ pub enum RunError {
     /// A fault failed.
     #[error(transparent)]
     Nemesis(#[from] crate::nemesis::NemesisError),
-    /// The store did not come up.
-    #[error("the store did not come up: {0}")]
-    StoreDown(String),
-    /// A program the store needs is not installed.
-    #[error("`{program}` not found ({what}); {fix}")]
-    Missing {
-        /// The program.
-        program: String,
-        /// What needs it.
-        what: String,
-        /// How to get it: `install it with: apt-get install -y ...`.
-        fix: String,
-    },
+    /// The store could not be started.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// Files of the store directory.
     #[error("{context}: {source}")]
     Io {
@@ -306,7 +191,7 @@ pub struct RunOutcome {
 struct Ctx {
     cfg: RunConfig,
     lab: Lab,
-    cluster: Arc<db::Cluster>,
+    cluster: Arc<Cluster>,
     servers: Mutex<Vec<Server>>,
     active: Mutex<Vec<crate::nemesis::ActiveFault>>,
     /// Faults started and not yet ended (their end event is still due).
@@ -317,12 +202,10 @@ struct Ctx {
     max_process: AtomicU64,
 }
 
-/// Carries out a run. Infrastructure failures are errors; the verdict is in
-/// the outcome.
-pub fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
+/// Carries out a run with the `programs` the store's install check found.
+/// Infrastructure failures are errors; the verdict is in the outcome.
+pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
     crate::lab::sys::preflight()?;
-    // Before anything exists: a missing binary leaves nothing behind.
-    db::check_install(&cfg.db)?;
     let dir = store::create_run_dir(&cfg.store, &cfg.name).map_err(io(format!(
         "creating the run directory in {}",
         cfg.store.display()
@@ -340,7 +223,7 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
         .enable_all()
         .build()
         .map_err(io("starting the async runtime"))?;
-    let result = runtime.block_on(run_in_lab(cfg, lab, &dir));
+    let result = runtime.block_on(run_in_lab(cfg, &programs, lab, &dir));
     // Tear down whatever happened; report both errors if both failed.
     let down = guard.finish();
     let outcome = result?;
@@ -351,58 +234,18 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
     })
 }
 
-pub(crate) fn node_argv(
-    cfg: &RunConfig,
-    lab: &Lab,
-    node: &NodeState,
-) -> Result<Vec<String>, RunError> {
-    let exe = std::env::current_exe().map_err(io("finding the faultline binary"))?;
-    let mut argv = vec![
-        exe.display().to_string(),
-        "node".into(),
-        "--name".into(),
-        node.name.clone(),
-        "--listen".into(),
-        format!("{}:{NODE_PORT}", node.ip),
-    ];
-    for other in lab.nodes().iter().filter(|n| n.name != node.name) {
-        argv.push("--peer".into());
-        argv.push(format!("{}={}:{NODE_PORT}", other.name, other.ip));
-    }
-    if let DbConfig::Builtin { mode, r, w } = &cfg.db {
-        argv.extend(["--mode".into(), mode.clone()]);
-        if mode == "quorum" {
-            argv.extend(["--r".into(), r.clone(), "--w".into(), w.clone()]);
-        }
-    }
-    Ok(argv)
-}
-
-pub(crate) fn record_server(lab: &Lab, s: &Server, status: &str) -> Result<(), RunError> {
-    let entry = ServerState {
-        node: s.spec.node.clone(),
-        service: s.spec.service.clone(),
-        argv: s.spec.argv.clone(),
-        holder: Some(ProcId::current()),
-        process: s.process,
-        status: status.to_string(),
-        log: s.log.clone(),
-    };
-    state::update(lab.name(), |st| {
-        st.servers
-            .retain(|x| !(x.node == entry.node && x.service == entry.service));
-        st.servers.push(entry);
-    })?;
-    Ok(())
-}
-
-async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verdicts, RunError> {
+async fn run_in_lab(
+    cfg: RunConfig,
+    programs: &Programs,
+    lab: Lab,
+    dir: &Path,
+) -> Result<checks::Verdicts, RunError> {
     // Start the store.
-    let db::Started { servers, cluster } = match db::start(&cfg, &lab, dir).await {
+    let (servers, cluster) = match start_store(cfg.db.as_ref(), programs, &lab, dir).await {
         Ok(s) => s,
         Err(e) => {
             copy_logs(&lab, dir);
-            return Err(e);
+            return Err(e.into());
         }
     };
 
@@ -474,7 +317,7 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
     // Stop the store, keep its logs.
     {
         let mut servers = ctx.servers.lock().unwrap_or_else(|e| e.into_inner());
-        db::stop(&ctx.cfg.db, &mut servers);
+        stores::stop(&mut servers, ctx.cfg.db.stop_signal());
     }
     copy_logs(&ctx.lab, dir);
     signals.abort();
@@ -504,6 +347,33 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
         eprintln!("faultline: warning: writing the reports: {e}");
     }
     Ok(verdicts)
+}
+
+/// Starts the store on every node and waits until it serves; on an error
+/// the servers started so far are stopped.
+async fn start_store(
+    store: &dyn Store,
+    programs: &Programs,
+    lab: &Lab,
+    dir: &Path,
+) -> Result<(Vec<Server>, Arc<Cluster>), StoreError> {
+    let mut launch = Launch::new(lab, programs, dir);
+    let mut r = store.start(&mut launch).await;
+    if r.is_ok() {
+        r = store.ready(&mut launch).await;
+    }
+    let mut servers = launch.servers;
+    match r {
+        Ok(()) => {
+            let mut cluster = Cluster::of(lab, dir.to_path_buf());
+            cluster.primaries = store.primaries(lab).await;
+            Ok((servers, Arc::new(cluster)))
+        }
+        Err(e) => {
+            stores::stop(&mut servers, store.stop_signal());
+            Err(e)
+        }
+    }
 }
 
 /// Copies each node's logs from the lab directory into `<run>/nodes/<n>/`.
@@ -598,7 +468,7 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
     let c = u64::from(ctx.cfg.concurrency);
     let mut generator = Generator::new(&ctx.cfg.workload, slot);
     let mut process = u64::from(slot);
-    let mut client = db::Client::new(&ctx.cluster, db::Role::Worker(slot));
+    let mut client = Session::new(ctx.cfg.db.client(&ctx.cluster, Role::Worker(slot)));
     let interval = ctx
         .cfg
         .rate
@@ -632,7 +502,15 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
         ctx.rec
             .record(ev("invoke", op.value.clone(), None, ctx.rec.now()));
         let r = client
-            .call(process, op.f, &op.key, op.value.clone(), ctx.cfg.op_timeout)
+            .call(
+                Operation {
+                    process,
+                    f: op.f,
+                    key: &op.key,
+                    value: &op.value,
+                },
+                ctx.cfg.op_timeout,
+            )
             .await;
         let now = ctx.rec.now();
         let transport_failed = r.is_err();
@@ -669,22 +547,13 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
 fn completion(
     f: &str,
     sent: &Value,
-    r: Result<Reply, ClientError>,
+    r: Result<Completion, ClientError>,
 ) -> (&'static str, Value, Option<String>) {
     match r {
-        Ok(reply) => {
-            let kind = match reply.kind {
-                ReplyType::Ok => "ok",
-                ReplyType::Fail => "fail",
-                ReplyType::Info => "info",
-            };
-            let value = if kind == "ok" && f == "read" {
-                reply.value
-            } else {
-                sent.clone()
-            };
-            (kind, value, reply.error)
-        }
+        Ok(Completion::Ok(read)) if f == "read" => ("ok", read, None),
+        Ok(Completion::Ok(_)) => ("ok", sent.clone(), None),
+        Ok(Completion::Fail(error)) => ("fail", sent.clone(), error),
+        Ok(Completion::Info(error)) => ("info", sent.clone(), error),
         Err(ClientError::Definite(e)) => ("fail", sent.clone(), Some(e)),
         Err(e) => ("info", sent.clone(), Some(e.to_string())),
     }
@@ -786,32 +655,30 @@ fn with_servers(ctx: &Ctx, names: &[String], mut f: impl FnMut(&mut Server, &Lab
 fn apply_fault(ctx: &Ctx, fault: &Fault, phase: Phase) -> Result<(), String> {
     match (fault, phase) {
         (Fault::Kill { nodes }, Phase::Start) => {
+            let kill = ctx.cfg.db.kill().ok_or_else(|| cannot(ctx, "killed"))?;
             with_servers(ctx, nodes, |s, lab| {
-                s.kill();
-                let _ = record_server(lab, s, "killed");
+                let _ = kill.kill(lab, s);
             });
             Ok(())
         }
         (Fault::Kill { nodes }, Phase::End) => {
+            let kill = ctx.cfg.db.kill().ok_or_else(|| cannot(ctx, "killed"))?;
             let mut failed = None;
-            with_servers(ctx, nodes, |s, lab| match s.restart(lab) {
-                Ok(()) => {
-                    let _ = record_server(lab, s, "running");
+            with_servers(ctx, nodes, |s, lab| {
+                if let Err(e) = kill.restart(lab, s) {
+                    failed = Some(e.to_string());
                 }
-                Err(e) => failed = Some(e.to_string()),
             });
             failed.map_or(Ok(()), Err)
         }
         (Fault::Pause { nodes }, Phase::Start) => {
-            with_servers(ctx, nodes, |s, _| {
-                s.pause();
-            });
+            let pause = ctx.cfg.db.pause().ok_or_else(|| cannot(ctx, "paused"))?;
+            with_servers(ctx, nodes, |s, _| pause.pause(s));
             Ok(())
         }
         (Fault::Pause { nodes }, Phase::End) => {
-            with_servers(ctx, nodes, |s, _| {
-                s.resume();
-            });
+            let pause = ctx.cfg.db.pause().ok_or_else(|| cannot(ctx, "paused"))?;
+            with_servers(ctx, nodes, |s, _| pause.resume(s));
             Ok(())
         }
         (f, Phase::Start) => {
@@ -837,6 +704,10 @@ fn apply_fault(ctx: &Ctx, fault: &Fault, phase: Phase) -> Result<(), String> {
             }
         }
     }
+}
+
+fn cannot(ctx: &Ctx, what: &str) -> String {
+    format!("--db {} cannot be {what}", ctx.cfg.db.name())
 }
 
 /// Heals every fault that may still be active: the network, paused and
@@ -873,7 +744,7 @@ async fn heal_all(ctx: &Arc<Ctx>) {
                 if let Err(e) = s.restart(lab) {
                     eprintln!("faultline: warning: restarting {}: {e}", s.spec.node);
                 }
-                let _ = record_server(lab, s, "running");
+                let _ = s.record(lab, "running");
             }
         });
     })
@@ -890,7 +761,7 @@ async fn final_read_phase(ctx: &Arc<Ctx>) {
     let reads = final_reads(&ctx.cfg.workload);
     for i in 0..ctx.cluster.nodes.len() {
         let node = ctx.cluster.name(i);
-        let mut client = db::Client::new(&ctx.cluster, db::Role::Final(i));
+        let mut client = Session::new(ctx.cfg.db.client(&ctx.cluster, Role::Final(i)));
         for op in &reads {
             for _attempt in 0..5 {
                 if client.ready(Duration::from_secs(2)).await.is_err() {
@@ -912,7 +783,15 @@ async fn final_read_phase(ctx: &Arc<Ctx>) {
                 ctx.rec
                     .record(ev("invoke", Value::Null, None, ctx.rec.now()));
                 let r = client
-                    .call(process, op.f, &op.key, Value::Null, Duration::from_secs(2))
+                    .call(
+                        Operation {
+                            process,
+                            f: op.f,
+                            key: &op.key,
+                            value: &Value::Null,
+                        },
+                        Duration::from_secs(2),
+                    )
                     .await;
                 let now = ctx.rec.now();
                 let (kind, value, error) = completion(op.f, &Value::Null, r);
