@@ -170,6 +170,7 @@ fn up(
         nodes,
         dir,
         owned: foreground,
+        client_ns: false,
     };
     let t0 = Instant::now();
     let l = lab::up(&spec)?;

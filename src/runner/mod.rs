@@ -333,8 +333,12 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
         nodes: cfg.nodes,
         dir: None,
         owned: true,
+        // External client programs run in a namespace of their own.
+        client_ns: matches!(cfg.db, DbConfig::External { .. }),
     })?;
     let guard = LabGuard::new(&lab_name);
+    // No client socket of this run can reach anything but the lab.
+    crate::lab::client_socket::bind_to_bridge(&lab.state.bridge);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
