@@ -171,6 +171,7 @@ fn up(
         dir,
         owned: foreground,
         client_ns: false,
+        remove_dir: false,
     };
     let t0 = Instant::now();
     let l = lab::up(&spec)?;

@@ -42,6 +42,9 @@ pub struct LabSpec {
     /// `.253`), where external client programs run with no route out of
     /// the lab.
     pub client_ns: bool,
+    /// If true, the teardown removes the data directory too (a run copies
+    /// the logs it keeps into its store directory first).
+    pub remove_dir: bool,
 }
 
 /// Network namespace of node `i` of lab `lab`.
@@ -291,6 +294,7 @@ pub fn up(spec: &LabSpec) -> Result<Lab> {
                 veth: client_netns_name(&spec.name),
                 ip: Ipv4Addr::new(o[0], o[1], o[2], 253),
             }),
+            remove_dir: spec.remove_dir,
             servers: Vec::new(),
             delay_holder: None,
             faults: Default::default(),
@@ -544,8 +548,22 @@ pub fn teardown(name: &str) -> Result<()> {
             what: left.join(", "),
         });
     }
+    remove_data_dir(&st)?;
     let lock = state::lock()?;
     state::remove(&lock, name)
+}
+
+/// Removes the lab's data directory if the lab was made to remove it (a
+/// run's scratch data: node logs, store data). Its processes are gone.
+fn remove_data_dir(st: &LabState) -> Result<()> {
+    if !st.remove_dir {
+        return Ok(());
+    }
+    match std::fs::remove_dir_all(&st.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LabError::io(format!("removing {}", st.dir.display()), e)),
+    }
 }
 
 fn remove_root_chain(chain: &str) {

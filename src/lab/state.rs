@@ -60,6 +60,9 @@ pub struct LabState {
     /// client programs run there, where the lab's subnet is the only route.
     #[serde(default)]
     pub client: Option<NodeState>,
+    /// Whether the teardown removes [`LabState::dir`] (a run's scratch data).
+    #[serde(default)]
+    pub remove_dir: bool,
     /// Servers started on nodes.
     #[serde(default)]
     pub servers: Vec<ServerState>,
