@@ -11,3 +11,4 @@ pub mod report;
 pub mod run;
 pub mod synth;
 pub mod synth_txn;
+pub mod witness_size;

@@ -138,6 +138,7 @@ pub fn read(source: &str, text: &str) -> Result<History, HistoryError> {
                 f: "txn".into(),
                 key: None,
                 value: Value::Array(value),
+                has_value: true,
                 extra: extra.clone(),
             })?;
         }
