@@ -5,219 +5,51 @@
 //! nemesis); heal everything; a quiet period; final reads from every node;
 //! stop and tear down; check; report. Ctrl-C or SIGTERM ends the main phase
 //! early and the rest still happens.
+//!
+//! This file holds the phases; the parts they use are each in a file:
+//! `workers.rs` (clients and final reads), `faults.rs` (the nemesis task, kill
+//! and pause through the store's capabilities, healing), `progress.rs` (the
+//! progress line), `results.rs` (`results.json`), [`recorder`] (the history
+//! writer), [`checks`], [`interrupt`] (signals) and [`store`] (the store
+//! directory). The store itself is behind [`crate::stores::Store`].
 
 pub mod checks;
-pub mod db;
+mod faults;
+pub mod interrupt;
+mod progress;
 pub mod recorder;
+mod results;
 pub mod store;
+mod workers;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faultline_workloads::workload::{Generator, WorkloadConfig, final_reads};
+use faultline_workloads::workload::WorkloadConfig;
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::lab::proc::Server;
-use crate::lab::{Lab, LabGuard, LabSpec, NodeState, ProcId, ServerState, state};
-use crate::nemesis::schedule::{self, Fault, FaultSpec, Phase, Schedule, Target};
-use crate::node::client::ClientError;
-use crate::node::protocol::{Reply, ReplyType};
-use recorder::{Ev, Recorder, Who};
+use crate::lab::{Lab, LabGuard, LabSpec};
+use crate::nemesis::schedule::{self, Fault};
+use crate::stores::{self, Cluster, Launch, Programs, Store, StoreError};
+use faults::{heal_all, nemesis_task, nemesis_windows};
+use progress::progress_task;
+use recorder::Recorder;
+use results::results_json;
+use workers::{final_read_phase, worker};
 
-/// Port of the built-in store on every node.
-pub const NODE_PORT: u16 = 7000;
-
-/// The store under test.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "db", rename_all = "kebab-case")]
-pub enum DbConfig {
-    /// `faultline node`.
-    Builtin {
-        /// primary, async or quorum.
-        mode: String,
-        /// Read quorum (quorum mode).
-        r: String,
-        /// Write quorum (quorum mode).
-        w: String,
-    },
-    /// etcd: one member per node.
-    Etcd {
-        /// `linearizable` or `serializable`.
-        reads: String,
-        /// Where the binaries are (default: PATH).
-        bindir: Option<PathBuf>,
-    },
-    /// Redis: a primary and replicas, optionally Sentinel.
-    Redis {
-        /// `none` or `sentinel`.
-        failover: String,
-        /// `primary` or `replicas`.
-        reads: String,
-        /// WAIT for this many replicas after each write (0: no WAIT).
-        wait: u32,
-        /// Where the binaries are (default: PATH).
-        bindir: Option<PathBuf>,
-    },
-    /// PostgreSQL: a primary and streaming hot standbys.
-    Postgres {
-        /// `primary` or `standby`.
-        reads: String,
-        /// `off`, `on` or `apply` (synchronous commit to one standby).
-        sync: String,
-        /// Where the binaries are (default: the newest in /usr/lib/postgresql).
-        bindir: Option<PathBuf>,
-    },
-    /// A program speaking the external adapter protocol.
-    External {
-        /// The adapter's command line (run with `sh -c`).
-        command: String,
-        /// Servers to start on the nodes: `builtin` or a shell command.
-        server: Option<String>,
-        /// The mode of `server=builtin`.
-        mode: String,
-        /// Whether the adapter gets the `open` handshake.
-        handshake: bool,
-        /// The primaries, for `primaries` targets.
-        primaries: Vec<String>,
-    },
-}
-
-impl DbConfig {
-    /// A short name for the store directory.
-    pub fn label(&self) -> String {
-        match self {
-            DbConfig::Builtin { mode, .. } => format!("builtin-{mode}"),
-            DbConfig::Etcd { reads, .. } => format!("etcd-{reads}"),
-            DbConfig::Redis {
-                failover, reads, ..
-            } if failover == "sentinel" => {
-                format!("redis-sentinel-{reads}")
-            }
-            DbConfig::Redis { reads, .. } => format!("redis-{reads}"),
-            DbConfig::Postgres { reads, .. } => format!("postgres-{reads}"),
-            DbConfig::External { .. } => "external".into(),
-        }
-    }
-
-    /// The `--db` name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            DbConfig::Builtin { .. } => "builtin",
-            DbConfig::Etcd { .. } => "etcd",
-            DbConfig::Redis { .. } => "redis",
-            DbConfig::Postgres { .. } => "postgres",
-            DbConfig::External { .. } => "external",
-        }
-    }
-
-    /// The nodes that are primaries (for `primaries` targets).
-    pub fn primaries(&self, nodes: &[String]) -> Vec<String> {
-        match self {
-            DbConfig::Builtin { mode, .. } if mode != "quorum" => {
-                nodes.first().cloned().into_iter().collect()
-            }
-            DbConfig::Builtin { .. } => Vec::new(),
-            DbConfig::Redis { .. } | DbConfig::Postgres { .. } => {
-                nodes.first().cloned().into_iter().collect()
-            }
-            DbConfig::External { primaries, .. } => primaries.clone(),
-            DbConfig::Etcd { .. } => Vec::new(),
-        }
-    }
-
-    /// Whether the store supports compare-and-set.
-    pub fn supports_cas(&self) -> bool {
-        true
-    }
-}
-
-/// A kind of fault the nemesis draws from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    /// Network partitions (isolate one node, or split majority/minority).
-    Partition,
-    /// Packet loss at one node.
-    Loss,
-    /// Packet delay at one node.
-    Delay,
-    /// SIGKILL a node's server, restart it at the end of the fault.
-    Kill,
-    /// SIGSTOP a node's server, SIGCONT at the end.
-    Pause,
-}
-
-impl FaultKind {
-    /// Parses `--nemesis`: a comma-separated set, or `none` / `all`.
-    pub fn parse_list(s: &str) -> Result<Vec<FaultKind>, String> {
-        let mut out = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part {
-                "none" => {}
-                "all" => out.extend([
-                    FaultKind::Partition,
-                    FaultKind::Loss,
-                    FaultKind::Delay,
-                    FaultKind::Kill,
-                    FaultKind::Pause,
-                ]),
-                "partition" => out.push(FaultKind::Partition),
-                "loss" => out.push(FaultKind::Loss),
-                "delay" => out.push(FaultKind::Delay),
-                "kill" => out.push(FaultKind::Kill),
-                "pause" => out.push(FaultKind::Pause),
-                other => {
-                    return Err(format!(
-                        "unknown fault `{other}` (expected partition, loss, delay, kill, pause, none or all)"
-                    ));
-                }
-            }
-        }
-        out.dedup();
-        Ok(out)
-    }
-
-    /// The schedule's fault specifications for this kind.
-    fn specs(self) -> Vec<FaultSpec> {
-        match self {
-            FaultKind::Partition => vec![
-                FaultSpec::Partition {
-                    shape: "one".into(),
-                },
-                FaultSpec::Partition {
-                    shape: "majority".into(),
-                },
-            ],
-            FaultKind::Loss => vec![FaultSpec::Loss {
-                percent: 30.0,
-                target: Target::One,
-            }],
-            FaultKind::Delay => vec![FaultSpec::Delay {
-                ms: 50,
-                jitter_ms: 10,
-                target: Target::One,
-            }],
-            FaultKind::Kill => vec![FaultSpec::Kill {
-                target: Target::One,
-            }],
-            FaultKind::Pause => vec![FaultSpec::Pause {
-                target: Target::One,
-            }],
-        }
-    }
-}
+pub use faults::FaultKind;
 
 /// Everything a run needs.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunConfig {
     /// Test name (the store directory's first level).
     pub name: String,
-    /// The store.
-    pub db: DbConfig,
+    /// The store, with its options.
+    #[serde(serialize_with = "crate::stores::serialize")]
+    pub db: Arc<dyn Store>,
     /// Number of nodes.
     pub nodes: usize,
     /// The workload.
@@ -261,19 +93,9 @@ pub enum RunError {
     /// A fault failed.
     #[error(transparent)]
     Nemesis(#[from] crate::nemesis::NemesisError),
-    /// The store did not come up.
-    #[error("the store did not come up: {0}")]
-    StoreDown(String),
-    /// A program the store needs is not installed.
-    #[error("`{program}` not found ({what}); {fix}")]
-    Missing {
-        /// The program.
-        program: String,
-        /// What needs it.
-        what: String,
-        /// How to get it: `install it with: apt-get install -y ...`.
-        fix: String,
-    },
+    /// The store could not be started.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// Files of the store directory.
     #[error("{context}: {source}")]
     Io {
@@ -286,6 +108,10 @@ pub enum RunError {
     /// The history could not be checked.
     #[error("checking the history: {0}")]
     Check(String),
+    /// A signal arrived before the workload started: nothing was run, and
+    /// everything created was removed.
+    #[error("interrupted {0}: nothing was run; the lab and its servers were removed")]
+    Interrupted(&'static str),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
@@ -304,107 +130,155 @@ pub struct RunOutcome {
 
 /// Shared by the tasks of a run.
 struct Ctx {
+    /// The run's configuration.
     cfg: RunConfig,
+    /// The lab.
     lab: Lab,
-    cluster: Arc<db::Cluster>,
+    /// The nodes, as clients see them.
+    cluster: Arc<Cluster>,
+    /// The store's servers.
     servers: Mutex<Vec<Server>>,
+    /// Faults in effect.
     active: Mutex<Vec<crate::nemesis::ActiveFault>>,
     /// Faults started and not yet ended (their end event is still due).
     open: Mutex<Vec<Fault>>,
+    /// The history.
     rec: Recorder,
+    /// The main phase is over.
     stop: AtomicBool,
+    /// Signals and the wind-down level.
+    interrupt: Arc<interrupt::Interrupt>,
+    /// The active fault in words, for the progress line.
     active_fault: Mutex<Option<String>>,
+    /// The highest process id the workers used.
     max_process: AtomicU64,
 }
 
-/// Carries out a run. Infrastructure failures are errors; the verdict is in
-/// the outcome.
-pub fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
+/// Carries out a run with the `programs` the store's install check found.
+/// Infrastructure failures are errors; the verdict is in the outcome.
+/// SIGINT, SIGTERM and SIGHUP are handled from the first instruction (see
+/// [`interrupt`]).
+pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
+    let interrupt = interrupt::Interrupt::install();
     crate::lab::sys::preflight()?;
-    // Before anything exists: a missing binary leaves nothing behind.
-    db::check_install(&cfg.db)?;
     let dir = store::create_run_dir(&cfg.store, &cfg.name).map_err(io(format!(
         "creating the run directory in {}",
         cfg.store.display()
     )))?;
+    if interrupt.interrupted() {
+        return Err(RunError::Interrupted("before the lab was created"));
+    }
     let lab_name = format!("r{}", std::process::id() % 10_000_000);
     let lab = crate::lab::up(&LabSpec {
         name: lab_name.clone(),
         nodes: cfg.nodes,
         dir: None,
         owned: true,
+        // External client programs run in a namespace of their own.
+        client_ns: cfg.db.clients_in_namespace(),
+        // The logs worth keeping are copied into the run directory.
+        remove_dir: true,
     })?;
     let guard = LabGuard::new(&lab_name);
+    // No client socket of this run can reach anything but the lab.
+    crate::lab::client_socket::bind_to_bridge(&lab.state.bridge);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(io("starting the async runtime"))?;
-    let result = runtime.block_on(run_in_lab(cfg, lab, &dir));
+    let result = runtime.block_on(run_in_lab(cfg, &programs, lab, &dir, interrupt.clone()));
     // Tear down whatever happened; report both errors if both failed.
     let down = guard.finish();
-    let outcome = result?;
+    interrupt.lab_gone();
+    let recorded = result?;
     down?;
-    Ok(RunOutcome {
-        dir,
-        verdicts: outcome,
-    })
+    let verdicts = check_and_report(recorded, &dir)?;
+    Ok(RunOutcome { dir, verdicts })
 }
 
-pub(crate) fn node_argv(
-    cfg: &RunConfig,
+/// What the run recorded, to check once the lab is gone.
+struct Recorded {
+    cfg: RunConfig,
+    windows: Vec<schedule::Window>,
+    elapsed: Duration,
+    history_path: PathBuf,
+}
+
+/// The store, started: its servers, and the cluster as clients see it.
+struct Started {
+    servers: Vec<Server>,
+    cluster: Arc<Cluster>,
+}
+
+/// Starts the store on every node and waits until it serves; on an error
+/// the servers started so far are stopped.
+async fn start_servers(
+    store: &dyn Store,
+    programs: &Programs,
     lab: &Lab,
-    node: &NodeState,
-) -> Result<Vec<String>, RunError> {
-    let exe = std::env::current_exe().map_err(io("finding the faultline binary"))?;
-    let mut argv = vec![
-        exe.display().to_string(),
-        "node".into(),
-        "--name".into(),
-        node.name.clone(),
-        "--listen".into(),
-        format!("{}:{NODE_PORT}", node.ip),
-    ];
-    for other in lab.nodes().iter().filter(|n| n.name != node.name) {
-        argv.push("--peer".into());
-        argv.push(format!("{}={}:{NODE_PORT}", other.name, other.ip));
+    dir: &Path,
+) -> Result<Started, RunError> {
+    let mut launch = Launch::new(lab, programs, dir);
+    let mut r = store.start(&mut launch).await;
+    if r.is_ok() {
+        r = store.ready(&mut launch).await;
     }
-    if let DbConfig::Builtin { mode, r, w } = &cfg.db {
-        argv.extend(["--mode".into(), mode.clone()]);
-        if mode == "quorum" {
-            argv.extend(["--r".into(), r.clone(), "--w".into(), w.clone()]);
+    let mut servers = launch.servers;
+    match r {
+        Ok(()) => {
+            let mut cluster = Cluster::of(lab, dir.to_path_buf());
+            cluster.primaries = store.primaries(lab).await;
+            Ok(Started {
+                servers,
+                cluster: Arc::new(cluster),
+            })
         }
-    }
-    Ok(argv)
-}
-
-pub(crate) fn record_server(lab: &Lab, s: &Server, status: &str) -> Result<(), RunError> {
-    let entry = ServerState {
-        node: s.spec.node.clone(),
-        service: s.spec.service.clone(),
-        argv: s.spec.argv.clone(),
-        holder: Some(ProcId::current()),
-        process: s.process,
-        status: status.to_string(),
-        log: s.log.clone(),
-    };
-    state::update(lab.name(), |st| {
-        st.servers
-            .retain(|x| !(x.node == entry.node && x.service == entry.service));
-        st.servers.push(entry);
-    })?;
-    Ok(())
-}
-
-async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verdicts, RunError> {
-    // Start the store.
-    let db::Started { servers, cluster } = match db::start(&cfg, &lab, dir).await {
-        Ok(s) => s,
         Err(e) => {
-            copy_logs(&lab, dir);
-            return Err(e);
+            stores::stop(&mut servers, store.stop_signal());
+            Err(e.into())
+        }
+    }
+}
+
+/// Starts the store, unless a signal comes first.
+async fn start_store(
+    cfg: &RunConfig,
+    programs: &Programs,
+    lab: &Lab,
+    dir: &Path,
+    interrupt: &interrupt::Interrupt,
+) -> Result<Started, RunError> {
+    let started = tokio::select! {
+        r = start_servers(cfg.db.as_ref(), programs, lab, dir) => r,
+        _ = interrupt.reached(interrupt::Level::Cancel) => {
+            Err(RunError::Interrupted("while the store was starting"))
         }
     };
+    if started.is_ok() && interrupt.interrupted() {
+        if let Ok(mut s) = started {
+            stores::stop(&mut s.servers, cfg.db.stop_signal());
+        }
+        copy_logs(lab, dir);
+        return Err(RunError::Interrupted("while the store was starting"));
+    }
+    if started.is_err() {
+        copy_logs(lab, dir);
+    }
+    started
+}
+
+async fn run_in_lab(
+    cfg: RunConfig,
+    programs: &Programs,
+    lab: Lab,
+    dir: &Path,
+    interrupt: Arc<interrupt::Interrupt>,
+) -> Result<Recorded, RunError> {
+    if interrupt.interrupted() {
+        return Err(RunError::Interrupted("while the lab was being created"));
+    }
+    let Started { servers, cluster } = start_store(&cfg, programs, &lab, dir, &interrupt).await?;
 
     let start = Instant::now();
     let history_path = dir.join("history.jsonl");
@@ -417,34 +291,13 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
         open: Mutex::new(Vec::new()),
         rec,
         stop: AtomicBool::new(false),
+        interrupt,
         active_fault: Mutex::new(None),
         max_process: AtomicU64::new(0),
         lab,
         cfg,
     });
     let windows = nemesis_windows(&ctx.cfg, &ctx.lab, &ctx.cluster.primaries)?;
-
-    // Ctrl-C and SIGTERM end the main phase early.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let signals = {
-        let ctx = ctx.clone();
-        let interrupted = interrupted.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
-            tokio::select! {
-                _ = int.recv() => {},
-                _ = term.recv() => {},
-            }
-            interrupted.store(true, Ordering::SeqCst);
-            ctx.stop.store(true, Ordering::SeqCst);
-        })
-    };
 
     let (progress, progress_task) = progress_task(ctx.clone(), start);
     let nemesis = tokio::spawn(nemesis_task(ctx.clone(), windows.clone(), start));
@@ -453,32 +306,30 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
         workers.push(tokio::spawn(worker(ctx.clone(), slot)));
     }
     let main_phase = Duration::from_secs_f64(ctx.cfg.time_limit);
-    while start.elapsed() < main_phase && !ctx.stop.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::select! {
+        _ = tokio::time::sleep(main_phase) => {}
+        _ = ctx.interrupt.reached(interrupt::Level::Stop) => {}
     }
-    ctx.stop.store(true, Ordering::SeqCst);
-    for w in workers {
-        let _ = w.await;
-    }
+    end_main_phase(&ctx, workers).await;
     let _ = nemesis.await;
     heal_all(&ctx).await;
     if let Some(p) = progress {
         p.finish_and_clear();
     }
-    if interrupted.load(Ordering::SeqCst) {
-        eprintln!("faultline: interrupted: healed; final reads, teardown and checks follow");
+    if ctx.interrupt.level() < interrupt::Level::Teardown {
+        tokio::select! {
+            _ = tokio::time::sleep(ctx.cfg.quiet) => {}
+            _ = ctx.interrupt.reached(interrupt::Level::Teardown) => {}
+        }
+        final_read_phase(&ctx).await;
     }
-    tokio::time::sleep(ctx.cfg.quiet).await;
-    final_read_phase(&ctx).await;
 
     // Stop the store, keep its logs.
     {
         let mut servers = ctx.servers.lock().unwrap_or_else(|e| e.into_inner());
-        db::stop(&ctx.cfg.db, &mut servers);
+        stores::stop(&mut servers, ctx.cfg.db.stop_signal());
     }
     copy_logs(&ctx.lab, dir);
-    signals.abort();
-    let _ = signals.await;
     if let Some(t) = progress_task {
         let _ = t.await;
     }
@@ -488,14 +339,48 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
     writer
         .finish()
         .map_err(io(format!("writing {}", history_path.display())))?;
+    Ok(Recorded {
+        cfg: ctx.cfg,
+        windows,
+        elapsed: start.elapsed(),
+        history_path,
+    })
+}
 
-    let verdicts = checks::check_history(
-        &history_path,
-        ctx.cfg.workload.kind,
-        ctx.cfg.check_time_limit,
-    )
-    .map_err(RunError::Check)?;
-    let mut results = results_json(dir, &ctx.cfg, &windows, &verdicts, start.elapsed());
+/// How long the workers may take to finish the operations in flight when
+/// the main phase ends on time (they are cancelled after it, or at once on
+/// a signal).
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
+
+/// Ends the main phase: no new operations; the workers get
+/// [`IN_FLIGHT_GRACE`] (none after a signal) to finish the operations in
+/// flight, which are then cancelled (recorded `info`).
+async fn end_main_phase(ctx: &Arc<Ctx>, workers: Vec<tokio::task::JoinHandle<()>>) {
+    ctx.stop.store(true, Ordering::SeqCst);
+    ctx.interrupt.raise(interrupt::Level::Stop);
+    let grace = ctx.cfg.op_timeout.min(IN_FLIGHT_GRACE);
+    let cancel_at = tokio::time::Instant::now() + grace;
+    let c = ctx.clone();
+    let canceller = tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep_until(cancel_at) => {}
+            _ = c.interrupt.reached(interrupt::Level::Cancel) => {}
+        }
+        c.interrupt.raise(interrupt::Level::Cancel);
+    });
+    for w in workers {
+        let _ = w.await;
+    }
+    canceller.abort();
+}
+
+/// Checks the recorded history (the lab is gone by now) and writes
+/// `results.json` and the reports.
+fn check_and_report(r: Recorded, dir: &Path) -> Result<checks::Verdicts, RunError> {
+    let verdicts =
+        checks::check_history(&r.history_path, r.cfg.workload.kind, r.cfg.check_time_limit)
+            .map_err(RunError::Check)?;
+    let mut results = results_json(dir, &r.cfg, &r.windows, &verdicts, r.elapsed);
     crate::report::add_classification(&verdicts.history, &mut results);
     let path = dir.join("results.json");
     let text = serde_json::to_string_pretty(&results).unwrap_or_default();
@@ -525,444 +410,4 @@ fn copy_logs(lab: &Lab, dir: &Path) {
             }
         }
     }
-}
-
-fn nemesis_windows(
-    cfg: &RunConfig,
-    lab: &Lab,
-    primaries: &[String],
-) -> Result<Vec<schedule::Window>, RunError> {
-    let sched = match &cfg.timeline {
-        Some(t) => Schedule::Timeline(t.clone()),
-        None if cfg.faults.is_empty() => return Ok(Vec::new()),
-        None => Schedule::Random {
-            every: Duration::from_secs_f64(cfg.nemesis_interval),
-            duration: Duration::from_secs_f64(cfg.fault_duration),
-            faults: cfg.faults.iter().flat_map(|f| f.specs()).collect(),
-        },
-    };
-    let nodes: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
-    let primaries = primaries.to_vec();
-    Ok(sched.windows(
-        &nodes,
-        &primaries,
-        Duration::from_secs_f64(cfg.time_limit),
-        cfg.seed,
-    )?)
-}
-
-fn progress_task(
-    ctx: Arc<Ctx>,
-    start: Instant,
-) -> (
-    Option<indicatif::ProgressBar>,
-    Option<tokio::task::JoinHandle<()>>,
-) {
-    if !ctx.cfg.progress {
-        return (None, None);
-    }
-    let total = ctx.cfg.time_limit.ceil() as u64;
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:24}] {pos}/{len} s  {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    let b = bar.clone();
-    let task = tokio::spawn(async move {
-        while !ctx.stop.load(Ordering::Relaxed) {
-            let c = &ctx.rec.counts;
-            let fault = ctx
-                .active_fault
-                .lock()
-                .map(|f| f.clone())
-                .unwrap_or_default()
-                .unwrap_or_else(|| "none".into());
-            b.set_position(start.elapsed().as_secs().min(total));
-            b.set_message(format!(
-                "ops {}  ok {}  fail {}  info {}  fault: {fault}",
-                c.invoked.load(Ordering::Relaxed),
-                c.ok.load(Ordering::Relaxed),
-                c.fail.load(Ordering::Relaxed),
-                c.info.load(Ordering::Relaxed),
-            ));
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    (Some(bar), Some(task))
-}
-
-async fn worker(ctx: Arc<Ctx>, slot: u32) {
-    let c = u64::from(ctx.cfg.concurrency);
-    let mut generator = Generator::new(&ctx.cfg.workload, slot);
-    let mut process = u64::from(slot);
-    let mut client = db::Client::new(&ctx.cluster, db::Role::Worker(slot));
-    let interval = ctx
-        .cfg
-        .rate
-        .map(|r| Duration::from_secs_f64(f64::from(ctx.cfg.concurrency) / r));
-    let mut next_at = tokio::time::Instant::now();
-    while !ctx.stop.load(Ordering::Relaxed) {
-        if let Some(iv) = interval {
-            next_at += iv;
-            tokio::time::sleep_until(next_at).await;
-            if ctx.stop.load(Ordering::Relaxed) {
-                break;
-            }
-        }
-        if client.ready(ctx.cfg.op_timeout).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        let op = generator.next_op();
-        let node = client.target(op.f);
-        let ev = |kind: &'static str, value: Value, error: Option<String>, time: u64| Ev {
-            time,
-            process: Who::Client(process),
-            kind,
-            f: op.f.to_string(),
-            key: Some(op.key.clone()),
-            value,
-            node: Some(node.clone()),
-            error,
-            phase: None,
-        };
-        ctx.rec
-            .record(ev("invoke", op.value.clone(), None, ctx.rec.now()));
-        let r = client
-            .call(process, op.f, &op.key, op.value.clone(), ctx.cfg.op_timeout)
-            .await;
-        let now = ctx.rec.now();
-        let transport_failed = r.is_err();
-        let (kind, value, error) = completion(op.f, &op.value, r);
-        // A node that refuses at once (no primary, no quorum) would
-        // otherwise fill the history with failures: back off a bit.
-        let refused = !transport_failed
-            && kind == "fail"
-            && error
-                .as_deref()
-                .is_some_and(|e| e.starts_with("unavailable"));
-        ctx.rec.record(ev(kind, value, error, now));
-        if refused {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if transport_failed && kind == "fail" {
-            client.reset();
-        }
-        let retire = kind == "info";
-        if retire {
-            // Jepsen's convention: the process may still be running the
-            // operation; the worker carries on under a new id.
-            process += c;
-            client.reset();
-        }
-    }
-    ctx.max_process.fetch_max(process, Ordering::Relaxed);
-}
-
-/// What a call's result becomes in the history: the completion's type, its
-/// value (what was read, for an `ok` read; otherwise what was sent) and its
-/// error. A request that certainly never arrived is `fail`; one that may
-/// have is `info`.
-fn completion(
-    f: &str,
-    sent: &Value,
-    r: Result<Reply, ClientError>,
-) -> (&'static str, Value, Option<String>) {
-    match r {
-        Ok(reply) => {
-            let kind = match reply.kind {
-                ReplyType::Ok => "ok",
-                ReplyType::Fail => "fail",
-                ReplyType::Info => "info",
-            };
-            let value = if kind == "ok" && f == "read" {
-                reply.value
-            } else {
-                sent.clone()
-            };
-            (kind, value, reply.error)
-        }
-        Err(ClientError::Definite(e)) => ("fail", sent.clone(), Some(e)),
-        Err(e) => ("info", sent.clone(), Some(e.to_string())),
-    }
-}
-
-fn fault_label(f: &Fault) -> String {
-    match f {
-        Fault::Partition { grudge } => {
-            let cut: Vec<String> = grudge
-                .iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| format!("{k}x{}", v.len()))
-                .collect();
-            format!("partition ({})", cut.join(" "))
-        }
-        Fault::Loss { nodes, percent } => format!("loss {percent}% at {}", nodes.join(",")),
-        Fault::Delay { nodes, ms, .. } => format!("delay {ms} ms at {}", nodes.join(",")),
-        Fault::Kill { nodes } => format!("kill {}", nodes.join(",")),
-        Fault::Pause { nodes } => format!("pause {}", nodes.join(",")),
-    }
-}
-
-async fn nemesis_task(ctx: Arc<Ctx>, windows: Vec<schedule::Window>, start: Instant) {
-    for ev in schedule::events(&windows) {
-        let at = tokio::time::Instant::from_std(start + ev.time);
-        loop {
-            if ctx.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let now = tokio::time::Instant::now();
-            if now >= at {
-                break;
-            }
-            tokio::time::sleep((at - now).min(Duration::from_millis(50))).await;
-        }
-        let c = ctx.clone();
-        let e = ev.clone();
-        let applied = tokio::task::spawn_blocking(move || apply_fault(&c, &e.fault, e.phase))
-            .await
-            .unwrap_or_else(|e| Err(format!("the fault task panicked: {e}")));
-        if let Err(e) = &applied {
-            eprintln!("faultline: warning: fault {} failed: {e}", ev.fault.name());
-        }
-        record_fault(&ctx, &ev.fault, ev.phase, applied.err());
-        if let Ok(mut open) = ctx.open.lock() {
-            match ev.phase {
-                Phase::Start => open.push(ev.fault.clone()),
-                Phase::End => {
-                    if let Some(i) = open.iter().position(|f| f == &ev.fault) {
-                        open.remove(i);
-                    }
-                }
-            }
-        }
-        if let Ok(mut a) = ctx.active_fault.lock() {
-            *a = match ev.phase {
-                Phase::Start => Some(fault_label(&ev.fault)),
-                Phase::End => None,
-            };
-        }
-    }
-}
-
-/// Records a nemesis event.
-fn record_fault(ctx: &Ctx, fault: &Fault, phase: Phase, error: Option<String>) {
-    let mut line = schedule::Event {
-        time: Duration::ZERO,
-        phase,
-        fault: fault.clone(),
-    }
-    .to_history();
-    ctx.rec.record(Ev {
-        time: ctx.rec.now(),
-        process: Who::Nemesis,
-        kind: "info",
-        f: fault.name().to_string(),
-        key: None,
-        value: line["value"].take(),
-        node: None,
-        error,
-        phase: Some(match phase {
-            Phase::Start => "start",
-            Phase::End => "end",
-        }),
-    });
-}
-
-fn with_servers(ctx: &Ctx, names: &[String], mut f: impl FnMut(&mut Server, &Lab)) {
-    let mut servers = ctx.servers.lock().unwrap_or_else(|e| e.into_inner());
-    for s in servers.iter_mut().filter(|s| names.contains(&s.spec.node)) {
-        f(s, &ctx.lab);
-    }
-}
-
-/// Applies (start) or heals (end) one fault. Blocking. Network faults go
-/// through [`crate::nemesis::apply`] (netem where the kernel has it, the
-/// NFQUEUE holder otherwise); kill and pause act on the servers this run
-/// holds.
-fn apply_fault(ctx: &Ctx, fault: &Fault, phase: Phase) -> Result<(), String> {
-    match (fault, phase) {
-        (Fault::Kill { nodes }, Phase::Start) => {
-            with_servers(ctx, nodes, |s, lab| {
-                s.kill();
-                let _ = record_server(lab, s, "killed");
-            });
-            Ok(())
-        }
-        (Fault::Kill { nodes }, Phase::End) => {
-            let mut failed = None;
-            with_servers(ctx, nodes, |s, lab| match s.restart(lab) {
-                Ok(()) => {
-                    let _ = record_server(lab, s, "running");
-                }
-                Err(e) => failed = Some(e.to_string()),
-            });
-            failed.map_or(Ok(()), Err)
-        }
-        (Fault::Pause { nodes }, Phase::Start) => {
-            with_servers(ctx, nodes, |s, _| {
-                s.pause();
-            });
-            Ok(())
-        }
-        (Fault::Pause { nodes }, Phase::End) => {
-            with_servers(ctx, nodes, |s, _| {
-                s.resume();
-            });
-            Ok(())
-        }
-        (f, Phase::Start) => {
-            let active =
-                crate::nemesis::apply(&ctx.lab, f, ctx.cfg.seed).map_err(|e| e.to_string())?;
-            ctx.active
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(active);
-            Ok(())
-        }
-        (f, Phase::End) => {
-            let found = {
-                let mut active = ctx.active.lock().unwrap_or_else(|e| e.into_inner());
-                active
-                    .iter()
-                    .position(|a| &a.fault == f)
-                    .map(|i| active.remove(i))
-            };
-            match found {
-                Some(a) => a.end(&ctx.lab).map_err(|e| e.to_string()),
-                None => Ok(()),
-            }
-        }
-    }
-}
-
-/// Heals every fault that may still be active: the network, paused and
-/// killed servers.
-async fn heal_all(ctx: &Arc<Ctx>) {
-    let c = ctx.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        // Faults cut short (Ctrl-C): end each one and record its end.
-        let open: Vec<Fault> = c
-            .open
-            .lock()
-            .map(|mut o| o.drain(..).collect())
-            .unwrap_or_default();
-        for f in open {
-            let r = apply_fault(&c, &f, Phase::End);
-            record_fault(&c, &f, Phase::End, r.err());
-        }
-        let active: Vec<_> = c
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .collect();
-        for a in active {
-            let _ = a.end(&c.lab);
-        }
-        if let Err(e) = crate::nemesis::heal(&c.lab) {
-            eprintln!("faultline: warning: healing the network: {e}");
-        }
-        let names: Vec<String> = c.lab.nodes().iter().map(|n| n.name.clone()).collect();
-        with_servers(&c, &names, |s, lab| {
-            s.resume();
-            if s.process.is_none_or(|p| !p.is_alive()) {
-                if let Err(e) = s.restart(lab) {
-                    eprintln!("faultline: warning: restarting {}: {e}", s.spec.node);
-                }
-                let _ = record_server(lab, s, "running");
-            }
-        });
-    })
-    .await;
-    if let Ok(mut a) = ctx.active_fault.lock() {
-        *a = None;
-    }
-}
-
-/// After healing: every node reads every key once (retrying a few times),
-/// recorded with `"phase": "final"`.
-async fn final_read_phase(ctx: &Arc<Ctx>) {
-    let mut process = ctx.max_process.load(Ordering::Relaxed) + 1;
-    let reads = final_reads(&ctx.cfg.workload);
-    for i in 0..ctx.cluster.nodes.len() {
-        let node = ctx.cluster.name(i);
-        let mut client = db::Client::new(&ctx.cluster, db::Role::Final(i));
-        for op in &reads {
-            for _attempt in 0..5 {
-                if client.ready(Duration::from_secs(2)).await.is_err() {
-                    client.reset();
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    continue;
-                }
-                let ev = |kind: &'static str, value: Value, error: Option<String>, time: u64| Ev {
-                    time,
-                    process: Who::Client(process),
-                    kind,
-                    f: op.f.to_string(),
-                    key: Some(op.key.clone()),
-                    value,
-                    node: Some(node.clone()),
-                    error,
-                    phase: Some("final"),
-                };
-                ctx.rec
-                    .record(ev("invoke", Value::Null, None, ctx.rec.now()));
-                let r = client
-                    .call(process, op.f, &op.key, Value::Null, Duration::from_secs(2))
-                    .await;
-                let now = ctx.rec.now();
-                let (kind, value, error) = completion(op.f, &Value::Null, r);
-                ctx.rec.record(ev(kind, value, error, now));
-                let done = kind == "ok";
-                process += 1;
-                if done {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        }
-    }
-}
-
-/// The run's `results.json` (without the classification).
-fn results_json(
-    dir: &Path,
-    cfg: &RunConfig,
-    windows: &[schedule::Window],
-    v: &checks::Verdicts,
-    elapsed: Duration,
-) -> Value {
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    for op in &v.history.ops {
-        let k = match op.outcome {
-            faultline_checkers::Outcome::Ok => "ok",
-            faultline_checkers::Outcome::Fail => "fail",
-            faultline_checkers::Outcome::Info => "info",
-            faultline_checkers::Outcome::Pending => "pending",
-        };
-        *counts.entry(k).or_default() += 1;
-    }
-    let results = json!({
-        "faultline": env!("CARGO_PKG_VERSION"),
-        "name": cfg.name,
-        "dir": dir.display().to_string(),
-        "valid": v.valid,
-        "checks": v.checks,
-        "seed": cfg.seed,
-        "config": cfg,
-        "stats": {
-            "ops": v.ops,
-            "outcomes": counts,
-            "faults": windows.len(),
-            "duration_s": elapsed.as_secs_f64(),
-            "ok_per_s": counts.get("ok").copied().unwrap_or(0) as f64 / cfg.time_limit.max(0.001),
-            "check_ms": v.check_ms,
-        },
-        "faults": windows,
-    });
-    results
 }
