@@ -42,6 +42,7 @@ fn event(line: usize, process: i64, kind: EventType, f: &str, value: Value) -> E
         f: f.to_string(),
         key: None,
         value,
+        has_value: true,
         extra: Default::default(),
     }
 }
