@@ -15,7 +15,13 @@ const RTM_GETLINK: u16 = 18;
 const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
 const RTM_GETROUTE: u16 = 26;
+const RT_TABLE_MAIN: u8 = 254;
+const RTPROT_STATIC: u8 = 4;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const RTN_BLACKHOLE: u8 = 6;
 
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MASTER: u16 = 10;
@@ -183,6 +189,42 @@ impl Rtnl {
             });
         }
         Ok(out)
+    }
+
+    fn blackhole_msg(kind: u16, flags: u16, net: Net) -> Msg {
+        let h = [
+            libc::AF_INET as u8,
+            net.len,
+            0,
+            0,
+            RT_TABLE_MAIN,
+            RTPROT_STATIC,
+            RT_SCOPE_UNIVERSE,
+            RTN_BLACKHOLE,
+            0,
+            0,
+            0,
+            0,
+        ];
+        Msg::new(
+            kind,
+            flags,
+            format!("blackhole route {}/{}", net.addr, net.len),
+        )
+        .header(&h)
+        .attr(RTA_DST, &net.addr.octets())
+    }
+
+    /// Adds a blackhole route for `net` to the main table (`ip route add
+    /// blackhole NET`): packets to it are dropped here, never sent.
+    pub fn add_blackhole(&mut self, net: Net) -> Result<()> {
+        self.0
+            .request(Self::blackhole_msg(RTM_NEWROUTE, F_CREATE | F_EXCL, net))
+    }
+
+    /// Removes a blackhole route added by [`Rtnl::add_blackhole`].
+    pub fn del_blackhole(&mut self, net: Net) -> Result<()> {
+        self.0.request(Self::blackhole_msg(RTM_DELROUTE, 0, net))
     }
 
     /// Asks the kernel for its route to `dst` (as `ip route get`; no packet
