@@ -47,11 +47,23 @@ pub struct LabSpec {
     /// If true, this process owns the lab: should it die without tearing the
     /// lab down, the lab counts as a leftover for `clean`.
     pub owned: bool,
+    /// If true, the lab also gets a clients' namespace (`fl-<lab>-c`, at
+    /// `.253`), where external client programs run with no route out of
+    /// the lab.
+    pub client_ns: bool,
+    /// If true, the teardown removes the data directory too (a run copies
+    /// the logs it keeps into its store directory first).
+    pub remove_dir: bool,
 }
 
 /// Network namespace of node `i` of lab `lab`.
 pub fn netns_name(lab: &str, i: usize) -> String {
     format!("fl-{lab}-n{i}")
+}
+
+/// The clients' namespace of lab `lab` (also its root-side veth).
+pub fn client_netns_name(lab: &str) -> String {
+    format!("fl-{lab}-c")
 }
 
 /// Bridge of lab `lab`.
@@ -144,7 +156,7 @@ pub fn leftovers(labs: &[LabState]) -> Vec<String> {
             out.push(r);
         }
         known_links.insert(l.bridge.clone());
-        for n in &l.nodes {
+        for n in l.namespaces() {
             known_ns.insert(n.netns.clone());
             known_links.insert(n.veth.clone());
         }
@@ -475,6 +487,13 @@ pub fn up(spec: &LabSpec) -> Result<Lab> {
             complete: false,
             nodes,
             root_chain: forward_needs_chain()?.then(|| root_chain_name(&spec.name)),
+            client: spec.client_ns.then(|| NodeState {
+                name: "client".into(),
+                netns: client_netns_name(&spec.name),
+                veth: client_netns_name(&spec.name),
+                ip: Ipv4Addr::new(o[0], o[1], o[2], 253),
+            }),
+            remove_dir: spec.remove_dir,
             servers: Vec::new(),
             delay_holder: None,
             faults: Default::default(),
@@ -512,13 +531,12 @@ fn create(st: &LabState) -> Result<()> {
     rt.add_bridge(br)?;
     let bi = rt.index(br)?;
     rt.batch(vec![Rtnl::addr_msg(bi, st.control_ip, 24)])?;
-    let mut files = Vec::with_capacity(st.nodes.len());
-    for n in &st.nodes {
+    let mut files = Vec::new();
+    for n in st.namespaces() {
         files.push(netns::add(&n.netns)?);
     }
     rt.batch(
-        st.nodes
-            .iter()
+        st.namespaces()
             .zip(&files)
             .map(|(n, f)| Rtnl::veth_msg(&n.veth, bi, "eth0", f.as_raw_fd()))
             .collect(),
@@ -544,6 +562,9 @@ fn create(st: &LabState) -> Result<()> {
     });
     for r in results {
         r?;
+    }
+    if let Some(c) = &st.client {
+        setup_client_ns(c)?;
     }
     if let Some(chain) = &st.root_chain {
         add_forward_accept(chain, br)?;
@@ -592,16 +613,29 @@ pub fn node_table() -> Vec<Change> {
     c
 }
 
+/// The clients' namespace: its address and only the on-link route, so
+/// nothing in it can reach anything but the lab.
+fn setup_client_ns(c: &NodeState) -> Result<()> {
+    let (ip, ctx) = (c.ip, format!("namespace {}", c.netns));
+    sys::in_netns(&c.netns, move || setup_links(&ctx, ip))?
+}
+
 fn setup_node(n: &NodeState) -> Result<()> {
     let ip = n.ip;
     let ctx = format!("namespace {}", n.netns);
     sys::in_netns(&n.netns, move || -> Result<()> {
-        let mut rt = Rtnl::open(&ctx)?;
-        rt.batch(vec![Rtnl::up_msg("lo"), Rtnl::up_msg("eth0")])?;
-        let eth0 = rt.index("eth0")?;
-        rt.batch(vec![Rtnl::addr_msg(eth0, ip, 24)])?;
+        setup_links(&ctx, ip)?;
         Nft::open(&ctx)?.apply(&node_table())
     })?
+}
+
+/// Inside a lab namespace (the calling thread is in it): `lo` and `eth0`
+/// up, `eth0` at `ip/24`, which gives the on-link route and no other.
+fn setup_links(ctx: &str, ip: Ipv4Addr) -> Result<()> {
+    let mut rt = Rtnl::open(ctx)?;
+    rt.batch(vec![Rtnl::up_msg("lo"), Rtnl::up_msg("eth0")])?;
+    let eth0 = rt.index("eth0")?;
+    rt.batch(vec![Rtnl::addr_msg(eth0, ip, 24)])
 }
 
 /// Replaces the rules of faultline's chain `chain` in one node with `rules`,
@@ -690,8 +724,9 @@ pub fn teardown(name: &str) -> Result<()> {
             h.wait_gone(Duration::from_secs(2));
         }
     }
-    // 3. Anything else still inside our namespaces (e.g. `lab exec`).
-    for n in &st.nodes {
+    // 3. Anything else still inside our namespaces (e.g. `lab exec`, a
+    //    client program's descendants).
+    for n in st.namespaces() {
         if let Some(ino) = netns_inode(&n.netns) {
             for _round in 0..3 {
                 let pids = pids_in_netns(ino);
@@ -712,7 +747,7 @@ pub fn teardown(name: &str) -> Result<()> {
     //    ends at once (a namespace goes away asynchronously).
     let links = sys::list_links();
     let mut rt = Rtnl::open("root namespace")?;
-    for n in &st.nodes {
+    for n in st.namespaces() {
         if links.contains(&n.veth) {
             let _ = rt.del_link(&n.veth);
         }
@@ -729,7 +764,7 @@ pub fn teardown(name: &str) -> Result<()> {
     let links = sys::list_links();
     let namespaces = sys::list_netns();
     let mut left: Vec<String> = Vec::new();
-    for n in &st.nodes {
+    for n in st.namespaces() {
         if namespaces.contains(&n.netns) {
             left.push(format!("namespace {}", n.netns));
         }
@@ -751,8 +786,22 @@ pub fn teardown(name: &str) -> Result<()> {
             what: left.join(", "),
         });
     }
+    remove_data_dir(&st)?;
     let lock = state::lock()?;
     state::remove(&lock, name)
+}
+
+/// Removes the lab's data directory if the lab was made to remove it (a
+/// run's scratch data: node logs, store data). Its processes are gone.
+fn remove_data_dir(st: &LabState) -> Result<()> {
+    if !st.remove_dir {
+        return Ok(());
+    }
+    match std::fs::remove_dir_all(&st.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LabError::io(format!("removing {}", st.dir.display()), e)),
+    }
 }
 
 /// Removes leftovers that no state file records (namespaces, interfaces and
@@ -764,7 +813,7 @@ pub fn remove_unrecorded(labs: &[LabState]) -> Vec<String> {
     let mut known_chains = BTreeSet::new();
     for l in labs {
         known_links.insert(l.bridge.clone());
-        for n in &l.nodes {
+        for n in l.namespaces() {
             known_ns.insert(n.netns.clone());
             known_links.insert(n.veth.clone());
         }
@@ -815,6 +864,7 @@ pub fn is_ours(name: &str) -> bool {
     };
     validate_name(lab).is_ok()
         && (tail == "br"
+            || tail == "c"
             || tail
                 .strip_prefix('n')
                 .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())))
@@ -849,6 +899,7 @@ mod tests {
         assert!(is_ours("fl-lab-n1"));
         assert!(is_ours("fl-abcdefgh-n99"));
         assert!(is_ours("fl-x-br"));
+        assert!(is_ours("fl-x-c"));
         assert!(!is_ours("fl-x-y"));
         assert!(!is_ours("flannel.1"));
         assert!(netns_name("abcdefgh", 99).len() <= 15);

@@ -95,16 +95,24 @@ pub fn resolve_nodes(lab: &Lab, names: &[String]) -> Result<Vec<NodeState>> {
     Ok(out)
 }
 
-/// The rules that exempt loopback and the control node from a fault chain,
+/// The rules that exempt loopback and the clients from a fault chain,
 /// then apply `verdict` to packets from the lab's other nodes.
 fn peer_rules(lab: &Lab, extra: Vec<Match>, verdict: Verdict) -> Vec<Rule> {
     let mut peers = vec![Match::SaddrIn(lab.state.subnet, 24)];
     peers.extend(extra);
-    vec![
-        Rule::new(vec![Match::Iifname("lo".into())], Verdict::Return),
-        Rule::new(vec![Match::Saddr(lab.control_ip())], Verdict::Return),
-        Rule::new(peers, verdict),
-    ]
+    // The clients (control node, clients' namespace) are never faulted.
+    let mut rules = vec![Rule::new(
+        vec![Match::Iifname("lo".into())],
+        Verdict::Return,
+    )];
+    rules.extend(
+        lab.state
+            .client_ips()
+            .into_iter()
+            .map(|ip| Rule::new(vec![Match::Saddr(ip)], Verdict::Return)),
+    );
+    rules.push(Rule::new(peers, verdict));
+    rules
 }
 
 fn each_node<T: Send>(

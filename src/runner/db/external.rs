@@ -86,6 +86,7 @@ pub async fn start(
             nodes: cluster.nodes.clone(),
             primaries: Vec::new(),
             run_dir: cluster.run_dir.clone(),
+            client_netns: cluster.client_netns.clone(),
         });
         let mut c = ExternalClient::new(probe, Role::Final(0));
         let t0 = std::time::Instant::now();
@@ -126,6 +127,19 @@ impl Drop for Adapter {
             );
         }
     }
+}
+
+/// `/bin/sh`, to run in the lab's clients' namespace: there the lab's
+/// subnet is the only route, so the adapter (and anything it starts) can
+/// reach nothing but the lab. Fails closed: without a clients' namespace
+/// no adapter starts.
+fn adapter_command(cluster: &Cluster) -> Result<tokio::process::Command, ClientError> {
+    let ns = cluster.client_netns.as_deref().ok_or_else(|| {
+        ClientError::Definite("starting the adapter: the lab has no clients' namespace".into())
+    })?;
+    crate::lab::sys::command_in_netns(ns, "/bin/sh")
+        .map(tokio::process::Command::from)
+        .map_err(|e| ClientError::Definite(format!("starting the adapter: {e}")))
 }
 
 /// One adapter process and its conversation.
@@ -177,7 +191,7 @@ impl ExternalClient {
             Role::Worker(s) => s.to_string(),
             Role::Final(_) => "final".into(),
         };
-        let mut child = tokio::process::Command::new("/bin/sh")
+        let mut child = adapter_command(&self.cluster)?
             .arg("-c")
             .arg(command)
             .env("FAULTLINE_NODES", nodes_env(&self.cluster))

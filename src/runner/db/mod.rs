@@ -45,6 +45,8 @@ pub struct Cluster {
     pub primaries: Vec<String>,
     /// The run directory (external adapters log into it).
     pub run_dir: PathBuf,
+    /// The lab's clients' namespace, where external adapters run.
+    pub client_netns: Option<String>,
 }
 
 impl Cluster {
@@ -422,6 +424,7 @@ pub async fn start(cfg: &RunConfig, lab: &Lab, run_dir: &Path) -> Result<Started
         nodes: lab.nodes().iter().map(|n| (n.name.clone(), n.ip)).collect(),
         primaries: Vec::new(),
         run_dir: run_dir.to_path_buf(),
+        client_netns: lab.state.client.as_ref().map(|c| c.netns.clone()),
     };
     let names: Vec<String> = cluster.nodes.iter().map(|n| n.0.clone()).collect();
     let mut servers = Vec::new();
