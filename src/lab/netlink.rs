@@ -369,9 +369,12 @@ impl Socket {
     pub fn request_batch(&mut self, msgs: Vec<Msg>, unacked: &[usize]) -> Result<()> {
         let mut buf = Vec::new();
         let mut pending: Vec<(u32, usize, String)> = Vec::new();
+        let mut silent: Vec<(u32, String)> = Vec::new();
         for (i, mut m) in msgs.into_iter().enumerate() {
             self.seq = self.seq.wrapping_add(1);
-            if !unacked.contains(&i) {
+            if unacked.contains(&i) {
+                silent.push((self.seq, m.what.clone()));
+            } else {
                 let f = m.flags() | F_ACK;
                 m.buf[6..8].copy_from_slice(&f.to_ne_bytes());
                 pending.push((self.seq, i, m.what.clone()));
@@ -385,6 +388,13 @@ impl Socket {
             for (seq, r) in self.recv()? {
                 if r.kind != NLMSG_ERROR {
                     continue;
+                }
+                // A refused delimiter (e.g. a batch the kernel does not
+                // accept) gets no ack for the rest: fail at once.
+                if let Some((_, what)) = silent.iter().find(|(s, _)| *s == seq)
+                    && let Some(e) = self.error_of(what, &r.body)
+                {
+                    return Err(e);
                 }
                 if let Some(pos) = pending.iter().position(|(s, _, _)| *s == seq) {
                     let (_, idx, what) = pending.remove(pos);
@@ -454,4 +464,42 @@ impl Socket {
 /// is already gone).
 pub fn is_enoent(e: &LabError) -> bool {
     matches!(e, LabError::Netlink { errno, .. } if *errno == libc::ENOENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_nest_and_parse_back() {
+        let mut m = Msg::new(16, F_CREATE, "test")
+            .header(&[1, 2, 3])
+            .str(1, "ab")
+            .nest(2)
+            .u32(3, 7)
+            .nest(4)
+            .be32(5, 9)
+            .end()
+            .end()
+            .attr(6, &[0xff]);
+        m.finish(42);
+        let b = &m.buf;
+        assert_eq!(
+            u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize,
+            b.len()
+        );
+        assert_eq!(b.len() % 4, 0);
+        assert_eq!(u16::from_ne_bytes([b[6], b[7]]), F_CREATE | F_REQUEST);
+        assert_eq!(u32::from_ne_bytes(b[8..12].try_into().unwrap()), 42);
+        let body = &b[NLMSG_HDRLEN + 4..]; // header padded from 3 to 4 bytes
+        let kinds: Vec<u16> = attrs(body).map(|(k, _)| k).collect();
+        assert_eq!(kinds, [1, 2, 6]);
+        assert_eq!(attr_str(body, 1).as_deref(), Some("ab"));
+        let nest = attr(body, 2).unwrap();
+        assert_eq!(attr(nest, 3), Some(&7u32.to_ne_bytes()[..]));
+        assert_eq!(attr_be32(attr(nest, 4).unwrap(), 5), Some(9));
+        assert_eq!(attr(body, 6), Some(&[0xff][..]));
+        // A truncated buffer yields what is whole, never a panic.
+        assert_eq!(attrs(&body[..body.len() - 4]).count(), 2);
+    }
 }
