@@ -258,7 +258,7 @@ pub fn run_doctor(args: DoctorArgs) -> Exit {
         if br {
             forward_detail()
         } else {
-            "bridged traffic bypasses iptables in the root namespace".into()
+            "bridged traffic does not pass the root namespace's forward hook (br_netfilter off)".into()
         },
         None,
     ));
