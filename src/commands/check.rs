@@ -62,6 +62,13 @@ pub struct CheckArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_limit: u64,
 
+    /// Decide every key even after one is proven not linearizable. By
+    /// default the other keys then get as much extra time as the check has
+    /// taken so far, and those still open are reported as not decided (the
+    /// verdict and exit code are the same).
+    #[arg(long)]
+    pub all_keys: bool,
+
     /// One JSON object per file per line on stdout.
     #[arg(long)]
     pub json: bool,
@@ -328,6 +335,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
             initial: args.initial.clone(),
             time_limit: args.time_limit,
             memory_limit,
+            all_keys: args.all_keys,
         };
         match linear::check(&history, &opts) {
             Ok(r) => lin = Some(r),
@@ -471,6 +479,7 @@ fn json_line(s: &Shown<'_>, fmt: Format) -> Value {
                 "valid": r.valid,
                 "anomalies": r.anomalies,
                 "unknown_reason": r.unknown_reason,
+                "not_decided": r.not_decided,
                 "stats": r.stats,
             }),
         );
@@ -524,6 +533,7 @@ fn json_line(s: &Shown<'_>, fmt: Format) -> Value {
         "check_ms": round3(s.check_ms),
         "anomalies": anomalies,
         "unknown_reason": unknown_reason,
+        "not_decided": s.lin.map(|r| r.not_decided.as_slice()).unwrap_or_default(),
         "stats": stats,
         "checks": checks,
         "strongest": summary.strongest,
@@ -682,6 +692,7 @@ fn print_text(
     if let Some(reason) = &report.unknown_reason {
         println!("  could not decide: {reason}");
     }
+    print_not_decided(report);
     for (i, w) in report.anomalies.iter().enumerate() {
         if i == 3 {
             println!(
@@ -692,4 +703,39 @@ fn print_text(
         }
         print!("{}", linear::render_text(w));
     }
+}
+
+/// The keys left open after the first violation, on one line.
+fn print_not_decided(report: &LinearReport) {
+    let Some(first) = report.not_decided.first() else {
+        return;
+    };
+    let keys: Vec<String> = report
+        .not_decided
+        .iter()
+        .take(10)
+        .map(|n| {
+            n.key
+                .as_ref()
+                .map(faultline_checkers::history::compact)
+                .unwrap_or_default()
+        })
+        .collect();
+    let more = report.not_decided.len().saturating_sub(keys.len());
+    println!(
+        "  not decided: {}: {} key{} ({}{}; --all-keys decides every key)",
+        first.reason,
+        report.not_decided.len(),
+        if report.not_decided.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        keys.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+    );
 }

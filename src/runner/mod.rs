@@ -7,6 +7,7 @@
 //! early and the rest still happens.
 
 pub mod checks;
+pub mod interrupt;
 pub mod recorder;
 pub mod store;
 
@@ -171,6 +172,10 @@ pub enum RunError {
     /// The history could not be checked.
     #[error("checking the history: {0}")]
     Check(String),
+    /// A signal arrived before the workload started: nothing was run, and
+    /// everything created was removed.
+    #[error("interrupted {0}: nothing was run; the lab and its servers were removed")]
+    Interrupted(&'static str),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
@@ -198,40 +203,131 @@ struct Ctx {
     open: Mutex<Vec<Fault>>,
     rec: Recorder,
     stop: AtomicBool,
+    /// Signals and the wind-down level.
+    interrupt: Arc<interrupt::Interrupt>,
     active_fault: Mutex<Option<String>>,
     max_process: AtomicU64,
 }
 
 /// Carries out a run with the `programs` the store's install check found.
-/// Infrastructure failures are errors; the verdict is in the outcome.
+/// Infrastructure failures are errors; the verdict is in the outcome. SIGINT, SIGTERM and SIGHUP are handled from the first
+/// instruction (see [`interrupt`]).
 pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
+    let interrupt = interrupt::Interrupt::install();
     crate::lab::sys::preflight()?;
     let dir = store::create_run_dir(&cfg.store, &cfg.name).map_err(io(format!(
         "creating the run directory in {}",
         cfg.store.display()
     )))?;
+    if interrupt.interrupted() {
+        return Err(RunError::Interrupted("before the lab was created"));
+    }
     let lab_name = format!("r{}", std::process::id() % 10_000_000);
     let lab = crate::lab::up(&LabSpec {
         name: lab_name.clone(),
         nodes: cfg.nodes,
         dir: None,
         owned: true,
+        // External client programs run in a namespace of their own.
+        client_ns: cfg.db.clients_in_namespace(),
+        // The logs worth keeping are copied into the run directory.
+        remove_dir: true,
     })?;
     let guard = LabGuard::new(&lab_name);
+    // No client socket of this run can reach anything but the lab.
+    crate::lab::client_socket::bind_to_bridge(&lab.state.bridge);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(io("starting the async runtime"))?;
-    let result = runtime.block_on(run_in_lab(cfg, &programs, lab, &dir));
+    let result = runtime.block_on(run_in_lab(cfg, &programs, lab, &dir, interrupt.clone()));
     // Tear down whatever happened; report both errors if both failed.
     let down = guard.finish();
-    let outcome = result?;
+    interrupt.lab_gone();
+    let recorded = result?;
     down?;
-    Ok(RunOutcome {
-        dir,
-        verdicts: outcome,
-    })
+    let verdicts = check_and_report(recorded, &dir)?;
+    Ok(RunOutcome { dir, verdicts })
+}
+
+/// What the run recorded, to check once the lab is gone.
+struct Recorded {
+    cfg: RunConfig,
+    windows: Vec<schedule::Window>,
+    elapsed: Duration,
+    history_path: PathBuf,
+}
+
+/// How long the final reads may take in all, whatever the stores do.
+const FINAL_READS_BUDGET: Duration = Duration::from_secs(30);
+
+/// How long the workers may take to finish the operations in flight when
+/// the main phase ends on time (they are cancelled after it, or at once on
+/// a signal).
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
+
+/// The store, started: its servers, and the cluster as clients see it.
+struct Started {
+    servers: Vec<Server>,
+    cluster: Arc<Cluster>,
+}
+
+/// Starts the store on every node and waits until it serves; on an error
+/// the servers started so far are stopped.
+async fn start_servers(
+    store: &dyn Store,
+    programs: &Programs,
+    lab: &Lab,
+    dir: &Path,
+) -> Result<Started, RunError> {
+    let mut launch = Launch::new(lab, programs, dir);
+    let mut r = store.start(&mut launch).await;
+    if r.is_ok() {
+        r = store.ready(&mut launch).await;
+    }
+    let mut servers = launch.servers;
+    match r {
+        Ok(()) => {
+            let mut cluster = Cluster::of(lab, dir.to_path_buf());
+            cluster.primaries = store.primaries(lab).await;
+            Ok(Started {
+                servers,
+                cluster: Arc::new(cluster),
+            })
+        }
+        Err(e) => {
+            stores::stop(&mut servers, store.stop_signal());
+            Err(e.into())
+        }
+    }
+}
+
+/// Starts the store, unless a signal comes first.
+async fn start_store(
+    cfg: &RunConfig,
+    programs: &Programs,
+    lab: &Lab,
+    dir: &Path,
+    interrupt: &interrupt::Interrupt,
+) -> Result<Started, RunError> {
+    let started = tokio::select! {
+        r = start_servers(cfg.db.as_ref(), programs, lab, dir) => r,
+        _ = interrupt.reached(interrupt::Level::Cancel) => {
+            Err(RunError::Interrupted("while the store was starting"))
+        }
+    };
+    if started.is_ok() && interrupt.interrupted() {
+        if let Ok(mut s) = started {
+            stores::stop(&mut s.servers, cfg.db.stop_signal());
+        }
+        copy_logs(lab, dir);
+        return Err(RunError::Interrupted("while the store was starting"));
+    }
+    if started.is_err() {
+        copy_logs(lab, dir);
+    }
+    started
 }
 
 async fn run_in_lab(
@@ -239,15 +335,12 @@ async fn run_in_lab(
     programs: &Programs,
     lab: Lab,
     dir: &Path,
-) -> Result<checks::Verdicts, RunError> {
-    // Start the store.
-    let (servers, cluster) = match start_store(cfg.db.as_ref(), programs, &lab, dir).await {
-        Ok(s) => s,
-        Err(e) => {
-            copy_logs(&lab, dir);
-            return Err(e.into());
-        }
-    };
+    interrupt: Arc<interrupt::Interrupt>,
+) -> Result<Recorded, RunError> {
+    if interrupt.interrupted() {
+        return Err(RunError::Interrupted("while the lab was being created"));
+    }
+    let Started { servers, cluster } = start_store(&cfg, programs, &lab, dir, &interrupt).await?;
 
     let start = Instant::now();
     let history_path = dir.join("history.jsonl");
@@ -260,34 +353,13 @@ async fn run_in_lab(
         open: Mutex::new(Vec::new()),
         rec,
         stop: AtomicBool::new(false),
+        interrupt,
         active_fault: Mutex::new(None),
         max_process: AtomicU64::new(0),
         lab,
         cfg,
     });
     let windows = nemesis_windows(&ctx.cfg, &ctx.lab, &ctx.cluster.primaries)?;
-
-    // Ctrl-C and SIGTERM end the main phase early.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let signals = {
-        let ctx = ctx.clone();
-        let interrupted = interrupted.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
-            tokio::select! {
-                _ = int.recv() => {},
-                _ = term.recv() => {},
-            }
-            interrupted.store(true, Ordering::SeqCst);
-            ctx.stop.store(true, Ordering::SeqCst);
-        })
-    };
 
     let (progress, progress_task) = progress_task(ctx.clone(), start);
     let nemesis = tokio::spawn(nemesis_task(ctx.clone(), windows.clone(), start));
@@ -296,23 +368,23 @@ async fn run_in_lab(
         workers.push(tokio::spawn(worker(ctx.clone(), slot)));
     }
     let main_phase = Duration::from_secs_f64(ctx.cfg.time_limit);
-    while start.elapsed() < main_phase && !ctx.stop.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::select! {
+        _ = tokio::time::sleep(main_phase) => {}
+        _ = ctx.interrupt.reached(interrupt::Level::Stop) => {}
     }
-    ctx.stop.store(true, Ordering::SeqCst);
-    for w in workers {
-        let _ = w.await;
-    }
+    end_main_phase(&ctx, workers).await;
     let _ = nemesis.await;
     heal_all(&ctx).await;
     if let Some(p) = progress {
         p.finish_and_clear();
     }
-    if interrupted.load(Ordering::SeqCst) {
-        eprintln!("faultline: interrupted: healed; final reads, teardown and checks follow");
+    if ctx.interrupt.level() < interrupt::Level::Teardown {
+        tokio::select! {
+            _ = tokio::time::sleep(ctx.cfg.quiet) => {}
+            _ = ctx.interrupt.reached(interrupt::Level::Teardown) => {}
+        }
+        final_read_phase(&ctx).await;
     }
-    tokio::time::sleep(ctx.cfg.quiet).await;
-    final_read_phase(&ctx).await;
 
     // Stop the store, keep its logs.
     {
@@ -320,8 +392,6 @@ async fn run_in_lab(
         stores::stop(&mut servers, ctx.cfg.db.stop_signal());
     }
     copy_logs(&ctx.lab, dir);
-    signals.abort();
-    let _ = signals.await;
     if let Some(t) = progress_task {
         let _ = t.await;
     }
@@ -331,14 +401,43 @@ async fn run_in_lab(
     writer
         .finish()
         .map_err(io(format!("writing {}", history_path.display())))?;
+    Ok(Recorded {
+        cfg: ctx.cfg,
+        windows,
+        elapsed: start.elapsed(),
+        history_path,
+    })
+}
 
-    let verdicts = checks::check_history(
-        &history_path,
-        ctx.cfg.workload.kind,
-        ctx.cfg.check_time_limit,
-    )
-    .map_err(RunError::Check)?;
-    let mut results = results_json(dir, &ctx.cfg, &windows, &verdicts, start.elapsed());
+/// Ends the main phase: no new operations; the workers get
+/// [`IN_FLIGHT_GRACE`] (none after a signal) to finish the operations in
+/// flight, which are then cancelled (recorded `info`).
+async fn end_main_phase(ctx: &Arc<Ctx>, workers: Vec<tokio::task::JoinHandle<()>>) {
+    ctx.stop.store(true, Ordering::SeqCst);
+    ctx.interrupt.raise(interrupt::Level::Stop);
+    let grace = ctx.cfg.op_timeout.min(IN_FLIGHT_GRACE);
+    let cancel_at = tokio::time::Instant::now() + grace;
+    let c = ctx.clone();
+    let canceller = tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep_until(cancel_at) => {}
+            _ = c.interrupt.reached(interrupt::Level::Cancel) => {}
+        }
+        c.interrupt.raise(interrupt::Level::Cancel);
+    });
+    for w in workers {
+        let _ = w.await;
+    }
+    canceller.abort();
+}
+
+/// Checks the recorded history (the lab is gone by now) and writes
+/// `results.json` and the reports.
+fn check_and_report(r: Recorded, dir: &Path) -> Result<checks::Verdicts, RunError> {
+    let verdicts =
+        checks::check_history(&r.history_path, r.cfg.workload.kind, r.cfg.check_time_limit)
+            .map_err(RunError::Check)?;
+    let mut results = results_json(dir, &r.cfg, &r.windows, &verdicts, r.elapsed);
     crate::report::add_classification(&verdicts.history, &mut results);
     let path = dir.join("results.json");
     let text = serde_json::to_string_pretty(&results).unwrap_or_default();
@@ -347,33 +446,6 @@ async fn run_in_lab(
         eprintln!("faultline: warning: writing the reports: {e}");
     }
     Ok(verdicts)
-}
-
-/// Starts the store on every node and waits until it serves; on an error
-/// the servers started so far are stopped.
-async fn start_store(
-    store: &dyn Store,
-    programs: &Programs,
-    lab: &Lab,
-    dir: &Path,
-) -> Result<(Vec<Server>, Arc<Cluster>), StoreError> {
-    let mut launch = Launch::new(lab, programs, dir);
-    let mut r = store.start(&mut launch).await;
-    if r.is_ok() {
-        r = store.ready(&mut launch).await;
-    }
-    let mut servers = launch.servers;
-    match r {
-        Ok(()) => {
-            let mut cluster = Cluster::of(lab, dir.to_path_buf());
-            cluster.primaries = store.primaries(lab).await;
-            Ok((servers, Arc::new(cluster)))
-        }
-        Err(e) => {
-            stores::stop(&mut servers, store.stop_signal());
-            Err(e)
-        }
-    }
 }
 
 /// Copies each node's logs from the lab directory into `<run>/nodes/<n>/`.
@@ -473,17 +545,27 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
         .cfg
         .rate
         .map(|r| Duration::from_secs_f64(f64::from(ctx.cfg.concurrency) / r));
-    let mut next_at = tokio::time::Instant::now();
+    let mut next_at = first_op_at(interval, slot, ctx.cfg.concurrency);
     while !ctx.stop.load(Ordering::Relaxed) {
         if let Some(iv) = interval {
-            next_at += iv;
-            tokio::time::sleep_until(next_at).await;
-            if ctx.stop.load(Ordering::Relaxed) {
+            if !until_or_stopped(&ctx, next_at).await {
                 break;
             }
+            next_at += iv;
         }
-        if client.ready(ctx.cfg.op_timeout).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let ready = tokio::select! {
+            r = client.ready(ctx.cfg.op_timeout) => r.is_ok(),
+            _ = ctx.interrupt.reached(interrupt::Level::Stop) => break,
+        };
+        if !ready {
+            if !until_or_stopped(
+                &ctx,
+                tokio::time::Instant::now() + Duration::from_millis(100),
+            )
+            .await
+            {
+                break;
+            }
             continue;
         }
         let op = generator.next_op();
@@ -501,17 +583,10 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
         };
         ctx.rec
             .record(ev("invoke", op.value.clone(), None, ctx.rec.now()));
-        let r = client
-            .call(
-                Operation {
-                    process,
-                    f: op.f,
-                    key: &op.key,
-                    value: &op.value,
-                },
-                ctx.cfg.op_timeout,
-            )
-            .await;
+        let r = tokio::select! {
+            r = client.call(op_of(process, &op), ctx.cfg.op_timeout) => r,
+            _ = ctx.interrupt.reached(interrupt::Level::Cancel) => Err(cancelled()),
+        };
         let now = ctx.rec.now();
         let transport_failed = r.is_err();
         let (kind, value, error) = completion(op.f, &op.value, r);
@@ -540,6 +615,30 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
     ctx.max_process.fetch_max(process, Ordering::Relaxed);
 }
 
+/// When worker `slot`'s first operation is due: with a rate, the workers'
+/// first operations are spread over one interval (rather than all waiting
+/// a whole interval); without one, now.
+fn first_op_at(interval: Option<Duration>, slot: u32, concurrency: u32) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    match interval {
+        Some(iv) => now + iv.mul_f64(f64::from(slot) / f64::from(concurrency.max(1))),
+        None => now,
+    }
+}
+
+/// Sleeps until `at`; false if the main phase ended first.
+async fn until_or_stopped(ctx: &Ctx, at: tokio::time::Instant) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(at) => !ctx.stop.load(Ordering::Relaxed),
+        _ = ctx.interrupt.reached(interrupt::Level::Stop) => false,
+    }
+}
+
+/// The error of an operation cancelled in flight: it may have happened.
+fn cancelled() -> ClientError {
+    ClientError::Indefinite("cancelled: the run ended while this operation was in flight".into())
+}
+
 /// What a call's result becomes in the history: the completion's type, its
 /// value (what was read, for an `ok` read; otherwise what was sent) and its
 /// error. A request that certainly never arrived is `fail`; one that may
@@ -556,6 +655,16 @@ fn completion(
         Ok(Completion::Info(error)) => ("info", sent.clone(), error),
         Err(ClientError::Definite(e)) => ("fail", sent.clone(), Some(e)),
         Err(e) => ("info", sent.clone(), Some(e.to_string())),
+    }
+}
+
+/// A generated operation as the client performs it.
+fn op_of(process: u64, op: &faultline_workloads::workload::OpSpec) -> Operation<'_> {
+    Operation {
+        process,
+        f: op.f,
+        key: &op.key,
+        value: &op.value,
     }
 }
 
@@ -755,8 +864,10 @@ async fn heal_all(ctx: &Arc<Ctx>) {
 }
 
 /// After healing: every node reads every key once (retrying a few times),
-/// recorded with `"phase": "final"`.
+/// recorded with `"phase": "final"`. All of it within
+/// [`FINAL_READS_BUDGET`]; a second signal ends it at once.
 async fn final_read_phase(ctx: &Arc<Ctx>) {
+    let deadline = tokio::time::Instant::now() + FINAL_READS_BUDGET;
     let mut process = ctx.max_process.load(Ordering::Relaxed) + 1;
     let reads = final_reads(&ctx.cfg.workload);
     for i in 0..ctx.cluster.nodes.len() {
@@ -764,7 +875,24 @@ async fn final_read_phase(ctx: &Arc<Ctx>) {
         let mut client = Session::new(ctx.cfg.db.client(&ctx.cluster, Role::Final(i)));
         for op in &reads {
             for _attempt in 0..5 {
-                if client.ready(Duration::from_secs(2)).await.is_err() {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() || ctx.interrupt.level() >= interrupt::Level::Teardown {
+                    eprintln!(
+                        "faultline: warning: final reads cut short ({})",
+                        if left.is_zero() {
+                            "out of their time budget"
+                        } else {
+                            "interrupted"
+                        }
+                    );
+                    return;
+                }
+                let timeout = left.min(Duration::from_secs(2));
+                let ready = tokio::select! {
+                    r = client.ready(timeout) => r.is_ok(),
+                    _ = ctx.interrupt.reached(interrupt::Level::Teardown) => false,
+                };
+                if !ready {
                     client.reset();
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     continue;
@@ -782,17 +910,10 @@ async fn final_read_phase(ctx: &Arc<Ctx>) {
                 };
                 ctx.rec
                     .record(ev("invoke", Value::Null, None, ctx.rec.now()));
-                let r = client
-                    .call(
-                        Operation {
-                            process,
-                            f: op.f,
-                            key: &op.key,
-                            value: &Value::Null,
-                        },
-                        Duration::from_secs(2),
-                    )
-                    .await;
+                let r = tokio::select! {
+                    r = client.call(Operation { process, f: op.f, key: &op.key, value: &Value::Null }, timeout) => r,
+                    _ = ctx.interrupt.reached(interrupt::Level::Teardown) => Err(cancelled()),
+                };
                 let now = ctx.rec.now();
                 let (kind, value, error) = completion(op.f, &Value::Null, r);
                 ctx.rec.record(ev(kind, value, error, now));

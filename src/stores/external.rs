@@ -220,6 +220,11 @@ impl Store for External {
         self.primaries.clone()
     }
 
+    /// Adapters run in the lab's clients' namespace.
+    fn clients_in_namespace(&self) -> bool {
+        true
+    }
+
     fn client(&self, cluster: &Arc<Cluster>, role: Role) -> Box<dyn Client> {
         Box::new(self.adapter_client(cluster.clone(), role))
     }
@@ -286,6 +291,19 @@ impl Drop for Adapter {
     }
 }
 
+/// `/bin/sh`, to run in the lab's clients' namespace: there the lab's
+/// subnet is the only route, so the adapter (and anything it starts) can
+/// reach nothing but the lab. Fails closed: without a clients' namespace
+/// no adapter starts.
+fn adapter_command(cluster: &Cluster) -> Result<tokio::process::Command, ClientError> {
+    let ns = cluster.client_netns.as_deref().ok_or_else(|| {
+        ClientError::Definite("starting the adapter: the lab has no clients' namespace".into())
+    })?;
+    crate::lab::sys::command_in_netns(ns, "/bin/sh")
+        .map(tokio::process::Command::from)
+        .map_err(|e| ClientError::Definite(format!("starting the adapter: {e}")))
+}
+
 /// One adapter process and its conversation.
 struct ExternalClient {
     cluster: Arc<Cluster>,
@@ -325,7 +343,7 @@ impl Client for ExternalClient {
             Role::Worker(s) => s.to_string(),
             Role::Final(_) => "final".into(),
         };
-        let mut child = tokio::process::Command::new("/bin/sh")
+        let mut child = adapter_command(&self.cluster)?
             .arg("-c")
             .arg(command)
             .env("FAULTLINE_NODES", nodes_env(&self.cluster))

@@ -121,6 +121,13 @@ pub trait Store: Send + Sync + Debug {
         Signal::SIGTERM
     }
 
+    /// Whether the clients are programs of their own that must run in a
+    /// namespace of the lab's, where the lab's subnet is the only route
+    /// (default: no; the clients are sockets bound to the lab's bridge).
+    fn clients_in_namespace(&self) -> bool {
+        false
+    }
+
     /// A client for `role` (it connects lazily, in [`Client::ready`]).
     fn client(&self, cluster: &Arc<Cluster>, role: Role) -> Box<dyn Client>;
 
@@ -216,6 +223,8 @@ pub struct Cluster {
     pub primaries: Vec<String>,
     /// The run directory (external adapters log into it).
     pub run_dir: PathBuf,
+    /// The lab's clients' namespace, where external adapters run.
+    pub client_netns: Option<String>,
 }
 
 impl Cluster {
@@ -225,6 +234,7 @@ impl Cluster {
             nodes: lab.nodes().iter().map(|n| (n.name.clone(), n.ip)).collect(),
             primaries: Vec::new(),
             run_dir,
+            client_netns: lab.state.client.as_ref().map(|c| c.netns.clone()),
         }
     }
 

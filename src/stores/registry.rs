@@ -124,7 +124,12 @@ mod tests {
 
     #[test]
     fn bad_options_name_the_option() {
-        let cases: [(&str, &[(&str, &str)], &str); 7] = [
+        type Case = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+        );
+        let cases: [Case; 7] = [
             (
                 "mongo",
                 &[],

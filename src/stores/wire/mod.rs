@@ -45,7 +45,7 @@ pub(crate) fn indefinite(m: impl Into<String>) -> ClientError {
 
 /// Opens a TCP connection before `deadline` (a definite error otherwise).
 pub async fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, ClientError> {
-    match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+    match tokio::time::timeout_at(deadline, crate::lab::client_socket::connect(addr)).await {
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
             Ok(s)
