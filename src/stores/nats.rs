@@ -17,6 +17,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishErrorKind;
@@ -51,6 +52,8 @@ pub const INSTALL: &str = "apt-get install -y nats-server";
 pub const BUCKET: &str = "faultline";
 /// The bucket's stream.
 const STREAM: &str = "KV_faultline";
+/// How long the crate waits before reconnecting: never, in a run.
+const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The registry line's entry.
 pub const ENTRY: Entry = Entry {
@@ -329,11 +332,24 @@ struct Conn {
 
 impl Conn {
     /// Connects to the server at `addr` only (never to the servers it
-    /// advertises: a client stays on its node), reconnecting at most once.
+    /// advertises: a client stays on its node), and never reconnects: a
+    /// lost connection is dropped and a new one opened, so every connect
+    /// is checked first. The crate opens its own sockets, which cannot be
+    /// bound to the lab's bridge; the check makes sure the bridge is there,
+    /// or nothing is sent (see `lab::client_socket`).
     async fn open(addr: std::net::SocketAddr, deadline: Instant) -> Result<Conn, ClientError> {
+        crate::lab::client_socket::socket_for(addr)
+            .map_err(|e| ClientError::Definite(format!("connect {addr}: {e}")))?;
+        let first = AtomicBool::new(true);
         let options = async_nats::ConnectOptions::new()
             .ignore_discovered_servers()
-            .max_reconnects(1)
+            .reconnect_delay_callback(move |_| {
+                if first.swap(false, Ordering::Relaxed) {
+                    Duration::ZERO
+                } else {
+                    NEVER
+                }
+            })
             .connection_timeout(Duration::from_secs(1));
         let client = match timeout_at(deadline, options.connect(addr.to_string())).await {
             Ok(Ok(c)) => c,
