@@ -39,6 +39,11 @@ fn faulty_run(store: &std::path::Path, extra: &[&str]) -> Option<i32> {
     ];
     args.extend_from_slice(extra);
     let o = run(store, &args);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "the run completed: {}",
+        text(&o)
+    );
     let r = results(store);
     let h = history(store);
     let ok = count(&h, |e| e["type"] == "ok");
@@ -104,7 +109,9 @@ fn nats_kv_reads_and_writes_are_linearizable_under_partitions_kills_and_pauses()
     let r = results(store.path());
     assert_eq!(code, Some(0), "{r}");
     assert_eq!(r["checks"]["linearizable"]["valid"], true, "{r}");
-    assert_eq!(r["classification"]["label"], "PC/EC", "{r}");
+    // Consistent; whether the minority side answered reads depends on the
+    // partition's shape and where the leader was (PA or PC).
+    assert_eq!(r["classification"]["e"], "EC", "{r}");
 }
 
 #[test]

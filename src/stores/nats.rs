@@ -559,3 +559,77 @@ impl Client for NatsClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nats(opts: &[(&str, &str)]) -> Result<Arc<dyn Store>, String> {
+        let opts = opts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Nats::parse(DbOpts::new("nats", opts))
+    }
+
+    #[test]
+    fn options_are_typed_and_recorded() {
+        let s = nats(&[("reads", "direct"), ("replicas", "2")]).expect("parses");
+        assert_eq!(
+            s.options(),
+            json!({"reads": "direct", "replicas": 2, "bindir": null})
+        );
+        assert_eq!(s.label(), "nats-direct");
+        let s = nats(&[]).expect("parses");
+        assert_eq!(
+            s.options(),
+            json!({"reads": "leader", "replicas": null, "bindir": null})
+        );
+        for (k, v, want) in [
+            (
+                "reads",
+                "sometimes",
+                "--db-opt reads=sometimes: expected leader or direct",
+            ),
+            (
+                "replicas",
+                "0",
+                "--db-opt replicas=0: expected a number, 1 to 5",
+            ),
+            (
+                "replicas",
+                "three",
+                "--db-opt replicas=three: expected a number, 1 to 5",
+            ),
+            (
+                "sync",
+                "always",
+                "--db-opt sync: --db nats has no such option (reads, replicas, bindir)",
+            ),
+        ] {
+            assert_eq!(nats(&[(k, v)]).expect_err(want), want);
+        }
+    }
+
+    #[test]
+    fn replicas_default_to_three_at_most_and_never_exceed_the_nodes() {
+        let default = Nats {
+            reads: Reads::Leader,
+            replicas: None,
+            bindir: None,
+        };
+        let r = |s: &Nats, n| s.replicas_on(n).map_err(|e| e.to_string());
+        assert_eq!(r(&default, 1), Ok(1));
+        assert_eq!(r(&default, 3), Ok(3));
+        assert_eq!(r(&default, 5), Ok(3));
+        let five = Nats {
+            replicas: Some(5),
+            ..default
+        };
+        assert_eq!(r(&five, 5), Ok(5));
+        assert_eq!(
+            r(&five, 3),
+            Err("the store did not come up: --db-opt replicas=5: the lab has only 3 nodes".into())
+        );
+    }
+}
