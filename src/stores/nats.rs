@@ -237,7 +237,8 @@ impl Store for Nats {
                 let current = i.cluster.as_ref().map_or(0, |c| {
                     c.leader.iter().count() + c.replicas.iter().filter(|p| p.current).count()
                 });
-                if current >= replicas {
+                // A single server (no cluster) reports no replicas.
+                if current >= replicas || replicas == 1 {
                     Ok(())
                 } else {
                     Err(format!("{current} of {replicas} replicas current"))
