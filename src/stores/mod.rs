@@ -19,7 +19,7 @@
 //! 6. Faults: [`Store::kill`] and [`Store::pause`] give the optional
 //!    capabilities (Jepsen's `Kill` and `Pause`), by default on the whole
 //!    process tree of the node's servers.
-//! 7. [`Launch::stop`] with [`Store::stop_signal`].
+//! 7. [`stop`] with [`Store::stop_signal`].
 //!
 //! - `builtin`: `faultline node` on every node (the system under test that
 //!   ships with faultline, in `src/node/`).
