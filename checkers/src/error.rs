@@ -79,6 +79,45 @@ pub enum HistoryErrorKind {
     /// The file holds no event.
     #[error("no events")]
     Empty,
+    /// An integer outside what faultline keeps exactly (`[-2^63, 2^64-1]`).
+    /// The number is given as [`echo`] shows it.
+    #[error("integer {0} is out of range (faultline compares values exactly, within 64 bits)")]
+    IntegerOutOfRange(String),
+    /// A key appears twice in one map. The key is given as [`echo`] shows it.
+    #[error("duplicate key `{0}` in one map")]
+    DuplicateKey(String),
+}
+
+/// How many characters of input an error message echoes at most.
+pub const ECHO_CHARS: usize = 80;
+
+/// Input text as an error message echoes it: control characters escaped
+/// (`\n`, `\0`, `\u{1b}`: the message stays on one line) and cut to
+/// [`ECHO_CHARS`] characters, saying how long it was when cut.
+pub fn echo(s: &str) -> String {
+    cut_escaped(s, ECHO_CHARS)
+}
+
+/// `s` with control characters escaped, cut to `max` characters (escapes
+/// count), with `… (N bytes)` when cut.
+pub fn cut_escaped(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut shown = 0;
+    for c in s.chars() {
+        if shown >= max {
+            out.push_str(&format!("… ({} bytes)", s.len()));
+            return out;
+        }
+        if c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' {
+            let e: String = c.escape_default().collect();
+            shown += e.chars().count();
+            out.push_str(&e);
+        } else {
+            shown += 1;
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A history that could not be read: where and why.

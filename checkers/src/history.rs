@@ -107,6 +107,9 @@ pub struct Event {
     pub key: Option<Value>,
     /// The value (argument on invoke, result on completion).
     pub value: Value,
+    /// The event carried a value field, even if null (an `ok` read without
+    /// one is an error: what it read is unknown).
+    pub has_value: bool,
     /// Any other fields (`node`, `error`...), preserved.
     pub extra: Map<String, Value>,
 }

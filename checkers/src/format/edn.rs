@@ -803,6 +803,7 @@ impl<'a> Parser<'a> {
             kind,
             f,
             key,
+            has_value: value.is_some(),
             value: value.unwrap_or(Value::Null),
             extra,
         })

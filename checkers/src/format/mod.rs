@@ -18,6 +18,7 @@ use crate::history::{CompletionsMode, History};
 
 pub mod edn;
 pub mod json;
+pub mod json_event;
 pub mod porcupine;
 
 /// A history file format.

@@ -111,6 +111,7 @@ fn parse_line(after_marker: &str, line: usize) -> Result<Event, LineError> {
         kind,
         f,
         key: None,
+        has_value: true,
         value,
         extra: serde_json::Map::new(),
     })
