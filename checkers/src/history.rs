@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -311,6 +312,47 @@ pub enum CompletionsMode {
     Auto,
 }
 
+/// The builder's hash for its small keys (process ids, function names),
+/// looked up once per event: a multiply per word instead of SipHash.
+type FastHash = BuildHasherDefault<MulHasher>;
+
+/// A multiplicative hasher (as FxHash). Not resistant to chosen keys, which
+/// only slows a lookup down: the builder's keys come from the history.
+#[derive(Default, Clone, Copy)]
+struct MulHasher(u64);
+
+impl MulHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for MulHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_i64(&mut self, i: i64) {
+        self.add(i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Pairs a stream of events into operations, checking the history's shape.
 ///
 /// Readers push events in file order; [`HistoryBuilder::finish`] returns the
@@ -319,8 +361,8 @@ pub struct HistoryBuilder {
     source: String,
     history: History,
     /// Open invocation per process: index into `history.ops`.
-    open: HashMap<i64, usize>,
-    f_names: HashMap<String, Arc<str>>,
+    open: HashMap<i64, usize, FastHash>,
+    f_names: HashMap<String, Arc<str>, FastHash>,
     /// Whether an `ok`/`fail`/`info` without an invocation is an operation
     /// on its own (histories made of completions only, as in the causal
     /// corpus).
@@ -341,8 +383,8 @@ impl HistoryBuilder {
                 semantics,
                 ..History::default()
             },
-            open: HashMap::new(),
-            f_names: HashMap::new(),
+            open: HashMap::default(),
+            f_names: HashMap::default(),
             mode: CompletionsMode::Require,
             completions_only: None,
             first_orphan: None,

@@ -173,9 +173,12 @@ fn decode_piece(parser: &mut EventParser, data: &[u8]) -> Piece {
         lines: count_newlines(data),
     };
     let mut line = 0;
-    for text in data.split(|&c| c == b'\n') {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    for end in ends {
         line += 1;
-        let text = text.trim_ascii();
+        let text = data[start..end].trim_ascii();
+        start = end + 1;
         if text.is_empty() {
             continue;
         }
