@@ -172,7 +172,11 @@ fn bench_json_read() {
     let jsonl = synth_bytes(&cfg);
     let mut array = Vec::with_capacity(jsonl.len() + jsonl.len() / 50);
     array.push(b'[');
-    for (i, line) in jsonl.split(|&c| c == b'\n').filter(|l| !l.is_empty()).enumerate() {
+    for (i, line) in jsonl
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
         if i > 0 {
             array.extend_from_slice(b",\n");
         }

@@ -12,6 +12,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = faultline::cli::Cli::parse();
-    let code = faultline::cli::dispatch(cli);
+    let code = faultline::cli::output::finish(faultline::cli::dispatch(cli));
     std::process::ExitCode::from(code as u8)
 }

@@ -86,10 +86,40 @@ pub enum HistoryErrorKind {
     /// A key appears twice in one map. The key is given as [`echo`] shows it.
     #[error("duplicate key `{0}` in one map")]
     DuplicateKey(String),
+    /// An `ok` read without a `value` field: what it read is unknown.
+    #[error(
+        "`ok` {f} without a `value` field: an ok read must say what it read \
+         (`null` when it read nothing)"
+    )]
+    ReadWithoutValue {
+        /// The read function (`read`, `get`...), as [`echo`] shows it.
+        f: String,
+    },
+    /// A write completed with another value than the one it was invoked
+    /// with: which one was written is ambiguous.
+    #[error(
+        "process {process} completes `{completed}` but invoked `{invoked}` on line \
+         {invoke_line} (a write completes with the value it was invoked with, or none)"
+    )]
+    MismatchedWriteValue {
+        /// The process.
+        process: i64,
+        /// The invocation: function and value, shortened.
+        invoked: String,
+        /// Line of the invocation.
+        invoke_line: usize,
+        /// The completion: function and value, shortened.
+        completed: String,
+    },
 }
 
 /// How many characters of input an error message echoes at most.
 pub const ECHO_CHARS: usize = 80;
+
+/// How long a whole error message may be (input echoed in it is already cut
+/// by [`echo`]; this bounds what other layers, such as a JSON parser's own
+/// message, put in it).
+pub const MESSAGE_CHARS: usize = 400;
 
 /// Input text as an error message echoes it: control characters escaped
 /// (`\n`, `\0`, `\u{1b}`: the message stays on one line) and cut to
@@ -120,6 +150,12 @@ pub fn cut_escaped(s: &str, max: usize) -> String {
     out
 }
 
+/// A message made safe to print as one line: control characters escaped and
+/// the whole cut to [`MESSAGE_CHARS`] characters.
+pub fn one_line(msg: &str) -> String {
+    cut_escaped(msg, MESSAGE_CHARS)
+}
+
 /// A history that could not be read: where and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct HistoryError {
@@ -133,10 +169,14 @@ pub struct HistoryError {
 
 impl fmt::Display for HistoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The reason may quote input (and a parser's own message may quote
+        // a lot of it): one line, bounded.
+        let reason = one_line(&self.kind.to_string());
+        let file = cut_escaped(&self.file, MESSAGE_CHARS);
         if self.line == 0 {
-            write!(f, "{}: {}", self.file, self.kind)
+            write!(f, "{file}: {reason}")
         } else {
-            write!(f, "{}:{}: {}", self.file, self.line, self.kind)
+            write!(f, "{file}:{}: {reason}", self.line)
         }
     }
 }

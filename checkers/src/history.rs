@@ -115,6 +115,22 @@ pub struct Event {
     pub extra: Map<String, Value>,
 }
 
+/// True when `f` is a read for the models and checkers (`read`, `get`, `r`).
+pub fn is_read(f: &str) -> bool {
+    matches!(f, "read" | "get" | "r")
+}
+
+/// True when `f` is a write for the models and checkers (`write`, `put`,
+/// `w`).
+pub fn is_write(f: &str) -> bool {
+    matches!(f, "write" | "put" | "w")
+}
+
+/// True when `f` writes its invocation's value: a write, or a kv `append`.
+fn writes_its_value(f: &str) -> bool {
+    is_write(f) || f == "append"
+}
+
 /// How the outcome of a client operation is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -215,7 +231,9 @@ pub struct Operation {
     /// Time of the completion, if known.
     pub complete_time: Option<i64>,
     /// Extra fields of the completion (or of the invocation when pending).
-    pub extra: Option<Box<Map<String, Value>>>,
+    /// Shared between operations whose extra fields are the same (as every
+    /// `{"error": "timeout"}` of a history): a map costs hundreds of bytes.
+    pub extra: Option<Arc<Map<String, Value>>>,
 }
 
 impl Operation {
@@ -232,7 +250,7 @@ impl Operation {
     /// when there is one).
     pub fn describe(&self) -> String {
         let key = match &self.key {
-            Some(k) => format!(" [key {}]", compact(k)),
+            Some(k) => format!(" [key {}]", shown(k)),
             None => String::new(),
         };
         let outcome = match self.outcome {
@@ -243,16 +261,12 @@ impl Operation {
         };
         let shown = if self.outcome == Outcome::Ok && self.value != self.invoke_value {
             if self.invoke_value.is_null() {
-                compact(&self.value)
+                shown(&self.value)
             } else {
-                format!(
-                    "{} -> {}",
-                    compact(&self.invoke_value),
-                    compact(&self.value)
-                )
+                format!("{} -> {}", shown(&self.invoke_value), shown(&self.value))
             }
         } else {
-            compact(self.effective_value())
+            shown(self.effective_value())
         };
         let lines = match self.complete_line {
             Some(c) if c != self.invoke_line => format!("lines {}-{}", self.invoke_line, c),
@@ -268,6 +282,25 @@ impl Operation {
 /// A compact one-line rendering of a JSON value.
 pub fn compact(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "?".into())
+}
+
+/// How many characters of a value [`shown`] keeps.
+pub const SHOWN_CHARS: usize = 80;
+
+/// A value as messages and witnesses show it: [`compact`], cut to
+/// [`SHOWN_CHARS`] characters with its full length when longer (the full
+/// value is in the history, at the line the message names).
+pub fn shown(v: &Value) -> String {
+    shorten(&compact(v))
+}
+
+/// `text` cut to [`SHOWN_CHARS`] characters, with `… (N bytes in all)` when
+/// cut.
+pub fn shorten(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((at, _)) => format!("{}… ({} bytes in all)", &text[..at], text.len()),
+        None => text.to_string(),
+    }
 }
 
 /// A parsed, validated history.
@@ -372,6 +405,9 @@ pub struct HistoryBuilder {
     completions_only: Option<bool>,
     /// The first completion without invocation: line, process, type.
     first_orphan: Option<(usize, i64, &'static str)>,
+    /// The last extra fields given to an operation, shared with the next
+    /// operation whose extra fields are the same.
+    last_extra: Option<Arc<Map<String, Value>>>,
 }
 
 impl HistoryBuilder {
@@ -388,6 +424,7 @@ impl HistoryBuilder {
             mode: CompletionsMode::Require,
             completions_only: None,
             first_orphan: None,
+            last_extra: None,
         }
     }
 
@@ -431,6 +468,22 @@ impl HistoryBuilder {
         a
     }
 
+    /// `extra` as an operation keeps it: `None` when empty, else shared with
+    /// the previous operation's when they are the same.
+    fn share(&mut self, extra: Map<String, Value>) -> Option<Arc<Map<String, Value>>> {
+        if extra.is_empty() {
+            return None;
+        }
+        match &self.last_extra {
+            Some(last) if **last == extra => Some(last.clone()),
+            _ => {
+                let shared = Arc::new(extra);
+                self.last_extra = Some(shared.clone());
+                Some(shared)
+            }
+        }
+    }
+
     /// An error at `line` of this builder's source.
     pub fn error(&self, line: usize, kind: HistoryErrorKind) -> HistoryError {
         HistoryError {
@@ -440,18 +493,39 @@ impl HistoryBuilder {
         }
     }
 
+    fn read_without_value(&self, ev: &Event) -> HistoryError {
+        self.error(
+            ev.line,
+            HistoryErrorKind::ReadWithoutValue {
+                f: crate::error::echo(&ev.f),
+            },
+        )
+    }
+
     /// Adds the next event in file order.
     pub fn push(&mut self, ev: Event) -> Result<(), HistoryError> {
         let pos = self.history.events;
         self.history.events += 1;
         let index = ev.index.unwrap_or(pos as u64);
         let process = match ev.process {
-            Process::Client(p) => p,
+            Process::Client(p) if p >= 0 => p,
+            Process::Client(p) => {
+                return Err(self.error(
+                    ev.line,
+                    HistoryErrorKind::BadField {
+                        field: "process",
+                        reason: format!(
+                            "process out of range: {p} (a client process is an integer from 0 to 2^63-1)"
+                        ),
+                    },
+                ));
+            }
             Process::Other(_) => {
                 self.history.faults.push(ev);
                 return Ok(());
             }
         };
+
         match ev.kind {
             EventType::Invoke => {
                 if self.mode == CompletionsMode::Auto {
@@ -481,6 +555,7 @@ impl HistoryBuilder {
                 }
                 let id = self.history.ops.len();
                 let f = self.intern(&ev.f);
+                let extra = self.share(ev.extra);
                 self.history.ops.push(Operation {
                     id,
                     process,
@@ -497,11 +572,7 @@ impl HistoryBuilder {
                     complete_line: None,
                     invoke_time: ev.time,
                     complete_time: None,
-                    extra: if ev.extra.is_empty() {
-                        None
-                    } else {
-                        Some(Box::new(ev.extra))
-                    },
+                    extra,
                 });
                 self.open.insert(process, id);
             }
@@ -520,9 +591,31 @@ impl HistoryBuilder {
                                 ev.line,
                                 HistoryErrorKind::MismatchedCompletion {
                                     process,
-                                    invoked: f,
+                                    invoked: crate::error::echo(&f),
                                     invoke_line: line,
-                                    completed: ev.f,
+                                    completed: crate::error::echo(&ev.f),
+                                },
+                            ));
+                        }
+                        if outcome == Outcome::Ok && !ev.has_value && is_read(&ev.f) {
+                            return Err(self.read_without_value(&ev));
+                        }
+                        if outcome == Outcome::Ok
+                            && writes_its_value(&op.f)
+                            && !op.invoke_value.is_null()
+                            && !ev.value.is_null()
+                            && op.invoke_value != ev.value
+                        {
+                            let f = crate::error::echo(&ev.f);
+                            let invoked = format!("{f} {}", shown(&op.invoke_value));
+                            let line = op.invoke_line;
+                            return Err(self.error(
+                                ev.line,
+                                HistoryErrorKind::MismatchedWriteValue {
+                                    process,
+                                    invoked,
+                                    invoke_line: line,
+                                    completed: format!("{f} {}", shown(&ev.value)),
                                 },
                             ));
                         }
@@ -536,9 +629,12 @@ impl HistoryBuilder {
                             op.key = ev.key;
                         }
                         if !ev.extra.is_empty() {
-                            match &mut op.extra {
-                                Some(m) => m.extend(ev.extra),
-                                None => op.extra = Some(Box::new(ev.extra)),
+                            match op.extra.take() {
+                                Some(mut m) => {
+                                    Arc::make_mut(&mut m).extend(ev.extra);
+                                    self.history.ops[id].extra = Some(m);
+                                }
+                                None => self.history.ops[id].extra = self.share(ev.extra),
                             }
                         }
                     }
@@ -555,6 +651,9 @@ impl HistoryBuilder {
                         ));
                     }
                     None => {
+                        if outcome == Outcome::Ok && !ev.has_value && is_read(&ev.f) {
+                            return Err(self.read_without_value(&ev));
+                        }
                         if self.mode == CompletionsMode::Auto {
                             self.completions_only = Some(true);
                         }
@@ -563,6 +662,7 @@ impl HistoryBuilder {
                         }
                         let id = self.history.ops.len();
                         let f = self.intern(&ev.f);
+                        let extra = self.share(ev.extra);
                         self.history.ops.push(Operation {
                             id,
                             process,
@@ -579,11 +679,7 @@ impl HistoryBuilder {
                             complete_line: Some(ev.line),
                             invoke_time: ev.time,
                             complete_time: ev.time,
-                            extra: if ev.extra.is_empty() {
-                                None
-                            } else {
-                                Some(Box::new(ev.extra))
-                            },
+                            extra,
                         });
                     }
                 }

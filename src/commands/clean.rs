@@ -11,11 +11,16 @@ pub struct CleanArgs {
     /// faultline's that no state file records].
     #[arg(long)]
     pub name: Option<String>,
+    /// Also tear down labs that are in use (their owner, or the holders of
+    /// their servers, are alive). Without it, and without `--name`, such
+    /// labs are left alone.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Runs `faultline clean`.
 pub fn run(args: CleanArgs) -> Exit {
-    match clean(args.name.as_deref()) {
+    match clean(args.name.as_deref(), args.force) {
         Ok(()) => Exit::Valid,
         Err(e) => fail(e),
     }
@@ -24,7 +29,11 @@ pub fn run(args: CleanArgs) -> Exit {
 /// Tears down every recorded lab (or one), stopping its servers by PID
 /// after checking their start time, then removes unrecorded leftovers named
 /// like faultline's (`fl-<lab>-n<i>`, `fl-<lab>-br`, `FL-<lab>-FWD`).
-pub fn clean(name: Option<&str>) -> Result<(), LabError> {
+///
+/// Without `name` and without `force`, a lab still in use (see
+/// [`in_use`]) is left alone and said so: tearing down a live run's lab
+/// under its feet is never what a sweep after a crash means.
+pub fn clean(name: Option<&str>, force: bool) -> Result<(), LabError> {
     sys::preflight()?;
     if let Some(n) = name {
         lab::validate_name(n)?;
@@ -40,7 +49,19 @@ pub fn clean(name: Option<&str>) -> Result<(), LabError> {
     }
     let mut removed = 0;
     let mut failures = Vec::new();
+    let mut kept = 0;
     for l in labs.iter().filter(|l| name.is_none_or(|n| n == l.name)) {
+        if name.is_none()
+            && !force
+            && let Some(user) = in_use(l)
+        {
+            kept += 1;
+            println!(
+                "left lab {} alone: {user} (use `faultline clean --name {}` or `--force` to remove it)",
+                l.name, l.name
+            );
+            continue;
+        }
         let why = l
             .stale_reason()
             .unwrap_or_else(|| "lab was still up".to_string());
@@ -58,6 +79,8 @@ pub fn clean(name: Option<&str>) -> Result<(), LabError> {
         }
     }
     if name.is_none() {
+        // Unrecorded leftovers only: the labs left alone keep their state
+        // files, so their namespaces, links and chains count as recorded.
         let (remaining, _) = state::list();
         for what in lab::net::remove_unrecorded(&remaining) {
             removed += 1;
@@ -70,8 +93,23 @@ pub fn clean(name: Option<&str>) -> Result<(), LabError> {
             what: failures.join("; "),
         });
     }
-    if removed == 0 {
+    if removed == 0 && kept == 0 {
         println!("nothing to clean");
     }
     Ok(())
+}
+
+/// Who is still using a lab, if anyone: its owner process (a run, a
+/// foreground lab) alive, or, for a lab made by `faultline lab up`, a lab
+/// that is complete and whose server holders are all alive. `None` for a
+/// leftover of a crash.
+pub fn in_use(l: &lab::LabState) -> Option<String> {
+    if l.stale_reason().is_some() {
+        return None;
+    }
+    match l.owner {
+        Some(o) => Some(format!("its owner, pid {}, is alive", o.pid)),
+        None if l.complete => Some("it was made by `faultline lab up` and is up".into()),
+        None => Some(format!("pid {} is creating it", l.creator.pid)),
+    }
 }

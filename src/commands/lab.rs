@@ -170,6 +170,8 @@ fn up(
         nodes,
         dir,
         owned: foreground,
+        client_ns: false,
+        remove_dir: false,
     };
     let t0 = Instant::now();
     let l = lab::up(&spec)?;

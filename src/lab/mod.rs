@@ -16,6 +16,7 @@
 //! The API is synchronous and its types are plain `Send` data, so the async
 //! runner can call it from `spawn_blocking`.
 
+pub mod client_socket;
 pub mod net;
 pub mod proc;
 pub mod signals;

@@ -38,11 +38,23 @@ pub struct LabSpec {
     /// If true, this process owns the lab: should it die without tearing the
     /// lab down, the lab counts as a leftover for `clean`.
     pub owned: bool,
+    /// If true, the lab also gets a clients' namespace (`fl-<lab>-c`, at
+    /// `.253`), where external client programs run with no route out of
+    /// the lab.
+    pub client_ns: bool,
+    /// If true, the teardown removes the data directory too (a run copies
+    /// the logs it keeps into its store directory first).
+    pub remove_dir: bool,
 }
 
 /// Network namespace of node `i` of lab `lab`.
 pub fn netns_name(lab: &str, i: usize) -> String {
     format!("fl-{lab}-n{i}")
+}
+
+/// The clients' namespace of lab `lab` (also its root-side veth).
+pub fn client_netns_name(lab: &str) -> String {
+    format!("fl-{lab}-c")
 }
 
 /// Bridge of lab `lab`.
@@ -160,7 +172,7 @@ pub fn leftovers(labs: &[LabState]) -> Vec<String> {
             out.push(r);
         }
         known_links.insert(l.bridge.clone());
-        for n in &l.nodes {
+        for n in l.namespaces() {
             known_ns.insert(n.netns.clone());
             known_links.insert(n.veth.clone());
         }
@@ -276,6 +288,13 @@ pub fn up(spec: &LabSpec) -> Result<Lab> {
             complete: false,
             nodes,
             root_chain: forward_needs_chain()?.then(|| root_chain_name(&spec.name)),
+            client: spec.client_ns.then(|| NodeState {
+                name: "client".into(),
+                netns: client_netns_name(&spec.name),
+                veth: client_netns_name(&spec.name),
+                ip: Ipv4Addr::new(o[0], o[1], o[2], 253),
+            }),
+            remove_dir: spec.remove_dir,
             servers: Vec::new(),
             delay_holder: None,
             faults: Default::default(),
@@ -312,7 +331,7 @@ fn create(st: &LabState) -> Result<()> {
         "link add {br} type bridge\naddr add {}/24 dev {br}\nlink set {br} up\n",
         st.control_ip
     );
-    for n in &st.nodes {
+    for n in st.namespaces() {
         batch.push_str(&format!(
             "netns add {ns}\nlink add {v} type veth peer name eth0 netns {ns}\nlink set {v} master {br} up\n",
             ns = n.netns,
@@ -343,6 +362,9 @@ fn create(st: &LabState) -> Result<()> {
     for r in results {
         r?;
     }
+    if let Some(c) = &st.client {
+        setup_client_ns(c)?;
+    }
     if let Some(chain) = &st.root_chain {
         let rules = format!(
             "*filter\n:{chain} - [0:0]\n-A {chain} -i {br} -o {br} -j ACCEPT\n-I FORWARD 1 -j {chain}\nCOMMIT\n"
@@ -352,6 +374,21 @@ fn create(st: &LabState) -> Result<()> {
         run(c, Some(&rules))?;
     }
     Ok(())
+}
+
+/// The clients' namespace: its address and only the on-link route, so
+/// nothing in it can reach anything but the lab.
+fn setup_client_ns(c: &NodeState) -> Result<()> {
+    let mut cmd = tool("ip")?;
+    cmd.args(["-n", &c.netns, "-b", "-"]);
+    run(
+        cmd,
+        Some(&format!(
+            "link set lo up\naddr add {}/24 dev eth0\nlink set eth0 up\n",
+            c.ip
+        )),
+    )
+    .map(|_| ())
 }
 
 fn setup_node(n: &NodeState) -> Result<()> {
@@ -441,8 +478,9 @@ pub fn teardown(name: &str) -> Result<()> {
             h.wait_gone(Duration::from_secs(2));
         }
     }
-    // 3. Anything else still inside our namespaces (e.g. `lab exec`).
-    for n in &st.nodes {
+    // 3. Anything else still inside our namespaces (e.g. `lab exec`, a
+    //    client program's descendants).
+    for n in st.namespaces() {
         if let Some(ino) = netns_inode(&n.netns) {
             for _round in 0..3 {
                 let pids = pids_in_netns(ino);
@@ -464,7 +502,7 @@ pub fn teardown(name: &str) -> Result<()> {
     let links = sys::list_links();
     let namespaces = sys::list_netns();
     let mut batch = String::new();
-    for n in &st.nodes {
+    for n in st.namespaces() {
         if links.contains(&n.veth) {
             batch.push_str(&format!("link del {}\n", n.veth));
         }
@@ -488,7 +526,7 @@ pub fn teardown(name: &str) -> Result<()> {
     let links = sys::list_links();
     let namespaces = sys::list_netns();
     let mut left: Vec<String> = Vec::new();
-    for n in &st.nodes {
+    for n in st.namespaces() {
         if namespaces.contains(&n.netns) {
             left.push(format!("namespace {}", n.netns));
         }
@@ -510,8 +548,22 @@ pub fn teardown(name: &str) -> Result<()> {
             what: left.join(", "),
         });
     }
+    remove_data_dir(&st)?;
     let lock = state::lock()?;
     state::remove(&lock, name)
+}
+
+/// Removes the lab's data directory if the lab was made to remove it (a
+/// run's scratch data: node logs, store data). Its processes are gone.
+fn remove_data_dir(st: &LabState) -> Result<()> {
+    if !st.remove_dir {
+        return Ok(());
+    }
+    match std::fs::remove_dir_all(&st.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LabError::io(format!("removing {}", st.dir.display()), e)),
+    }
 }
 
 fn remove_root_chain(chain: &str) {
@@ -543,7 +595,7 @@ pub fn remove_unrecorded(labs: &[LabState]) -> Vec<String> {
     let mut known_chains = BTreeSet::new();
     for l in labs {
         known_links.insert(l.bridge.clone());
-        for n in &l.nodes {
+        for n in l.namespaces() {
             known_ns.insert(n.netns.clone());
             known_links.insert(n.veth.clone());
         }
@@ -595,6 +647,7 @@ pub fn is_ours(name: &str) -> bool {
     };
     validate_name(lab).is_ok()
         && (tail == "br"
+            || tail == "c"
             || tail
                 .strip_prefix('n')
                 .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())))
@@ -629,6 +682,7 @@ mod tests {
         assert!(is_ours("fl-lab-n1"));
         assert!(is_ours("fl-abcdefgh-n99"));
         assert!(is_ours("fl-x-br"));
+        assert!(is_ours("fl-x-c"));
         assert!(!is_ours("fl-x-y"));
         assert!(!is_ours("flannel.1"));
         assert!(netns_name("abcdefgh", 99).len() <= 15);

@@ -275,6 +275,26 @@ impl Server {
         Ok(())
     }
 
+    /// Records the server in the lab state file under `status` (replacing
+    /// its earlier entry), so `faultline clean` finds it after a crash.
+    pub fn record(&self, lab: &Lab, status: &str) -> Result<()> {
+        let entry = super::ServerState {
+            node: self.spec.node.clone(),
+            service: self.spec.service.clone(),
+            argv: self.spec.argv.clone(),
+            holder: Some(ProcId::current()),
+            process: self.process,
+            status: status.to_string(),
+            log: self.log.clone(),
+        };
+        super::state::update(lab.name(), |st| {
+            st.servers
+                .retain(|x| !(x.node == entry.node && x.service == entry.service));
+            st.servers.push(entry);
+        })?;
+        Ok(())
+    }
+
     /// Starts the server again with the same command (on its data).
     pub fn restart(&mut self, lab: &Lab) -> Result<()> {
         if let Some(p) = self.process

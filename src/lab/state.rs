@@ -56,6 +56,13 @@ pub struct LabState {
     /// Our chain in the root `filter` table (and its jump from `FORWARD`),
     /// if the root `FORWARD` chain needed one.
     pub root_chain: Option<String>,
+    /// The clients' namespace (`fl-<lab>-c`), if the lab has one: external
+    /// client programs run there, where the lab's subnet is the only route.
+    #[serde(default)]
+    pub client: Option<NodeState>,
+    /// Whether the teardown removes [`LabState::dir`] (a run's scratch data).
+    #[serde(default)]
+    pub remove_dir: bool,
     /// Servers started on nodes.
     #[serde(default)]
     pub servers: Vec<ServerState>,
@@ -209,6 +216,20 @@ pub fn list() -> (Vec<LabState>, Vec<LabError>) {
 }
 
 impl LabState {
+    /// Every namespace of the lab: the nodes, then the clients' namespace.
+    pub fn namespaces(&self) -> impl Iterator<Item = &NodeState> {
+        self.nodes.iter().chain(self.client.iter())
+    }
+
+    /// The addresses clients send from: the control node and the clients'
+    /// namespace. Faults never touch their traffic (Jepsen's model: the
+    /// clients are not partitioned).
+    pub fn client_ips(&self) -> Vec<Ipv4Addr> {
+        std::iter::once(self.control_ip)
+            .chain(self.client.iter().map(|c| c.ip))
+            .collect()
+    }
+
     /// Why this lab is a leftover of a crashed run, if it is one: its owner
     /// or creator died before finishing, or a server's holder died.
     pub fn stale_reason(&self) -> Option<String> {

@@ -232,10 +232,10 @@ impl DelayHolder {
         }
         holder.threads = threads;
         let subnet = lab.state.subnet;
-        let control = lab.control_ip();
+        let exempt = super::client_exemptions(lab, CHAIN_DELAY);
         let r = each_node(nodes, |n| {
             let rules = format!(
-                "*filter\n:{c} - [0:0]\n-A {c} -i lo -j RETURN\n-A {c} -s {control}/32 -j RETURN\n\
+                "*filter\n:{c} - [0:0]\n-A {c} -i lo -j RETURN\n{exempt}\
                  -A {c} -s {subnet}/24 -j NFQUEUE --queue-num {QUEUE_NUM} --queue-bypass\nCOMMIT\n",
                 c = CHAIN_DELAY
             );

@@ -155,6 +155,16 @@ pub fn heal_partition(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
+/// The rules of `chain` that let the clients' traffic through (the control
+/// node and the clients' namespace are never subject to faults).
+pub(crate) fn client_exemptions(lab: &Lab, chain: &str) -> String {
+    lab.state
+        .client_ips()
+        .iter()
+        .map(|ip| format!("-A {chain} -s {ip}/32 -j RETURN\n"))
+        .collect()
+}
+
 /// Drops `percent`% of the packets arriving at each of `nodes` from the
 /// other nodes (not from the control node, nor loopback). Replaces any loss
 /// on those nodes.
@@ -164,10 +174,10 @@ pub fn loss(lab: &Lab, nodes: &[NodeState], percent: f64) -> Result<()> {
     }
     let p = percent / 100.0;
     let subnet = lab.state.subnet;
-    let control = lab.control_ip();
+    let exempt = client_exemptions(lab, CHAIN_LOSS);
     each_node(nodes, |n| {
         let rules = format!(
-            "*filter\n:{c} - [0:0]\n-A {c} -i lo -j RETURN\n-A {c} -s {control}/32 -j RETURN\n\
+            "*filter\n:{c} - [0:0]\n-A {c} -i lo -j RETURN\n{exempt}\
              -A {c} -s {subnet}/24 -m statistic --mode random --probability {p:.4} -j DROP\nCOMMIT\n",
             c = CHAIN_LOSS
         );

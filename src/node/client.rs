@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::protocol::{Reply, Request};
@@ -46,7 +45,8 @@ pub struct NodeClient {
 }
 
 async fn open(addr: SocketAddr, timeout: Duration) -> Result<Conn, ClientError> {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    let stream = match tokio::time::timeout(timeout, crate::lab::client_socket::connect(addr)).await
+    {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(ClientError::Definite(format!("connect {addr}: {e}"))),
         Err(_) => {

@@ -7,7 +7,7 @@
 //! early and the rest still happens.
 
 pub mod checks;
-pub mod db;
+pub mod interrupt;
 pub mod recorder;
 pub mod store;
 
@@ -22,118 +22,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::lab::proc::Server;
-use crate::lab::{Lab, LabGuard, LabSpec, NodeState, ProcId, ServerState, state};
+use crate::lab::{Lab, LabGuard, LabSpec};
 use crate::nemesis::schedule::{self, Fault, FaultSpec, Phase, Schedule, Target};
-use crate::node::client::ClientError;
-use crate::node::protocol::{Reply, ReplyType};
+use crate::stores::{
+    self, ClientError, Cluster, Completion, Launch, Operation, Programs, Role, Session, Store,
+    StoreError,
+};
 use recorder::{Ev, Recorder, Who};
-
-/// Port of the built-in store on every node.
-pub const NODE_PORT: u16 = 7000;
-
-/// The store under test.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "db", rename_all = "kebab-case")]
-pub enum DbConfig {
-    /// `faultline node`.
-    Builtin {
-        /// primary, async or quorum.
-        mode: String,
-        /// Read quorum (quorum mode).
-        r: String,
-        /// Write quorum (quorum mode).
-        w: String,
-    },
-    /// etcd: one member per node.
-    Etcd {
-        /// `linearizable` or `serializable`.
-        reads: String,
-        /// Where the binaries are (default: PATH).
-        bindir: Option<PathBuf>,
-    },
-    /// Redis: a primary and replicas, optionally Sentinel.
-    Redis {
-        /// `none` or `sentinel`.
-        failover: String,
-        /// `primary` or `replicas`.
-        reads: String,
-        /// WAIT for this many replicas after each write (0: no WAIT).
-        wait: u32,
-        /// Where the binaries are (default: PATH).
-        bindir: Option<PathBuf>,
-    },
-    /// PostgreSQL: a primary and streaming hot standbys.
-    Postgres {
-        /// `primary` or `standby`.
-        reads: String,
-        /// `off`, `on` or `apply` (synchronous commit to one standby).
-        sync: String,
-        /// Where the binaries are (default: the newest in /usr/lib/postgresql).
-        bindir: Option<PathBuf>,
-    },
-    /// A program speaking the external adapter protocol.
-    External {
-        /// The adapter's command line (run with `sh -c`).
-        command: String,
-        /// Servers to start on the nodes: `builtin` or a shell command.
-        server: Option<String>,
-        /// The mode of `server=builtin`.
-        mode: String,
-        /// Whether the adapter gets the `open` handshake.
-        handshake: bool,
-        /// The primaries, for `primaries` targets.
-        primaries: Vec<String>,
-    },
-}
-
-impl DbConfig {
-    /// A short name for the store directory.
-    pub fn label(&self) -> String {
-        match self {
-            DbConfig::Builtin { mode, .. } => format!("builtin-{mode}"),
-            DbConfig::Etcd { reads, .. } => format!("etcd-{reads}"),
-            DbConfig::Redis {
-                failover, reads, ..
-            } if failover == "sentinel" => {
-                format!("redis-sentinel-{reads}")
-            }
-            DbConfig::Redis { reads, .. } => format!("redis-{reads}"),
-            DbConfig::Postgres { reads, .. } => format!("postgres-{reads}"),
-            DbConfig::External { .. } => "external".into(),
-        }
-    }
-
-    /// The `--db` name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            DbConfig::Builtin { .. } => "builtin",
-            DbConfig::Etcd { .. } => "etcd",
-            DbConfig::Redis { .. } => "redis",
-            DbConfig::Postgres { .. } => "postgres",
-            DbConfig::External { .. } => "external",
-        }
-    }
-
-    /// The nodes that are primaries (for `primaries` targets).
-    pub fn primaries(&self, nodes: &[String]) -> Vec<String> {
-        match self {
-            DbConfig::Builtin { mode, .. } if mode != "quorum" => {
-                nodes.first().cloned().into_iter().collect()
-            }
-            DbConfig::Builtin { .. } => Vec::new(),
-            DbConfig::Redis { .. } | DbConfig::Postgres { .. } => {
-                nodes.first().cloned().into_iter().collect()
-            }
-            DbConfig::External { primaries, .. } => primaries.clone(),
-            DbConfig::Etcd { .. } => Vec::new(),
-        }
-    }
-
-    /// Whether the store supports compare-and-set.
-    pub fn supports_cas(&self) -> bool {
-        true
-    }
-}
 
 /// A kind of fault the nemesis draws from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -216,8 +111,9 @@ impl FaultKind {
 pub struct RunConfig {
     /// Test name (the store directory's first level).
     pub name: String,
-    /// The store.
-    pub db: DbConfig,
+    /// The store, with its options.
+    #[serde(serialize_with = "crate::stores::serialize")]
+    pub db: Arc<dyn Store>,
     /// Number of nodes.
     pub nodes: usize,
     /// The workload.
@@ -261,19 +157,9 @@ pub enum RunError {
     /// A fault failed.
     #[error(transparent)]
     Nemesis(#[from] crate::nemesis::NemesisError),
-    /// The store did not come up.
-    #[error("the store did not come up: {0}")]
-    StoreDown(String),
-    /// A program the store needs is not installed.
-    #[error("`{program}` not found ({what}); {fix}")]
-    Missing {
-        /// The program.
-        program: String,
-        /// What needs it.
-        what: String,
-        /// How to get it: `install it with: apt-get install -y ...`.
-        fix: String,
-    },
+    /// The store could not be started.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// Files of the store directory.
     #[error("{context}: {source}")]
     Io {
@@ -286,6 +172,10 @@ pub enum RunError {
     /// The history could not be checked.
     #[error("checking the history: {0}")]
     Check(String),
+    /// A signal arrived before the workload started: nothing was run, and
+    /// everything created was removed.
+    #[error("interrupted {0}: nothing was run; the lab and its servers were removed")]
+    Interrupted(&'static str),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
@@ -306,105 +196,151 @@ pub struct RunOutcome {
 struct Ctx {
     cfg: RunConfig,
     lab: Lab,
-    cluster: Arc<db::Cluster>,
+    cluster: Arc<Cluster>,
     servers: Mutex<Vec<Server>>,
     active: Mutex<Vec<crate::nemesis::ActiveFault>>,
     /// Faults started and not yet ended (their end event is still due).
     open: Mutex<Vec<Fault>>,
     rec: Recorder,
     stop: AtomicBool,
+    /// Signals and the wind-down level.
+    interrupt: Arc<interrupt::Interrupt>,
     active_fault: Mutex<Option<String>>,
     max_process: AtomicU64,
 }
 
-/// Carries out a run. Infrastructure failures are errors; the verdict is in
-/// the outcome.
-pub fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
+/// Carries out a run with the `programs` the store's install check found.
+/// Infrastructure failures are errors; the verdict is in the outcome. SIGINT, SIGTERM and SIGHUP are handled from the first
+/// instruction (see [`interrupt`]).
+pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
+    let interrupt = interrupt::Interrupt::install();
     crate::lab::sys::preflight()?;
-    // Before anything exists: a missing binary leaves nothing behind.
-    db::check_install(&cfg.db)?;
     let dir = store::create_run_dir(&cfg.store, &cfg.name).map_err(io(format!(
         "creating the run directory in {}",
         cfg.store.display()
     )))?;
+    if interrupt.interrupted() {
+        return Err(RunError::Interrupted("before the lab was created"));
+    }
     let lab_name = format!("r{}", std::process::id() % 10_000_000);
     let lab = crate::lab::up(&LabSpec {
         name: lab_name.clone(),
         nodes: cfg.nodes,
         dir: None,
         owned: true,
+        // External client programs run in a namespace of their own.
+        client_ns: cfg.db.clients_in_namespace(),
+        // The logs worth keeping are copied into the run directory.
+        remove_dir: true,
     })?;
     let guard = LabGuard::new(&lab_name);
+    // No client socket of this run can reach anything but the lab.
+    crate::lab::client_socket::bind_to_bridge(&lab.state.bridge);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(io("starting the async runtime"))?;
-    let result = runtime.block_on(run_in_lab(cfg, lab, &dir));
+    let result = runtime.block_on(run_in_lab(cfg, &programs, lab, &dir, interrupt.clone()));
     // Tear down whatever happened; report both errors if both failed.
     let down = guard.finish();
-    let outcome = result?;
+    interrupt.lab_gone();
+    let recorded = result?;
     down?;
-    Ok(RunOutcome {
-        dir,
-        verdicts: outcome,
-    })
+    let verdicts = check_and_report(recorded, &dir)?;
+    Ok(RunOutcome { dir, verdicts })
 }
 
-pub(crate) fn node_argv(
-    cfg: &RunConfig,
+/// What the run recorded, to check once the lab is gone.
+struct Recorded {
+    cfg: RunConfig,
+    windows: Vec<schedule::Window>,
+    elapsed: Duration,
+    history_path: PathBuf,
+}
+
+/// How long the final reads may take in all, whatever the stores do.
+const FINAL_READS_BUDGET: Duration = Duration::from_secs(30);
+
+/// How long the workers may take to finish the operations in flight when
+/// the main phase ends on time (they are cancelled after it, or at once on
+/// a signal).
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
+
+/// The store, started: its servers, and the cluster as clients see it.
+struct Started {
+    servers: Vec<Server>,
+    cluster: Arc<Cluster>,
+}
+
+/// Starts the store on every node and waits until it serves; on an error
+/// the servers started so far are stopped.
+async fn start_servers(
+    store: &dyn Store,
+    programs: &Programs,
     lab: &Lab,
-    node: &NodeState,
-) -> Result<Vec<String>, RunError> {
-    let exe = std::env::current_exe().map_err(io("finding the faultline binary"))?;
-    let mut argv = vec![
-        exe.display().to_string(),
-        "node".into(),
-        "--name".into(),
-        node.name.clone(),
-        "--listen".into(),
-        format!("{}:{NODE_PORT}", node.ip),
-    ];
-    for other in lab.nodes().iter().filter(|n| n.name != node.name) {
-        argv.push("--peer".into());
-        argv.push(format!("{}={}:{NODE_PORT}", other.name, other.ip));
+    dir: &Path,
+) -> Result<Started, RunError> {
+    let mut launch = Launch::new(lab, programs, dir);
+    let mut r = store.start(&mut launch).await;
+    if r.is_ok() {
+        r = store.ready(&mut launch).await;
     }
-    if let DbConfig::Builtin { mode, r, w } = &cfg.db {
-        argv.extend(["--mode".into(), mode.clone()]);
-        if mode == "quorum" {
-            argv.extend(["--r".into(), r.clone(), "--w".into(), w.clone()]);
+    let mut servers = launch.servers;
+    match r {
+        Ok(()) => {
+            let mut cluster = Cluster::of(lab, dir.to_path_buf());
+            cluster.primaries = store.primaries(lab).await;
+            Ok(Started {
+                servers,
+                cluster: Arc::new(cluster),
+            })
         }
-    }
-    Ok(argv)
-}
-
-pub(crate) fn record_server(lab: &Lab, s: &Server, status: &str) -> Result<(), RunError> {
-    let entry = ServerState {
-        node: s.spec.node.clone(),
-        service: s.spec.service.clone(),
-        argv: s.spec.argv.clone(),
-        holder: Some(ProcId::current()),
-        process: s.process,
-        status: status.to_string(),
-        log: s.log.clone(),
-    };
-    state::update(lab.name(), |st| {
-        st.servers
-            .retain(|x| !(x.node == entry.node && x.service == entry.service));
-        st.servers.push(entry);
-    })?;
-    Ok(())
-}
-
-async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verdicts, RunError> {
-    // Start the store.
-    let db::Started { servers, cluster } = match db::start(&cfg, &lab, dir).await {
-        Ok(s) => s,
         Err(e) => {
-            copy_logs(&lab, dir);
-            return Err(e);
+            stores::stop(&mut servers, store.stop_signal());
+            Err(e.into())
+        }
+    }
+}
+
+/// Starts the store, unless a signal comes first.
+async fn start_store(
+    cfg: &RunConfig,
+    programs: &Programs,
+    lab: &Lab,
+    dir: &Path,
+    interrupt: &interrupt::Interrupt,
+) -> Result<Started, RunError> {
+    let started = tokio::select! {
+        r = start_servers(cfg.db.as_ref(), programs, lab, dir) => r,
+        _ = interrupt.reached(interrupt::Level::Cancel) => {
+            Err(RunError::Interrupted("while the store was starting"))
         }
     };
+    if started.is_ok() && interrupt.interrupted() {
+        if let Ok(mut s) = started {
+            stores::stop(&mut s.servers, cfg.db.stop_signal());
+        }
+        copy_logs(lab, dir);
+        return Err(RunError::Interrupted("while the store was starting"));
+    }
+    if started.is_err() {
+        copy_logs(lab, dir);
+    }
+    started
+}
+
+async fn run_in_lab(
+    cfg: RunConfig,
+    programs: &Programs,
+    lab: Lab,
+    dir: &Path,
+    interrupt: Arc<interrupt::Interrupt>,
+) -> Result<Recorded, RunError> {
+    if interrupt.interrupted() {
+        return Err(RunError::Interrupted("while the lab was being created"));
+    }
+    let Started { servers, cluster } = start_store(&cfg, programs, &lab, dir, &interrupt).await?;
 
     let start = Instant::now();
     let history_path = dir.join("history.jsonl");
@@ -417,34 +353,13 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
         open: Mutex::new(Vec::new()),
         rec,
         stop: AtomicBool::new(false),
+        interrupt,
         active_fault: Mutex::new(None),
         max_process: AtomicU64::new(0),
         lab,
         cfg,
     });
     let windows = nemesis_windows(&ctx.cfg, &ctx.lab, &ctx.cluster.primaries)?;
-
-    // Ctrl-C and SIGTERM end the main phase early.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let signals = {
-        let ctx = ctx.clone();
-        let interrupted = interrupted.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
-            tokio::select! {
-                _ = int.recv() => {},
-                _ = term.recv() => {},
-            }
-            interrupted.store(true, Ordering::SeqCst);
-            ctx.stop.store(true, Ordering::SeqCst);
-        })
-    };
 
     let (progress, progress_task) = progress_task(ctx.clone(), start);
     let nemesis = tokio::spawn(nemesis_task(ctx.clone(), windows.clone(), start));
@@ -453,32 +368,30 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
         workers.push(tokio::spawn(worker(ctx.clone(), slot)));
     }
     let main_phase = Duration::from_secs_f64(ctx.cfg.time_limit);
-    while start.elapsed() < main_phase && !ctx.stop.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::select! {
+        _ = tokio::time::sleep(main_phase) => {}
+        _ = ctx.interrupt.reached(interrupt::Level::Stop) => {}
     }
-    ctx.stop.store(true, Ordering::SeqCst);
-    for w in workers {
-        let _ = w.await;
-    }
+    end_main_phase(&ctx, workers).await;
     let _ = nemesis.await;
     heal_all(&ctx).await;
     if let Some(p) = progress {
         p.finish_and_clear();
     }
-    if interrupted.load(Ordering::SeqCst) {
-        eprintln!("faultline: interrupted: healed; final reads, teardown and checks follow");
+    if ctx.interrupt.level() < interrupt::Level::Teardown {
+        tokio::select! {
+            _ = tokio::time::sleep(ctx.cfg.quiet) => {}
+            _ = ctx.interrupt.reached(interrupt::Level::Teardown) => {}
+        }
+        final_read_phase(&ctx).await;
     }
-    tokio::time::sleep(ctx.cfg.quiet).await;
-    final_read_phase(&ctx).await;
 
     // Stop the store, keep its logs.
     {
         let mut servers = ctx.servers.lock().unwrap_or_else(|e| e.into_inner());
-        db::stop(&ctx.cfg.db, &mut servers);
+        stores::stop(&mut servers, ctx.cfg.db.stop_signal());
     }
     copy_logs(&ctx.lab, dir);
-    signals.abort();
-    let _ = signals.await;
     if let Some(t) = progress_task {
         let _ = t.await;
     }
@@ -488,14 +401,43 @@ async fn run_in_lab(cfg: RunConfig, lab: Lab, dir: &Path) -> Result<checks::Verd
     writer
         .finish()
         .map_err(io(format!("writing {}", history_path.display())))?;
+    Ok(Recorded {
+        cfg: ctx.cfg,
+        windows,
+        elapsed: start.elapsed(),
+        history_path,
+    })
+}
 
-    let verdicts = checks::check_history(
-        &history_path,
-        ctx.cfg.workload.kind,
-        ctx.cfg.check_time_limit,
-    )
-    .map_err(RunError::Check)?;
-    let mut results = results_json(dir, &ctx.cfg, &windows, &verdicts, start.elapsed());
+/// Ends the main phase: no new operations; the workers get
+/// [`IN_FLIGHT_GRACE`] (none after a signal) to finish the operations in
+/// flight, which are then cancelled (recorded `info`).
+async fn end_main_phase(ctx: &Arc<Ctx>, workers: Vec<tokio::task::JoinHandle<()>>) {
+    ctx.stop.store(true, Ordering::SeqCst);
+    ctx.interrupt.raise(interrupt::Level::Stop);
+    let grace = ctx.cfg.op_timeout.min(IN_FLIGHT_GRACE);
+    let cancel_at = tokio::time::Instant::now() + grace;
+    let c = ctx.clone();
+    let canceller = tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep_until(cancel_at) => {}
+            _ = c.interrupt.reached(interrupt::Level::Cancel) => {}
+        }
+        c.interrupt.raise(interrupt::Level::Cancel);
+    });
+    for w in workers {
+        let _ = w.await;
+    }
+    canceller.abort();
+}
+
+/// Checks the recorded history (the lab is gone by now) and writes
+/// `results.json` and the reports.
+fn check_and_report(r: Recorded, dir: &Path) -> Result<checks::Verdicts, RunError> {
+    let verdicts =
+        checks::check_history(&r.history_path, r.cfg.workload.kind, r.cfg.check_time_limit)
+            .map_err(RunError::Check)?;
+    let mut results = results_json(dir, &r.cfg, &r.windows, &verdicts, r.elapsed);
     crate::report::add_classification(&verdicts.history, &mut results);
     let path = dir.join("results.json");
     let text = serde_json::to_string_pretty(&results).unwrap_or_default();
@@ -598,22 +540,32 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
     let c = u64::from(ctx.cfg.concurrency);
     let mut generator = Generator::new(&ctx.cfg.workload, slot);
     let mut process = u64::from(slot);
-    let mut client = db::Client::new(&ctx.cluster, db::Role::Worker(slot));
+    let mut client = Session::new(ctx.cfg.db.client(&ctx.cluster, Role::Worker(slot)));
     let interval = ctx
         .cfg
         .rate
         .map(|r| Duration::from_secs_f64(f64::from(ctx.cfg.concurrency) / r));
-    let mut next_at = tokio::time::Instant::now();
+    let mut next_at = first_op_at(interval, slot, ctx.cfg.concurrency);
     while !ctx.stop.load(Ordering::Relaxed) {
         if let Some(iv) = interval {
-            next_at += iv;
-            tokio::time::sleep_until(next_at).await;
-            if ctx.stop.load(Ordering::Relaxed) {
+            if !until_or_stopped(&ctx, next_at).await {
                 break;
             }
+            next_at += iv;
         }
-        if client.ready(ctx.cfg.op_timeout).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let ready = tokio::select! {
+            r = client.ready(ctx.cfg.op_timeout) => r.is_ok(),
+            _ = ctx.interrupt.reached(interrupt::Level::Stop) => break,
+        };
+        if !ready {
+            if !until_or_stopped(
+                &ctx,
+                tokio::time::Instant::now() + Duration::from_millis(100),
+            )
+            .await
+            {
+                break;
+            }
             continue;
         }
         let op = generator.next_op();
@@ -631,9 +583,10 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
         };
         ctx.rec
             .record(ev("invoke", op.value.clone(), None, ctx.rec.now()));
-        let r = client
-            .call(process, op.f, &op.key, op.value.clone(), ctx.cfg.op_timeout)
-            .await;
+        let r = tokio::select! {
+            r = client.call(op_of(process, &op), ctx.cfg.op_timeout) => r,
+            _ = ctx.interrupt.reached(interrupt::Level::Cancel) => Err(cancelled()),
+        };
         let now = ctx.rec.now();
         let transport_failed = r.is_err();
         let (kind, value, error) = completion(op.f, &op.value, r);
@@ -662,6 +615,30 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
     ctx.max_process.fetch_max(process, Ordering::Relaxed);
 }
 
+/// When worker `slot`'s first operation is due: with a rate, the workers'
+/// first operations are spread over one interval (rather than all waiting
+/// a whole interval); without one, now.
+fn first_op_at(interval: Option<Duration>, slot: u32, concurrency: u32) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    match interval {
+        Some(iv) => now + iv.mul_f64(f64::from(slot) / f64::from(concurrency.max(1))),
+        None => now,
+    }
+}
+
+/// Sleeps until `at`; false if the main phase ended first.
+async fn until_or_stopped(ctx: &Ctx, at: tokio::time::Instant) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(at) => !ctx.stop.load(Ordering::Relaxed),
+        _ = ctx.interrupt.reached(interrupt::Level::Stop) => false,
+    }
+}
+
+/// The error of an operation cancelled in flight: it may have happened.
+fn cancelled() -> ClientError {
+    ClientError::Indefinite("cancelled: the run ended while this operation was in flight".into())
+}
+
 /// What a call's result becomes in the history: the completion's type, its
 /// value (what was read, for an `ok` read; otherwise what was sent) and its
 /// error. A request that certainly never arrived is `fail`; one that may
@@ -669,24 +646,25 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
 fn completion(
     f: &str,
     sent: &Value,
-    r: Result<Reply, ClientError>,
+    r: Result<Completion, ClientError>,
 ) -> (&'static str, Value, Option<String>) {
     match r {
-        Ok(reply) => {
-            let kind = match reply.kind {
-                ReplyType::Ok => "ok",
-                ReplyType::Fail => "fail",
-                ReplyType::Info => "info",
-            };
-            let value = if kind == "ok" && f == "read" {
-                reply.value
-            } else {
-                sent.clone()
-            };
-            (kind, value, reply.error)
-        }
+        Ok(Completion::Ok(read)) if f == "read" => ("ok", read, None),
+        Ok(Completion::Ok(_)) => ("ok", sent.clone(), None),
+        Ok(Completion::Fail(error)) => ("fail", sent.clone(), error),
+        Ok(Completion::Info(error)) => ("info", sent.clone(), error),
         Err(ClientError::Definite(e)) => ("fail", sent.clone(), Some(e)),
         Err(e) => ("info", sent.clone(), Some(e.to_string())),
+    }
+}
+
+/// A generated operation as the client performs it.
+fn op_of(process: u64, op: &faultline_workloads::workload::OpSpec) -> Operation<'_> {
+    Operation {
+        process,
+        f: op.f,
+        key: &op.key,
+        value: &op.value,
     }
 }
 
@@ -786,32 +764,30 @@ fn with_servers(ctx: &Ctx, names: &[String], mut f: impl FnMut(&mut Server, &Lab
 fn apply_fault(ctx: &Ctx, fault: &Fault, phase: Phase) -> Result<(), String> {
     match (fault, phase) {
         (Fault::Kill { nodes }, Phase::Start) => {
+            let kill = ctx.cfg.db.kill().ok_or_else(|| cannot(ctx, "killed"))?;
             with_servers(ctx, nodes, |s, lab| {
-                s.kill();
-                let _ = record_server(lab, s, "killed");
+                let _ = kill.kill(lab, s);
             });
             Ok(())
         }
         (Fault::Kill { nodes }, Phase::End) => {
+            let kill = ctx.cfg.db.kill().ok_or_else(|| cannot(ctx, "killed"))?;
             let mut failed = None;
-            with_servers(ctx, nodes, |s, lab| match s.restart(lab) {
-                Ok(()) => {
-                    let _ = record_server(lab, s, "running");
+            with_servers(ctx, nodes, |s, lab| {
+                if let Err(e) = kill.restart(lab, s) {
+                    failed = Some(e.to_string());
                 }
-                Err(e) => failed = Some(e.to_string()),
             });
             failed.map_or(Ok(()), Err)
         }
         (Fault::Pause { nodes }, Phase::Start) => {
-            with_servers(ctx, nodes, |s, _| {
-                s.pause();
-            });
+            let pause = ctx.cfg.db.pause().ok_or_else(|| cannot(ctx, "paused"))?;
+            with_servers(ctx, nodes, |s, _| pause.pause(s));
             Ok(())
         }
         (Fault::Pause { nodes }, Phase::End) => {
-            with_servers(ctx, nodes, |s, _| {
-                s.resume();
-            });
+            let pause = ctx.cfg.db.pause().ok_or_else(|| cannot(ctx, "paused"))?;
+            with_servers(ctx, nodes, |s, _| pause.resume(s));
             Ok(())
         }
         (f, Phase::Start) => {
@@ -837,6 +813,10 @@ fn apply_fault(ctx: &Ctx, fault: &Fault, phase: Phase) -> Result<(), String> {
             }
         }
     }
+}
+
+fn cannot(ctx: &Ctx, what: &str) -> String {
+    format!("--db {} cannot be {what}", ctx.cfg.db.name())
 }
 
 /// Heals every fault that may still be active: the network, paused and
@@ -873,7 +853,7 @@ async fn heal_all(ctx: &Arc<Ctx>) {
                 if let Err(e) = s.restart(lab) {
                     eprintln!("faultline: warning: restarting {}: {e}", s.spec.node);
                 }
-                let _ = record_server(lab, s, "running");
+                let _ = s.record(lab, "running");
             }
         });
     })
@@ -884,16 +864,35 @@ async fn heal_all(ctx: &Arc<Ctx>) {
 }
 
 /// After healing: every node reads every key once (retrying a few times),
-/// recorded with `"phase": "final"`.
+/// recorded with `"phase": "final"`. All of it within
+/// [`FINAL_READS_BUDGET`]; a second signal ends it at once.
 async fn final_read_phase(ctx: &Arc<Ctx>) {
+    let deadline = tokio::time::Instant::now() + FINAL_READS_BUDGET;
     let mut process = ctx.max_process.load(Ordering::Relaxed) + 1;
     let reads = final_reads(&ctx.cfg.workload);
     for i in 0..ctx.cluster.nodes.len() {
         let node = ctx.cluster.name(i);
-        let mut client = db::Client::new(&ctx.cluster, db::Role::Final(i));
+        let mut client = Session::new(ctx.cfg.db.client(&ctx.cluster, Role::Final(i)));
         for op in &reads {
             for _attempt in 0..5 {
-                if client.ready(Duration::from_secs(2)).await.is_err() {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() || ctx.interrupt.level() >= interrupt::Level::Teardown {
+                    eprintln!(
+                        "faultline: warning: final reads cut short ({})",
+                        if left.is_zero() {
+                            "out of their time budget"
+                        } else {
+                            "interrupted"
+                        }
+                    );
+                    return;
+                }
+                let timeout = left.min(Duration::from_secs(2));
+                let ready = tokio::select! {
+                    r = client.ready(timeout) => r.is_ok(),
+                    _ = ctx.interrupt.reached(interrupt::Level::Teardown) => false,
+                };
+                if !ready {
                     client.reset();
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     continue;
@@ -911,9 +910,10 @@ async fn final_read_phase(ctx: &Arc<Ctx>) {
                 };
                 ctx.rec
                     .record(ev("invoke", Value::Null, None, ctx.rec.now()));
-                let r = client
-                    .call(process, op.f, &op.key, Value::Null, Duration::from_secs(2))
-                    .await;
+                let r = tokio::select! {
+                    r = client.call(Operation { process, f: op.f, key: &op.key, value: &Value::Null }, timeout) => r,
+                    _ = ctx.interrupt.reached(interrupt::Level::Teardown) => Err(cancelled()),
+                };
                 let now = ctx.rec.now();
                 let (kind, value, error) = completion(op.f, &Value::Null, r);
                 ctx.rec.record(ev(kind, value, error, now));

@@ -29,7 +29,7 @@ impl Drop for Guard {
         // After a failed test, leave nothing behind for the next one (a
         // passing test has already asserted that nothing is left).
         if std::thread::panicking() {
-            let _ = Command::new(bin()).arg("clean").output();
+            let _ = Command::new(bin()).args(["clean", "--force"]).output();
         }
     }
 }

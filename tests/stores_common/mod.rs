@@ -11,16 +11,20 @@ use serde_json::Value;
 
 use crate::lab_common::bin;
 
-/// Runs `faultline run --store STORE --no-progress ARGS`.
-pub fn run(store: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("run")
+/// The command `faultline run --store STORE --no-progress ARGS`.
+pub fn run_command(store: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("run")
         .arg("--store")
         .arg(store)
         .arg("--no-progress")
-        .args(args)
-        .output()
-        .expect("runs faultline")
+        .args(args);
+    c
+}
+
+/// Runs `faultline run --store STORE --no-progress ARGS`.
+pub fn run(store: &Path, args: &[&str]) -> Output {
+    run_command(store, args).output().expect("runs faultline")
 }
 
 /// stdout and stderr, for assertion messages.
@@ -61,7 +65,7 @@ pub fn count(h: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
 /// scripts/test-all).
 pub fn need(program: &str, install: &str) {
     let found = faultline::lab::sys::find_tool(program).is_some()
-        || (program == "postgres" && faultline::runner::db::postgres_bindir().is_some());
+        || (program == "postgres" && faultline::stores::postgres::bindir().is_some());
     assert!(
         found,
         "`{program}` is not installed; the store tests need it: {install} (scripts/test-all does this)"
