@@ -101,6 +101,26 @@ fn stops_after_the_first_violation_unless_all_keys() {
     assert_eq!(l["not_decided"], json!([]));
 }
 
+/// `faultline synth` of 230 kv operations by 50 clients into `path`, with
+/// `extra` flags; returns its standard error.
+fn synth_kv(path: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "synth",
+        "--model",
+        "kv",
+        "--clients",
+        "50",
+        "--ops",
+        "230",
+        "-o",
+        path,
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    stderr(&o)
+}
+
 /// Runs `faultline ARGS` under `/usr/bin/time -f %M`: the output and the
 /// peak resident set size in KiB.
 fn run_measured(args: &[&str]) -> (Output, u64) {
@@ -128,22 +148,7 @@ fn memory_limit_bounds_the_peak_rss() {
     // not decided from unique values), and 3 KB of all-concurrent
     // operations.
     let kv = dir.path().join("kv.jsonl").display().to_string();
-    let o = run(&[
-        "synth",
-        "--model",
-        "kv",
-        "--clients",
-        "50",
-        "--ops",
-        "230",
-        "--values",
-        "20",
-        "--seed",
-        "1",
-        "-o",
-        &kv,
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    synth_kv(&kv, &["--values", "20", "--seed", "1"]);
     let concurrent = write_events(dir.path(), "concurrent.jsonl", &hard_key("a", 16));
     assert!(std::fs::metadata(&concurrent).expect("written").len() < 4096);
     // The binary and the history alone: a small decided check.
@@ -194,24 +199,12 @@ fn unique_value_kv_keys_with_50_clients_are_decided_without_the_search() {
             .join(format!("bad-{seed}.jsonl"))
             .display()
             .to_string();
-        let base = [
-            "synth",
-            "--model",
-            "kv",
-            "--clients",
-            "50",
-            "--ops",
-            "230",
-            "--info",
-            "0.05",
-            "--seed",
-            seed,
-        ];
-        let o = run(&[&base[..], &["-o", &ok]].concat());
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let o = run(&[&base[..], &["--inject", "stale-read", "-o", &bad]].concat());
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let injected: Value = serde_json::from_str(stderr(&o).trim()).expect("injection line");
+        synth_kv(&ok, &["--info", "0.05", "--seed", seed]);
+        let injection = synth_kv(
+            &bad,
+            &["--info", "0.05", "--seed", seed, "--inject", "stale-read"],
+        );
+        let injected: Value = serde_json::from_str(injection.trim()).expect("injection line");
 
         let o = run(&["check", "--json", &ok]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
