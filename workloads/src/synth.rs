@@ -49,6 +49,8 @@ use std::fmt;
 use std::io::{BufWriter, Write};
 use std::str::FromStr;
 
+use faultline_checkers::Outcome;
+
 use crate::rng::{Rng, splitmix64};
 
 /// Largest accepted `--ops` (operations are numbered with 32-bit ids).
@@ -530,13 +532,6 @@ impl F {
             (F::Append, _) => b"append",
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    Ok,
-    Fail,
-    Info,
 }
 
 /// One simulated operation (values use [`NIL`] for `null`).
@@ -1036,7 +1031,7 @@ fn write_history<W: Write>(sim: &Sim, cfg: &SynthConfig, out: W) -> std::io::Res
             (false, _) => b"invoke",
             (true, Outcome::Ok) => b"ok",
             (true, Outcome::Fail) => b"fail",
-            (true, Outcome::Info) => b"info",
+            (true, Outcome::Info | Outcome::Pending) => b"info",
         });
         line.extend_from_slice(b"\",\"f\":\"");
         line.extend_from_slice(op.f.name(cfg.model));
