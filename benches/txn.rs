@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn runs() -> usize {
@@ -31,16 +31,19 @@ fn runs() -> usize {
 }
 
 /// `faultline check --json ARGS FILE` under `/usr/bin/time`: median wall
-/// seconds, median peak RSS in MiB, the last JSON line.
-fn cli(file: &Path, args: &[&str]) -> Option<(f64, f64, Value)> {
+/// seconds, median CPU seconds (user + system: on a loaded machine the wall
+/// time mostly measures the others), median peak RSS in MiB, the last JSON
+/// line.
+fn cli(file: &Path, args: &[&str]) -> Option<(f64, f64, f64, Value)> {
     let bin = env!("CARGO_BIN_EXE_faultline");
     let mut walls = Vec::new();
     let mut rss = Vec::new();
+    let mut cpu = Vec::new();
     let mut last = Value::Null;
     for _ in 0..runs() {
         let t = Instant::now();
         let o = match Command::new("/usr/bin/time")
-            .args(["-f", "%M"])
+            .args(["-f", "%U %S %M"])
             .arg(bin)
             .args(["check", "--json"])
             .args(args)
@@ -55,22 +58,36 @@ fn cli(file: &Path, args: &[&str]) -> Option<(f64, f64, Value)> {
         };
         walls.push(t.elapsed().as_secs_f64());
         let err = String::from_utf8_lossy(&o.stderr);
-        if let Some(kb) = err
+        if !o.status.success() && o.status.code() != Some(1) {
+            println!(
+                "  faultline check exited with {:?}: {}",
+                o.status,
+                err.trim()
+            );
+        }
+        // user seconds, system seconds, peak RSS in KiB
+        let fields: Vec<f64> = err
             .lines()
             .last()
-            .and_then(|l| l.trim().parse::<f64>().ok())
-        {
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let [user, sys, kb] = fields[..] {
+            cpu.push(user + sys);
             rss.push(kb / 1024.0);
         }
         last = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
     }
-    Some((median(walls), median(rss), last))
+    Some((median(walls), median(cpu), median(rss), last))
 }
 
-fn show(label: &str, r: Option<(f64, f64, Value)>) {
-    let Some((wall, rss, v)) = r else { return };
+fn show(label: &str, r: Option<(f64, f64, f64, Value)>) {
+    let Some((wall, cpu, rss, v)) = r else { return };
     println!(
-        "{label:<46} wall {wall:>6.2} s  peak RSS {rss:>6.0} MiB  parse {} ms  check {} ms  valid {}  \
+        "{label:<46} wall {wall:>6.2} s  cpu {cpu:>6.2} s  peak RSS {rss:>6.0} MiB  parse {} ms  check {} ms  valid {}  \
          components {} (largest {})  anomalies {}",
         v["parse_ms"],
         v["check_ms"],
