@@ -210,6 +210,15 @@ enum FileOutcome {
     Error,
 }
 
+/// The memory budget of one file's checks, in bytes: `--memory-limit` MiB,
+/// or by default a quarter of physical memory, at most 4 GiB.
+fn memory_limit_bytes(args: &CheckArgs) -> usize {
+    match args.memory_limit {
+        Some(mib) => usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        None => linear::default_memory_limit(),
+    }
+}
+
 /// Runs `faultline check`.
 pub fn run(args: CheckArgs) -> Exit {
     let mut worst_error = false;
@@ -410,10 +419,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
     let deadline = args
         .time_limit
         .map(|s| t1 + Duration::from_secs_f64(s.min(MAX_SECONDS)));
-    let memory_limit = match args.memory_limit {
-        Some(mib) => usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
-        None => linear::default_memory_limit(),
-    };
+    let memory_limit = memory_limit_bytes(args);
     let mut lin: Option<LinearReport> = None;
     if checks.contains(&Check::Linearizable) {
         let opts = LinearOptions {
@@ -545,10 +551,7 @@ fn check_txn_file(
         model,
         models: args.consistency_models.as_ref().map(|m| m.0.as_slice()),
         time_limit: args.time_limit,
-        memory_limit: match args.memory_limit {
-            Some(mib) => usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
-            None => faultline_checkers::linear::default_memory_limit(),
-        },
+        memory_limit: memory_limit_bytes(args),
         json: args.json,
         parse_ms: t0.elapsed().as_secs_f64() * 1e3,
     };

@@ -59,7 +59,7 @@ pub struct SynthArgs {
         default_value = "0"
     )]
     pub seed: Box<str>,
-    /// Model: `register` (read, write), `cas-register` (read, write, cas) or
+    /// Model: `register` (read, write), `cas-register` (read, write, cas),
     /// `kv` (Porcupine's string store: get, put, append of unique strings);
     /// or transactions: `list-append`, `rw-register` (then `--ops` counts
     /// transactions, `--isolation` applies, and `--inject` takes g1c,

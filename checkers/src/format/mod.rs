@@ -19,6 +19,7 @@ use crate::history::{CompletionsMode, History};
 
 pub mod edn;
 pub mod json;
+pub mod json_event;
 pub mod plume;
 pub mod porcupine;
 
