@@ -54,6 +54,9 @@ fn schedule_windows_apply_and_end() {
             Fault::Loss { .. } => unreachable!(),
         }
         active.end(&lab).unwrap();
+        // A killed server is restarted by `end`: it may take a moment to
+        // listen again on a loaded machine.
+        wait_echo(&lab, 7000);
         let m = matrix(&lab, 7000);
         assert!(
             m.values().all(|&c| c),

@@ -1,8 +1,10 @@
 //! Differential test against Porcupine itself, the reference implementation
-//! (issue 10). Runs only where Go and a checkout of the Porcupine module are
-//! available: `FAULTLINE_PORCUPINE_DIR=/path/to/porcupine` and `go` on the
-//! PATH. Otherwise it says loudly that it was skipped (and fails when
-//! `FAULTLINE_REQUIRE_PORCUPINE=1`). See docs/porcupine-differential.md.
+//! (issue 10). It needs Go and a checkout of the Porcupine module, which
+//! cannot be fetched on the machines this project is built on (no Go module
+//! proxy), so it is `#[ignore]`d: it shows as "ignored" in every run rather
+//! than passing without running. Run it where both exist:
+//! `FAULTLINE_PORCUPINE_DIR=/path/to/porcupine cargo test --test porcupine_diff -- --ignored`
+//! (it fails when either is missing). See docs/porcupine-differential.md.
 //!
 //! It builds `tests/porcupine/` (a Go program printing Porcupine's verdict
 //! for faultline JSON Lines) against the checkout, generates at least 5,000
@@ -117,23 +119,11 @@ fn histories(dir: &Path, n: usize) -> Vec<(String, &'static str)> {
 }
 
 #[test]
+#[ignore = "needs Go and a Porcupine checkout in FAULTLINE_PORCUPINE_DIR (docs/porcupine-differential.md)"]
 fn faultline_agrees_with_porcupine() {
-    let porcupine = match porcupine() {
-        Ok(p) => p,
-        Err(why) => {
-            let msg = format!(
-                "\n*** SKIPPED faultline_agrees_with_porcupine: {why}.\n*** The Porcupine \
-                 differential test did NOT run (docs/porcupine-differential.md).\n"
-            );
-            assert!(
-                std::env::var("FAULTLINE_REQUIRE_PORCUPINE").as_deref() != Ok("1"),
-                "{msg}"
-            );
-            // Straight to the terminal: the test harness does not capture it.
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
-            return;
-        }
-    };
+    let porcupine = porcupine().unwrap_or_else(|why| {
+        panic!("the Porcupine differential test cannot run: {why} (docs/porcupine-differential.md)")
+    });
     let dir = tempfile::tempdir().expect("tempdir");
     let harness = build_harness(&porcupine, dir.path());
     let cases = histories(dir.path(), 5100);

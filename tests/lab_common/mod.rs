@@ -140,8 +140,13 @@ pub fn echo_everywhere(lab: &Lab, port: u16) {
         ]);
     }
     // `lab run` returns once the server process exists; on a loaded machine
-    // it may take a moment to listen. Wait (bounded) until every node
-    // answers the control node, so probes never race the start-up.
+    // it may take a moment to listen.
+    wait_echo(lab, port);
+}
+
+/// Waits (bounded, 20 s) until every node's echo server answers the
+/// control node, so probes never race a server's start-up or restart.
+pub fn wait_echo(lab: &Lab, port: u16) {
     let t0 = std::time::Instant::now();
     while let Err(e) = control_reaches_all(lab, port) {
         assert!(
