@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use faultline::lab::{LabState, sys};
-use lab_common::{assert_clean, bin, guard};
+use lab_common::{bin, guard};
 use serde_json::Value;
 use stores_common::{count, need, text};
 
@@ -26,6 +26,26 @@ fn spawn_run(store: &Path, args: &[&str]) -> Child {
 /// The lab of the run with process id `pid`.
 fn lab_name(pid: u32) -> String {
     format!("r{}", pid % 10_000_000)
+}
+
+/// What is left of the lab `lab` (namespaces, links, chains, state file).
+/// Only this lab's: other helpers' labs may come and go meanwhile.
+fn leftovers_of(lab: &str) -> Vec<String> {
+    let names = [
+        format!("fl-{lab}-"),
+        format!("FL-{lab}-"),
+        format!("/{lab}.json"),
+    ];
+    lab_common::leftovers()
+        .into_iter()
+        .filter(|l| names.iter().any(|n| l.contains(n.as_str())))
+        .collect()
+}
+
+/// Asserts that nothing of the run `pid`'s lab is left.
+fn assert_run_clean(pid: u32) {
+    let left = leftovers_of(&lab_name(pid));
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// The run's lab state, once the lab is complete.
@@ -187,8 +207,8 @@ fn delete_link(name: &str) {
 /// else, and the run still ends and cleans up.
 fn bridge_removed_mid_run(args: &[&str], what: &str) {
     let store = tempfile::tempdir().expect("tempdir");
-    let child = spawn_run(store.path(), args);
-    let mut child = child;
+    let mut child = spawn_run(store.path(), args);
+    let pid = child.id();
     let st = wait_for_oks(&mut child, store.path(), 50, Duration::from_secs(60));
     let trap = LeakTrap::new(st.subnet);
     assert_eq!(trap.sent(), 0, "{what}: the lab's own route comes first");
@@ -222,7 +242,7 @@ fn bridge_removed_mid_run(args: &[&str], what: &str) {
     );
     drop(trap);
     assert_ne!(o.status.code(), Some(101), "{what}: {}", text(&o));
-    assert_clean();
+    assert_run_clean(pid);
 }
 
 #[test]
@@ -230,7 +250,6 @@ fn clients_cannot_leave_the_lab_when_its_bridge_is_removed() {
     let Some(_g) = guard("clients_cannot_leave_the_lab_when_its_bridge_is_removed") else {
         return;
     };
-    assert_clean();
     let common = [
         "--nodes",
         "2",
@@ -267,7 +286,6 @@ fn clean_leaves_a_live_run_alone() {
     let Some(_g) = guard("clean_leaves_a_live_run_alone") else {
         return;
     };
-    assert_clean();
     let store = tempfile::tempdir().expect("tempdir");
     let mut child = spawn_run(
         store.path(),
@@ -282,6 +300,7 @@ fn clean_leaves_a_live_run_alone() {
             "0",
         ],
     );
+    let pid = child.id();
     let st = wait_for_oks(&mut child, store.path(), 10, Duration::from_secs(60));
     let o = Command::new(bin()).arg("clean").output().expect("clean");
     let out = String::from_utf8_lossy(&o.stdout);
@@ -301,5 +320,157 @@ fn clean_leaves_a_live_run_alone() {
         "the run was undisturbed: {}",
         text(&o)
     );
-    assert_clean();
+}
+
+/// A small seeded generator (splitmix64) for the signal points.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?}: expected a number")),
+        Err(_) => default,
+    }
+}
+
+/// The data directory a run's lab would use.
+fn data_dir(pid: u32) -> PathBuf {
+    Path::new("/var/lib/faultline").join(lab_name(pid))
+}
+
+/// One signal point: when (ms after the start), which signal, and maybe a
+/// second signal some time after the first.
+#[derive(Debug)]
+struct SignalPoint {
+    phase: &'static str,
+    after_ms: u64,
+    first: nix::sys::signal::Signal,
+    second: Option<(u64, nix::sys::signal::Signal)>,
+}
+
+/// The phases of the run below (3 nodes, 3 s, faults every second, quiet
+/// 0.5 s) and the windows in which their signals land: set-up (lab and
+/// store), the workload with its faults, and the end (quiet period, final
+/// reads, teardown, check).
+const PHASES: [(&str, u64, u64); 3] = [
+    ("set-up", 0, 350),
+    ("workload+faults", 500, 3_200),
+    ("final reads+check", 3_300, 4_400),
+];
+
+fn signal_points(seed: u64, n: u64) -> Vec<SignalPoint> {
+    use nix::sys::signal::Signal;
+    let sigs = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|i| {
+            // Every phase is hit once before any is hit twice.
+            let (phase, lo, hi) = PHASES[((i + seed) % PHASES.len() as u64) as usize];
+            SignalPoint {
+                phase,
+                after_ms: lo + rng.below(hi - lo),
+                first: sigs[rng.below(3) as usize],
+                second: (rng.below(3) == 0)
+                    .then(|| (rng.below(1_500), sigs[rng.below(3) as usize])),
+            }
+        })
+        .collect()
+}
+
+/// `faultline run` under TERM/INT/HUP at seeded random points of set-up,
+/// workload, faults, final reads and check: each run ends within a bounded
+/// time and leaves no namespace, link, chain, state file, process or data
+/// directory. CI sends 4 signals (seed 15); `FAULTLINE_SIGNAL_POINTS=N` and
+/// `FAULTLINE_SIGNAL_SEED=S` ask for more (see docs/run-safety.md).
+#[test]
+fn signals_at_random_points_leave_nothing_behind() {
+    let Some(_g) = guard("signals_at_random_points_leave_nothing_behind") else {
+        return;
+    };
+    let seed = env_u64("FAULTLINE_SIGNAL_SEED", 15);
+    let n = env_u64("FAULTLINE_SIGNAL_POINTS", 4);
+    let node_processes = format!("{} node", bin().display());
+    for p in signal_points(seed, n) {
+        println!("seed {seed}: {p:?}");
+        let store = tempfile::tempdir().expect("tempdir");
+        let child = spawn_run(
+            store.path(),
+            &[
+                "--nodes",
+                "3",
+                "--nemesis",
+                "partition,kill,pause",
+                "--nemesis-interval",
+                "1",
+                "--fault-duration",
+                "0.6",
+                "--time-limit",
+                "3",
+                "--quiet",
+                "0.5",
+                "--concurrency",
+                "4",
+                "--seed",
+                &seed.to_string(),
+            ],
+        );
+        let pid = child.id();
+        let target = nix::unistd::Pid::from_raw(pid as i32);
+        std::thread::sleep(Duration::from_millis(p.after_ms));
+        let signalled = Instant::now();
+        // The run may have finished already (then there is nothing to hit).
+        let _ = nix::sys::signal::kill(target, p.first);
+        if let Some((ms, sig)) = p.second {
+            std::thread::sleep(Duration::from_millis(ms));
+            let _ = nix::sys::signal::kill(target, sig);
+        }
+        let o = wait_bounded(child, Duration::from_secs(45));
+        let took = signalled.elapsed();
+        println!(
+            "  exit {:?} {:.1} s after the signal",
+            o.status.code(),
+            took.as_secs_f64()
+        );
+        // A signal that lands before faultline's first instruction (while
+        // the program loads) kills it; that is fine only if it had created
+        // nothing yet.
+        let created = std::fs::read_dir(store.path()).map_or(0, |d| d.count());
+        assert!(
+            matches!(o.status.code(), Some(0..=3)) || created == 0,
+            "{p:?}: the run died instead of ending ({}): {}",
+            o.status,
+            text(&o)
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.lines().filter(|l| l.contains("error")).count() <= 1,
+            "{p:?}: {stderr}"
+        );
+        assert_run_clean(pid);
+        assert!(
+            stores_common::processes_with(&node_processes).is_empty(),
+            "{p:?}: servers survived: {:?}",
+            stores_common::processes_with(&node_processes)
+        );
+        assert!(
+            !data_dir(pid).exists(),
+            "{p:?}: the lab's data directory {} is left",
+            data_dir(pid).display()
+        );
+    }
 }

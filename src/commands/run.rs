@@ -400,6 +400,8 @@ fn describe(cfg: &RunConfig) -> String {
 
 /// Runs `faultline run`.
 pub fn run(args: RunArgs) -> Exit {
+    // Signals are taken from here on: none can end the run half-way.
+    runner::interrupt::Interrupt::install();
     let cfg = match build(&args) {
         Ok(c) => c,
         Err(e) => return fail(e),

@@ -14,8 +14,8 @@
 //!   once with exit code 3 (unknown): nothing is left to undo, and the
 //!   history is complete on disk for `faultline check`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
@@ -54,8 +54,14 @@ impl Interrupt {
 
     /// Blocks the terminating signals in this thread (and every thread it
     /// starts later) and starts the thread that takes them. Call before
-    /// creating anything.
+    /// creating anything, from the main thread; later calls return the same
+    /// interrupt.
     pub fn install() -> Arc<Interrupt> {
+        static INSTALLED: OnceLock<Arc<Interrupt>> = OnceLock::new();
+        INSTALLED.get_or_init(Interrupt::start).clone()
+    }
+
+    fn start() -> Arc<Interrupt> {
         let it = Interrupt::new();
         let set = signals::block(&signals::TERMINATING);
         let me = it.clone();

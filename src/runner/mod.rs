@@ -332,6 +332,9 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
     crate::lab::sys::preflight()?;
     // Before anything exists: a missing binary leaves nothing behind.
     db::check_install(&cfg.db)?;
+    if interrupt.interrupted() {
+        return Err(RunError::Interrupted("before anything was created"));
+    }
     let dir = store::create_run_dir(&cfg.store, &cfg.name).map_err(io(format!(
         "creating the run directory in {}",
         cfg.store.display()
