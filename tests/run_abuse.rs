@@ -300,7 +300,6 @@ fn clean_leaves_a_live_run_alone() {
             "0",
         ],
     );
-    let pid = child.id();
     let st = wait_for_oks(&mut child, store.path(), 10, Duration::from_secs(60));
     let o = Command::new(bin()).arg("clean").output().expect("clean");
     let out = String::from_utf8_lossy(&o.stdout);
@@ -320,23 +319,6 @@ fn clean_leaves_a_live_run_alone() {
         "the run was undisturbed: {}",
         text(&o)
     );
-}
-
-/// A small seeded generator (splitmix64) for the signal points.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -376,7 +358,7 @@ const PHASES: [(&str, u64, u64); 3] = [
 fn signal_points(seed: u64, n: u64) -> Vec<SignalPoint> {
     use nix::sys::signal::Signal;
     let sigs = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
-    let mut rng = Rng(seed);
+    let mut rng = faultline_workloads::rng::Rng::new(seed);
     (0..n)
         .map(|i| {
             // Every phase is hit once before any is hit twice.
@@ -406,7 +388,7 @@ fn signals_at_random_points_leave_nothing_behind() {
     let n = env_u64("FAULTLINE_SIGNAL_POINTS", 4);
     let node_processes = format!("{} node", bin().display());
     for p in signal_points(seed, n) {
-        println!("seed {seed}: {p:?}");
+        println!("seed {seed}: signal in {}: {p:?}", p.phase);
         let store = tempfile::tempdir().expect("tempdir");
         let child = spawn_run(
             store.path(),
