@@ -275,6 +275,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
         Ok(x) => x,
         Err(e) => return report_error(args, &name, &e.to_string()),
     };
+    warn_torn(&name, &history);
     let only_completions = completions_only(&history);
     if only_completions && !wants_rw {
         let first = &history.ops[0];
@@ -529,6 +530,7 @@ fn json_line(s: &Shown<'_>, fmt: Format) -> Value {
         "strongest": summary.strongest,
         "keys_from_values": s.keys_from_values,
         "completions_only": s.only_completions,
+        "torn_last_line": s.history.torn_last_line,
     })
 }
 
@@ -691,5 +693,16 @@ fn print_text(
             break;
         }
         print!("{}", linear::render_text(w));
+    }
+}
+
+/// Says so on stderr when the history's last line was cut short (and left
+/// out of the check).
+pub fn warn_torn(name: &str, history: &faultline_checkers::History) {
+    if let Some(line) = history.torn_last_line {
+        eprintln!(
+            "faultline: warning: {name}:{line}: the last line is cut short (a torn write); checked the {} events before it",
+            history.events
+        );
     }
 }

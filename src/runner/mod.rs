@@ -155,8 +155,17 @@ pub enum FaultKind {
 impl FaultKind {
     /// Parses `--nemesis`: a comma-separated set, or `none` / `all`.
     pub fn parse_list(s: &str) -> Result<Vec<FaultKind>, String> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(format!(
+                "{s:?}: an empty fault name (use `none` for no faults)"
+            ));
+        }
+        if parts.len() > 1 && parts.contains(&"none") {
+            return Err(format!("{s:?}: `none` cannot be combined with faults"));
+        }
         let mut out = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in parts {
             match part {
                 "none" => {}
                 "all" => out.extend([
@@ -287,6 +296,9 @@ pub enum RunError {
     /// The history could not be checked.
     #[error("checking the history: {0}")]
     Check(String),
+    /// A fault the run could not apply (checked before anything starts).
+    #[error("{0}")]
+    Faults(String),
     /// A signal arrived before the workload started: nothing was run, and
     /// everything created was removed.
     #[error("interrupted {0}: nothing was run; the lab and its servers were removed")]
@@ -332,6 +344,7 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
     crate::lab::sys::preflight()?;
     // Before anything exists: a missing binary leaves nothing behind.
     db::check_install(&cfg.db)?;
+    check_faults(&cfg)?;
     if interrupt.interrupted() {
         return Err(RunError::Interrupted("before anything was created"));
     }
@@ -486,7 +499,7 @@ async fn run_in_lab(
         lab,
         cfg,
     });
-    let windows = nemesis_windows(&ctx.cfg, &ctx.lab, &ctx.cluster.primaries)?;
+    let windows = nemesis_windows(&ctx.cfg, &node_names(ctx.cfg.nodes), &ctx.cluster.primaries)?;
 
     let (progress, progress_task) = progress_task(ctx.clone(), start);
     let nemesis = tokio::spawn(nemesis_task(ctx.clone(), windows.clone(), start));
@@ -528,6 +541,17 @@ async fn run_in_lab(
     writer
         .finish()
         .map_err(io(format!("writing {}", history_path.display())))?;
+    if ctx.cluster.adapters.hopeless() {
+        return Err(RunError::StoreDown(format!(
+            "the external adapter never gave a valid reply ({} lines that are not replies); see {} and {}",
+            ctx.cluster
+                .adapters
+                .garbage
+                .load(std::sync::atomic::Ordering::Relaxed),
+            dir.join("adapter.log").display(),
+            history_path.display()
+        )));
+    }
     Ok(Recorded {
         cfg: ctx.cfg,
         windows,
@@ -596,9 +620,43 @@ fn copy_logs(lab: &Lab, dir: &Path) {
     }
 }
 
+/// The names of a lab's nodes: n1..nN.
+fn node_names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("n{i}")).collect()
+}
+
+/// Before anything is created: every fault the run may inject can be
+/// applied (a fault that could not be is an error now, never an event in
+/// the history). Expands the schedule once with the primaries the store is
+/// configured with (or n1, for stores that report theirs later), so a bad
+/// timeline or an oversized schedule fails here.
+fn check_faults(cfg: &RunConfig) -> Result<(), RunError> {
+    let names = node_names(cfg.nodes);
+    let mut primaries = cfg.db.primaries(&names);
+    if let Some(x) = primaries.iter().find(|p| !names.contains(p)) {
+        return Err(RunError::Faults(format!(
+            "--db-opt primaries: {x:?} is not a node of this run (nodes: {})",
+            names.join(", ")
+        )));
+    }
+    if primaries.is_empty() {
+        primaries = names[..1].to_vec();
+    }
+    let windows = nemesis_windows(cfg, &names, &primaries)?;
+    let acts_on_servers = windows
+        .iter()
+        .any(|w| matches!(w.fault, Fault::Kill { .. } | Fault::Pause { .. }));
+    if acts_on_servers && matches!(&cfg.db, DbConfig::External { server: None, .. }) {
+        return Err(RunError::Faults(
+            "kill and pause act on the servers faultline starts, and this run starts none: add --db-opt server=builtin or server=\"COMMAND\", or leave kill and pause out of --nemesis".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn nemesis_windows(
     cfg: &RunConfig,
-    lab: &Lab,
+    nodes: &[String],
     primaries: &[String],
 ) -> Result<Vec<schedule::Window>, RunError> {
     let sched = match &cfg.timeline {
@@ -610,11 +668,9 @@ fn nemesis_windows(
             faults: cfg.faults.iter().flat_map(|f| f.specs()).collect(),
         },
     };
-    let nodes: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
-    let primaries = primaries.to_vec();
     Ok(sched.windows(
-        &nodes,
-        &primaries,
+        nodes,
+        primaries,
         Duration::from_secs_f64(cfg.time_limit),
         cfg.seed,
     )?)
@@ -725,6 +781,12 @@ async fn worker(ctx: Arc<Ctx>, slot: u32) {
                 .as_deref()
                 .is_some_and(|e| e.starts_with("unavailable"));
         ctx.rec.record(ev(kind, value, error, now));
+        if ctx.cluster.adapters.hopeless() {
+            // Nothing but garbage from the adapters: the run is an error
+            // (see run_in_lab); no point in going on.
+            ctx.interrupt.raise(interrupt::Level::Stop);
+            break;
+        }
         if refused {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -1081,7 +1143,17 @@ fn results_json(
         "stats": {
             "ops": v.ops,
             "outcomes": counts,
-            "faults": windows.len(),
+            // What the nemesis did (the history's start events), and what
+            // was scheduled; they differ when the nemesis fell behind (a
+            // period shorter than applying a fault takes) or the run ended
+            // early.
+            "faults": v
+                .history
+                .faults
+                .iter()
+                .filter(|f| f.extra.get("phase").is_some_and(|p| p == "start"))
+                .count(),
+            "faults_scheduled": windows.len(),
             "duration_s": elapsed.as_secs_f64(),
             "ok_per_s": counts.get("ok").copied().unwrap_or(0) as f64 / cfg.time_limit.max(0.001),
             "check_ms": v.check_ms,

@@ -247,6 +247,14 @@ fn to_event(raw: RawEvent, line: usize) -> Result<Event, HistoryErrorKind> {
     })
 }
 
+/// True if `text` is the beginning of a JSON text that ends too early (and
+/// nothing else is wrong with it so far).
+fn is_cut_short(text: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(text)
+        .err()
+        .is_some_and(|e| e.is_eof())
+}
+
 /// Parses one JSON event (the text of one line).
 pub fn parse_event(text: &[u8], line: usize) -> Result<Event, HistoryErrorKind> {
     let raw: RawEvent = serde_json::from_slice(text).map_err(syntax_kind)?;
@@ -289,7 +297,16 @@ pub fn read_with<R: BufRead>(
             reader.read_to_end(&mut rest).map_err(io)?;
             return read_array(b, &rest, line);
         }
-        let ev = parse_event(text, line).map_err(|k| b.error(line, k))?;
+        let ev = match parse_event(text, line) {
+            Ok(ev) => ev,
+            Err(_) if !buf.ends_with(b"\n") && is_cut_short(text) => {
+                // The last line of a file whose writer died (or ran out of
+                // space) mid-write: left out, and said so.
+                b.torn_last_line(line);
+                break;
+            }
+            Err(k) => return Err(b.error(line, k)),
+        };
         b.push(ev)?;
     }
     if b.events() == 0 {

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::time::Instant;
 
@@ -87,6 +89,7 @@ pub async fn start(
             primaries: Vec::new(),
             run_dir: cluster.run_dir.clone(),
             client_netns: cluster.client_netns.clone(),
+            adapters: Health::default(),
         });
         let mut c = ExternalClient::new(probe, Role::Final(0));
         let t0 = std::time::Instant::now();
@@ -223,7 +226,7 @@ impl ExternalClient {
             let hello = json!({"id": 0, "f": "open", "worker": worker, "nodes": nodes});
             // Python and friends need a moment to start: at least 5 s.
             let d = deadline.max(Instant::now() + Duration::from_secs(5));
-            match exchange(&mut a, &hello, 0, d).await {
+            match exchange(&mut a, &hello, 0, d, &self.cluster.adapters).await {
                 Ok(r) if r.kind == crate::node::protocol::ReplyType::Ok => {}
                 Ok(r) => {
                     return Err(ClientError::Definite(format!(
@@ -274,7 +277,7 @@ impl ExternalClient {
             .adapter
             .as_mut()
             .ok_or_else(|| ClientError::Definite("no adapter".into()))?;
-        let r = exchange(a, &req, id, deadline).await;
+        let r = exchange(a, &req, id, deadline, &self.cluster.adapters).await;
         if let Err(e) = &r
             && !e.to_string().starts_with("timeout")
         {
@@ -290,6 +293,7 @@ async fn exchange(
     req: &Value,
     id: u64,
     deadline: Instant,
+    health: &Health,
 ) -> Result<Reply, ClientError> {
     let mut line = req.to_string().into_bytes();
     line.push(b'\n');
@@ -304,22 +308,119 @@ async fn exchange(
     }
     let _ = a.stdin.flush().await;
     loop {
-        let mut buf = String::new();
-        match tokio::time::timeout_at(deadline, a.stdout.read_line(&mut buf)).await {
-            Ok(Ok(0)) => return Err(indefinite("the adapter exited (end of its stdout)")),
-            Ok(Ok(_)) => {}
+        let buf = match tokio::time::timeout_at(
+            deadline,
+            read_line_bounded(&mut a.stdout, MAX_REPLY_BYTES),
+        )
+        .await
+        {
+            Ok(Ok(Line::Eof)) => return Err(indefinite("the adapter exited (end of its stdout)")),
+            Ok(Ok(Line::Text(t))) => t,
+            Ok(Ok(Line::TooLong(n))) => {
+                health.garbage.fetch_add(1, Ordering::Relaxed);
+                return Err(indefinite(format!(
+                    "bad reply from the adapter: a line of {n} bytes or more (at most {MAX_REPLY_BYTES})"
+                )));
+            }
             Ok(Err(e)) => return Err(indefinite(format!("reading the adapter: {e}"))),
             Err(_) => return Err(indefinite("timeout: no reply from the adapter")),
-        }
+        };
         let text = buf.trim();
         if text.is_empty() {
             continue;
         }
-        let reply: Reply = serde_json::from_str(text)
-            .map_err(|e| indefinite(format!("bad reply from the adapter {text:?}: {e}")))?;
+        let reply: Reply = serde_json::from_str(text).map_err(|e| {
+            health.garbage.fetch_add(1, Ordering::Relaxed);
+            indefinite(format!(
+                "bad reply from the adapter {:?} ({} bytes): {e}",
+                excerpt(text),
+                text.len()
+            ))
+        })?;
+        health.replies.fetch_add(1, Ordering::Relaxed);
         if reply.id == id {
             return Ok(reply);
         }
         // A late reply to an earlier request that timed out: skip it.
+    }
+}
+
+/// The longest adapter reply line read; a longer one is consumed and
+/// reported by its size, never copied into the history.
+pub const MAX_REPLY_BYTES: usize = 1 << 20;
+
+/// What an adapter error may quote of a bad reply.
+const EXCERPT_CHARS: usize = 200;
+
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// One line of an adapter's output.
+enum Line {
+    /// The adapter closed its stdout.
+    Eof,
+    /// A line (without its newline).
+    Text(String),
+    /// A line longer than the limit (consumed to its end): its length so far.
+    TooLong(usize),
+}
+
+/// Reads one line of at most `max` bytes without ever holding more.
+async fn read_line_bounded<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Line> {
+    let mut line = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(match seen {
+                0 => Line::Eof,
+                n if n > max => Line::TooLong(n),
+                _ => Line::Text(String::from_utf8_lossy(&line).into_owned()),
+            });
+        }
+        let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        seen += chunk.len();
+        if seen <= max {
+            line.extend_from_slice(chunk);
+        } else {
+            line = Vec::new();
+        }
+        let used = done.unwrap_or(buf.len());
+        r.consume(used);
+        if done.is_some() {
+            return Ok(if seen > max {
+                Line::TooLong(seen)
+            } else {
+                Line::Text(String::from_utf8_lossy(&line).into_owned())
+            });
+        }
+    }
+}
+
+/// What the adapters said, for telling a broken adapter from a store in
+/// trouble: replies that parsed, and lines that did not.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Replies that parsed.
+    pub replies: AtomicU64,
+    /// Lines that were not replies (not JSON, or too long).
+    pub garbage: AtomicU64,
+}
+
+impl Health {
+    /// True when the adapters have spoken nothing but garbage, often
+    /// enough to be sure: the run can only be an error.
+    pub fn hopeless(&self) -> bool {
+        self.replies.load(Ordering::Relaxed) == 0 && self.garbage.load(Ordering::Relaxed) >= 20
     }
 }

@@ -47,6 +47,8 @@ pub struct Cluster {
     pub run_dir: PathBuf,
     /// The lab's clients' namespace, where external adapters run.
     pub client_netns: Option<String>,
+    /// What the external adapters said (only for `external`).
+    pub adapters: external::Health,
 }
 
 impl Cluster {
@@ -425,6 +427,7 @@ pub async fn start(cfg: &RunConfig, lab: &Lab, run_dir: &Path) -> Result<Started
         primaries: Vec::new(),
         run_dir: run_dir.to_path_buf(),
         client_netns: lab.state.client.as_ref().map(|c| c.netns.clone()),
+        adapters: external::Health::default(),
     };
     let names: Vec<String> = cluster.nodes.iter().map(|n| n.0.clone()).collect();
     let mut servers = Vec::new();
