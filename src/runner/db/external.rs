@@ -97,6 +97,13 @@ pub async fn start(
             super::check_alive(servers)?;
             match c.ready(Instant::now() + Duration::from_secs(5)).await {
                 Ok(()) => break,
+                // An answer that is not a reply will not become one.
+                Err(e) if c.cluster.adapters.hopeless_at_once() => {
+                    return Err(RunError::StoreDown(format!(
+                        "the external adapter's handshake failed: {e}; its log: {}",
+                        cluster.run_dir.join("adapter.log").display()
+                    )));
+                }
                 Err(e) if t0.elapsed() > Duration::from_secs(30) => {
                     return Err(RunError::StoreDown(format!(
                         "the external adapter's handshake did not succeed within 30 s: {e}; its log: {}",
@@ -418,6 +425,12 @@ pub struct Health {
 }
 
 impl Health {
+    /// True when the adapter has answered, and only with garbage (for the
+    /// handshake: one answer is enough).
+    pub fn hopeless_at_once(&self) -> bool {
+        self.replies.load(Ordering::Relaxed) == 0 && self.garbage.load(Ordering::Relaxed) > 0
+    }
+
     /// True when the adapters have spoken nothing but garbage, often
     /// enough to be sure: the run can only be an error.
     pub fn hopeless(&self) -> bool {
