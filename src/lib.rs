@@ -11,6 +11,7 @@ pub mod nemesis;
 pub mod node;
 pub mod report;
 pub mod runner;
+pub mod stores;
 
 /// The exit codes CI gates on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

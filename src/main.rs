@@ -5,6 +5,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = faultline::cli::Cli::parse();
-    let code = faultline::cli::dispatch(cli);
+    let code = faultline::cli::output::finish(faultline::cli::dispatch(cli));
     std::process::ExitCode::from(code as u8)
 }

@@ -655,20 +655,31 @@ fn empty_and_phantom_runs_are_never_valid() {
     )
     .expect("write");
     let sched = sched.display().to_string();
+    // Primaries the store reports are known once it runs: refused then,
+    // before any operation, with the lab torn down.
+    let mut args = base.to_vec();
+    args.extend([
+        "--db-opt",
+        "command=cat",
+        "--db-opt",
+        "handshake=false",
+        "--db-opt",
+        "server=builtin",
+        "--db-opt",
+        "primaries=n9",
+        "--nemesis-schedule",
+        &sched,
+    ]);
+    let phantom = tempfile::tempdir().expect("tempdir");
+    assert_refused(phantom.path(), &args, "n9");
+    let h = history_lines(phantom.path());
+    assert_eq!(
+        count(&h, |e| e["process"] == "nemesis"),
+        0,
+        "no phantom fault event"
+    );
+    let store = tempfile::tempdir().expect("tempdir");
     for (extra, says) in [
-        (
-            vec![
-                "--db-opt",
-                "command=cat",
-                "--db-opt",
-                "server=builtin",
-                "--db-opt",
-                "primaries=n9",
-                "--nemesis-schedule",
-                &sched,
-            ],
-            "n9",
-        ),
         (
             vec![
                 "--db-opt",

@@ -1,17 +1,8 @@
 //! `faultline synth` end to end: runs the built binary.
 
-use std::process::{Command, Output};
+mod cli_common;
 
-fn faultline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .output()
-        .expect("run faultline")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use cli_common::{faultline, stderr};
 
 #[test]
 fn writes_a_well_formed_history_to_a_file() {

@@ -79,6 +79,81 @@ pub enum HistoryErrorKind {
     /// The file holds no event.
     #[error("no events")]
     Empty,
+    /// An integer outside what faultline keeps exactly (`[-2^63, 2^64-1]`).
+    /// The number is given as [`echo`] shows it.
+    #[error("integer {0} is out of range (faultline compares values exactly, within 64 bits)")]
+    IntegerOutOfRange(String),
+    /// A key appears twice in one map. The key is given as [`echo`] shows it.
+    #[error("duplicate key `{0}` in one map")]
+    DuplicateKey(String),
+    /// An `ok` read without a `value` field: what it read is unknown.
+    #[error(
+        "`ok` {f} without a `value` field: an ok read must say what it read \
+         (`null` when it read nothing)"
+    )]
+    ReadWithoutValue {
+        /// The read function (`read`, `get`...), as [`echo`] shows it.
+        f: String,
+    },
+    /// A write completed with another value than the one it was invoked
+    /// with: which one was written is ambiguous.
+    #[error(
+        "process {process} completes `{completed}` but invoked `{invoked}` on line \
+         {invoke_line} (a write completes with the value it was invoked with, or none)"
+    )]
+    MismatchedWriteValue {
+        /// The process.
+        process: i64,
+        /// The invocation: function and value, shortened.
+        invoked: String,
+        /// Line of the invocation.
+        invoke_line: usize,
+        /// The completion: function and value, shortened.
+        completed: String,
+    },
+}
+
+/// How many characters of input an error message echoes at most.
+pub const ECHO_CHARS: usize = 80;
+
+/// How long a whole error message may be (input echoed in it is already cut
+/// by [`echo`]; this bounds what other layers, such as a JSON parser's own
+/// message, put in it).
+pub const MESSAGE_CHARS: usize = 400;
+
+/// Input text as an error message echoes it: control characters escaped
+/// (`\n`, `\0`, `\u{1b}`: the message stays on one line) and cut to
+/// [`ECHO_CHARS`] characters, saying how long it was when cut.
+pub fn echo(s: &str) -> String {
+    cut_escaped(s, ECHO_CHARS)
+}
+
+/// `s` with control characters escaped, cut to `max` characters (escapes
+/// count), with `… (N bytes)` when cut.
+pub fn cut_escaped(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut shown = 0;
+    for c in s.chars() {
+        if shown >= max {
+            out.push_str(&format!("… ({} bytes)", s.len()));
+            return out;
+        }
+        if c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' {
+            let e: String = c.escape_default().collect();
+            shown += e.chars().count();
+            out.push_str(&e);
+        } else {
+            shown += 1;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A message made safe to print as one line: control characters escaped and
+/// the whole cut to [`MESSAGE_CHARS`] characters.
+pub fn one_line(msg: &str) -> String {
+    cut_escaped(msg, MESSAGE_CHARS)
 }
 
 /// A history that could not be read: where and why.
@@ -94,10 +169,14 @@ pub struct HistoryError {
 
 impl fmt::Display for HistoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The reason may quote input (and a parser's own message may quote
+        // a lot of it): one line, bounded.
+        let reason = one_line(&self.kind.to_string());
+        let file = cut_escaped(&self.file, MESSAGE_CHARS);
         if self.line == 0 {
-            write!(f, "{}: {}", self.file, self.kind)
+            write!(f, "{file}: {reason}")
         } else {
-            write!(f, "{}:{}: {}", self.file, self.line, self.kind)
+            write!(f, "{file}:{}: {reason}", self.line)
         }
     }
 }

@@ -107,8 +107,27 @@ pub struct Event {
     pub key: Option<Value>,
     /// The value (argument on invoke, result on completion).
     pub value: Value,
+    /// The event carried a value field, even if null (an `ok` read without
+    /// one is an error: what it read is unknown).
+    pub has_value: bool,
     /// Any other fields (`node`, `error`...), preserved.
     pub extra: Map<String, Value>,
+}
+
+/// True when `f` is a read for the models and checkers (`read`, `get`, `r`).
+pub fn is_read(f: &str) -> bool {
+    matches!(f, "read" | "get" | "r")
+}
+
+/// True when `f` is a write for the models and checkers (`write`, `put`,
+/// `w`).
+pub fn is_write(f: &str) -> bool {
+    matches!(f, "write" | "put" | "w")
+}
+
+/// True when `f` writes its invocation's value: a write, or a kv `append`.
+fn writes_its_value(f: &str) -> bool {
+    is_write(f) || f == "append"
 }
 
 /// How the outcome of a client operation is known.
@@ -228,7 +247,7 @@ impl Operation {
     /// when there is one).
     pub fn describe(&self) -> String {
         let key = match &self.key {
-            Some(k) => format!(" [key {}]", compact(k)),
+            Some(k) => format!(" [key {}]", shown(k)),
             None => String::new(),
         };
         let outcome = match self.outcome {
@@ -239,16 +258,12 @@ impl Operation {
         };
         let shown = if self.outcome == Outcome::Ok && self.value != self.invoke_value {
             if self.invoke_value.is_null() {
-                compact(&self.value)
+                shown(&self.value)
             } else {
-                format!(
-                    "{} -> {}",
-                    compact(&self.invoke_value),
-                    compact(&self.value)
-                )
+                format!("{} -> {}", shown(&self.invoke_value), shown(&self.value))
             }
         } else {
-            compact(self.effective_value())
+            shown(self.effective_value())
         };
         let lines = match self.complete_line {
             Some(c) if c != self.invoke_line => format!("lines {}-{}", self.invoke_line, c),
@@ -264,6 +279,25 @@ impl Operation {
 /// A compact one-line rendering of a JSON value.
 pub fn compact(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "?".into())
+}
+
+/// How many characters of a value [`shown`] keeps.
+pub const SHOWN_CHARS: usize = 80;
+
+/// A value as messages and witnesses show it: [`compact`], cut to
+/// [`SHOWN_CHARS`] characters with its full length when longer (the full
+/// value is in the history, at the line the message names).
+pub fn shown(v: &Value) -> String {
+    shorten(&compact(v))
+}
+
+/// `text` cut to [`SHOWN_CHARS`] characters, with `… (N bytes in all)` when
+/// cut.
+pub fn shorten(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((at, _)) => format!("{}… ({} bytes in all)", &text[..at], text.len()),
+        None => text.to_string(),
+    }
 }
 
 /// A parsed, validated history.
@@ -398,18 +432,39 @@ impl HistoryBuilder {
         }
     }
 
+    fn read_without_value(&self, ev: &Event) -> HistoryError {
+        self.error(
+            ev.line,
+            HistoryErrorKind::ReadWithoutValue {
+                f: crate::error::echo(&ev.f),
+            },
+        )
+    }
+
     /// Adds the next event in file order.
     pub fn push(&mut self, ev: Event) -> Result<(), HistoryError> {
         let pos = self.history.events;
         self.history.events += 1;
         let index = ev.index.unwrap_or(pos as u64);
         let process = match ev.process {
-            Process::Client(p) => p,
+            Process::Client(p) if p >= 0 => p,
+            Process::Client(p) => {
+                return Err(self.error(
+                    ev.line,
+                    HistoryErrorKind::BadField {
+                        field: "process",
+                        reason: format!(
+                            "process out of range: {p} (a client process is an integer from 0 to 2^63-1)"
+                        ),
+                    },
+                ));
+            }
             Process::Other(_) => {
                 self.history.faults.push(ev);
                 return Ok(());
             }
         };
+
         match ev.kind {
             EventType::Invoke => {
                 if self.mode == CompletionsMode::Auto {
@@ -478,9 +533,31 @@ impl HistoryBuilder {
                                 ev.line,
                                 HistoryErrorKind::MismatchedCompletion {
                                     process,
-                                    invoked: f,
+                                    invoked: crate::error::echo(&f),
                                     invoke_line: line,
-                                    completed: ev.f,
+                                    completed: crate::error::echo(&ev.f),
+                                },
+                            ));
+                        }
+                        if outcome == Outcome::Ok && !ev.has_value && is_read(&ev.f) {
+                            return Err(self.read_without_value(&ev));
+                        }
+                        if outcome == Outcome::Ok
+                            && writes_its_value(&op.f)
+                            && !op.invoke_value.is_null()
+                            && !ev.value.is_null()
+                            && op.invoke_value != ev.value
+                        {
+                            let f = crate::error::echo(&ev.f);
+                            let invoked = format!("{f} {}", shown(&op.invoke_value));
+                            let line = op.invoke_line;
+                            return Err(self.error(
+                                ev.line,
+                                HistoryErrorKind::MismatchedWriteValue {
+                                    process,
+                                    invoked,
+                                    invoke_line: line,
+                                    completed: format!("{f} {}", shown(&ev.value)),
                                 },
                             ));
                         }
@@ -513,6 +590,9 @@ impl HistoryBuilder {
                         ));
                     }
                     None => {
+                        if outcome == Outcome::Ok && !ev.has_value && is_read(&ev.f) {
+                            return Err(self.read_without_value(&ev));
+                        }
                         if self.mode == CompletionsMode::Auto {
                             self.completions_only = Some(true);
                         }

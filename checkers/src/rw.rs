@@ -150,15 +150,7 @@ pub struct RwHistory<'h> {
     pub initial: Value,
 }
 
-/// True when `f` is a read for these checkers.
-pub fn is_read(f: &str) -> bool {
-    matches!(f, "read" | "get" | "r")
-}
-
-/// True when `f` is a write for these checkers.
-pub fn is_write(f: &str) -> bool {
-    matches!(f, "write" | "put" | "w")
-}
+pub use crate::history::{is_read, is_write};
 
 /// The value a write wrote: the invocation's, or the completion's when the
 /// invocation carried none.

@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 
 use crate::Exit;
 
+pub mod output;
+
 /// faultline: test what a database really guarantees under partitions,
 /// crashes and pauses, and check histories for linearizability.
 #[derive(Debug, Parser)]
@@ -59,8 +61,10 @@ pub fn dispatch(cli: Cli) -> Exit {
     }
 }
 
-/// Prints a one-line error for the user and returns [`Exit::Error`].
+/// Prints a one-line error for the user (control characters escaped, cut
+/// to a bounded length) and returns [`Exit::Error`].
 pub fn fail(msg: impl std::fmt::Display) -> Exit {
-    eprintln!("faultline: error: {msg}");
+    let msg = faultline_checkers::error::one_line(&msg.to_string());
+    crate::errln!("faultline: error: {msg}");
     Exit::Error
 }

@@ -29,6 +29,8 @@ use faultline_workloads::workload::WorkloadKind;
 use serde_json::{Map, Value, json};
 
 use crate::Exit;
+use crate::commands::witness_size::{shorten_json, shorten_text, shortened_witness};
+use faultline_checkers::error::{echo, one_line};
 
 /// Arguments of `faultline check`.
 #[derive(Clone, Debug, clap::Args)]
@@ -61,6 +63,13 @@ pub struct CheckArgs {
     #[arg(long, value_name = "MIB", default_value_t = 4096,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_limit: u64,
+
+    /// Decide every key even after one is proven not linearizable. By
+    /// default the other keys then get as much extra time as the check has
+    /// taken so far, and those still open are reported as not decided (the
+    /// verdict and exit code are the same).
+    #[arg(long)]
+    pub all_keys: bool,
 
     /// One JSON object per file per line on stdout.
     #[arg(long)]
@@ -118,11 +127,70 @@ fn parse_json(s: &str) -> Result<Value, String> {
         .map_err(|e| format!("not valid JSON ({e}); a string needs quotes, e.g. --initial '\"\"'"))
 }
 
+/// The longest time limit: about 31 years. Longer limits (`1e19`, `1e300`,
+/// `inf`) mean "no limit" and are clamped to it, so that no deadline
+/// overflows.
+pub const MAX_SECONDS: f64 = 1e9;
+
 fn parse_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("`{s}` is not a positive number of seconds")),
+        Ok(v) if v > 0.0 && !v.is_nan() => Ok(v.min(MAX_SECONDS)),
+        _ => Err(format!("`{}` is not a positive number of seconds", echo(s))),
     }
+}
+
+/// Which file a path names: device and inode.
+type FileId = (u64, u64);
+
+/// The file `p` is, when it exists.
+fn file_id(p: &std::path::Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Refuses an output (`--html`, `--junit`, `--summary-md`) that is one of
+/// the inputs (a history file, or the history of a run directory), or that
+/// another output names too: writing it would destroy the input.
+fn outputs_are_not_inputs(args: &CheckArgs) -> Result<(), String> {
+    let outputs = [
+        ("--html", &args.html),
+        ("--junit", &args.junit),
+        ("--summary-md", &args.summary_md),
+    ];
+    let mut inputs: Vec<(PathBuf, FileId)> = Vec::new();
+    for f in &args.files {
+        let history = if f.is_dir() {
+            f.join("history.jsonl")
+        } else {
+            f.clone()
+        };
+        if let Some(id) = file_id(&history) {
+            inputs.push((history, id));
+        }
+    }
+    let mut seen: Vec<(&str, PathBuf, Option<FileId>)> = Vec::new();
+    for (flag, out) in outputs {
+        let Some(out) = out else { continue };
+        let id = file_id(out);
+        if let Some((input, _)) = inputs.iter().find(|(_, i)| Some(*i) == id) {
+            return Err(format!(
+                "{flag} {}: is the input history {} (it would be overwritten); choose another file",
+                echo(&out.display().to_string()),
+                echo(&input.display().to_string())
+            ));
+        }
+        if let Some((other, _, _)) = seen
+            .iter()
+            .find(|(_, p, i)| p == out || (id.is_some() && *i == id))
+        {
+            return Err(format!(
+                "{flag} {}: {other} writes the same file; choose another file",
+                echo(&out.display().to_string())
+            ));
+        }
+        seen.push((flag, out.clone(), id));
+    }
+    Ok(())
 }
 
 /// What happened to one file.
@@ -139,6 +207,9 @@ pub fn run(args: CheckArgs) -> Exit {
     if let Err(e) =
         crate::report::check_args(&args.files, &args.html, &args.junit, &args.summary_md)
     {
+        return crate::cli::fail(e);
+    }
+    if let Err(e) = outputs_are_not_inputs(&args) {
         return crate::cli::fail(e);
     }
     let mut collected = Vec::new();
@@ -170,9 +241,11 @@ pub fn run(args: CheckArgs) -> Exit {
 }
 
 fn report_error(args: &CheckArgs, file: &str, msg: &str) -> FileOutcome {
-    eprintln!("faultline: error: {msg}");
+    // What the message echoes of the input is escaped and cut: one line.
+    let msg = &one_line(msg);
+    crate::errln!("faultline: error: {msg}");
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             json!({"file": file, "valid": Value::Null, "error": msg})
         );
@@ -235,15 +308,15 @@ fn check_run_dir(
                 Err(e) => return report_error(args, &name, &e),
             };
             if args.json {
-                println!(
+                crate::outln!(
                     "{}",
                     json!({"file": name, "workload": w.name(), "valid": v.valid, "ops": v.ops,
                            "check_ms": round3(v.check_ms), "checks": v.checks})
                 );
             } else {
-                println!("{name}: {} workload, {} ops", w.name(), v.ops);
+                crate::outln!("{name}: {} workload, {} ops", w.name(), v.ops);
                 for line in crate::runner::checks::summary_lines(&v) {
-                    println!("{line}");
+                    crate::outln!("{line}");
                 }
             }
             FileOutcome::Checked(v.valid)
@@ -319,7 +392,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
     let t1 = Instant::now();
     let deadline = args
         .time_limit
-        .map(|s| t1 + Duration::from_secs_f64(s.min(1e9)));
+        .map(|s| t1 + Duration::from_secs_f64(s.min(MAX_SECONDS)));
     let memory_limit =
         usize::try_from(args.memory_limit.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     let mut lin: Option<LinearReport> = None;
@@ -329,6 +402,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
             initial: args.initial.clone(),
             time_limit: args.time_limit,
             memory_limit,
+            all_keys: args.all_keys,
         };
         match linear::check(&history, &opts) {
             Ok(r) => lin = Some(r),
@@ -420,7 +494,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
         only_completions,
     };
     if args.json {
-        println!("{}", json_line(&shown, fmt));
+        crate::outln!("{}", json_line(&shown, fmt));
     } else {
         print_all(&shown);
     }
@@ -472,6 +546,7 @@ fn json_line(s: &Shown<'_>, fmt: Format) -> Value {
                 "valid": r.valid,
                 "anomalies": r.anomalies,
                 "unknown_reason": r.unknown_reason,
+                "not_decided": r.not_decided,
                 "stats": r.stats,
             }),
         );
@@ -513,6 +588,9 @@ fn json_line(s: &Shown<'_>, fmt: Format) -> Value {
         ),
     };
     let summary = checks::summarize(s.verdicts);
+    let (mut anomalies, mut checks) = (anomalies, Value::Object(checks));
+    shorten_json(&mut anomalies);
+    shorten_json(&mut checks);
     json!({
         "file": s.name,
         "format": fmt.name(),
@@ -525,6 +603,7 @@ fn json_line(s: &Shown<'_>, fmt: Format) -> Value {
         "check_ms": round3(s.check_ms),
         "anomalies": anomalies,
         "unknown_reason": unknown_reason,
+        "not_decided": s.lin.map(|r| r.not_decided.as_slice()).unwrap_or_default(),
         "stats": stats,
         "checks": checks,
         "strongest": summary.strongest,
@@ -551,7 +630,7 @@ fn print_all(s: &Shown<'_>) {
                 .filter(|v| v.1 == state)
                 .map(|v| v.0.name())
                 .collect();
-            println!(
+            crate::outln!(
                 "{}: {verdict}: {} ({}, {} ops; parse {:.1} ms, check {:.1} ms)",
                 s.name,
                 if named.is_empty() {
@@ -578,12 +657,12 @@ fn print_all(s: &Shown<'_>) {
         });
     }
     if !notes.is_empty() {
-        println!("  ({})", notes.join("; "));
+        crate::outln!("  ({})", notes.join("; "));
     }
     if !s.skipped.is_empty() {
         let names: Vec<&str> = s.skipped.iter().map(|k| k.check.name()).collect();
         let reasons: BTreeSet<&str> = s.skipped.iter().map(|k| k.reason.as_str()).collect();
-        println!(
+        crate::outln!(
             "  skipped {}: {} (name them in --checks to see where)",
             names.join(", "),
             reasons.into_iter().collect::<Vec<_>>().join("; ")
@@ -612,20 +691,20 @@ fn print_all(s: &Shown<'_>) {
         }
     };
     match summary.strongest {
-        Some(m) => println!("  strongest model that holds: {m}"),
-        None => println!("  no checked model holds"),
+        Some(m) => crate::outln!("  strongest model that holds: {m}"),
+        None => crate::outln!("  no checked model holds"),
     }
     if !summary.holds.is_empty() {
         let h: Vec<&str> = summary.holds.iter().map(|c| c.name()).collect();
-        println!("  holds: {}", h.join(", "));
+        crate::outln!("  holds: {}", h.join(", "));
     }
     if !summary.violated.is_empty() {
         let v: Vec<String> = summary.violated.iter().map(|&c| describe(c)).collect();
-        println!("  violates: {}", v.join(", "));
+        crate::outln!("  violates: {}", v.join(", "));
     }
     for r in s.ran {
         if let Some(u) = &r.result.unknown_reason {
-            println!("  {}: could not decide: {u}", r.check.name());
+            crate::outln!("  {}: could not decide: {u}", r.check.name());
         }
     }
     // Witnesses: a few per check, an anomaly shared by several checks once.
@@ -640,14 +719,14 @@ fn print_all(s: &Shown<'_>) {
                 continue;
             }
             if shown == 3 {
-                println!(
+                crate::outln!(
                     "  {}: ... and more anomalies ({} in all, see --json)",
                     r.check.name(),
                     total
                 );
                 break;
             }
-            println!("  {}: {kind}: {text}", r.check.name());
+            crate::outln!("  {}: {kind}: {}", r.check.name(), shorten_text(text));
             shown += 1;
         }
     }
@@ -674,7 +753,7 @@ fn print_text(
     } else {
         String::new()
     };
-    println!(
+    crate::outln!(
         "{name}: {verdict} ({}, {} ops{keys}; parse {:.1} ms, check {:.1} ms)",
         report.model,
         history.len(),
@@ -682,17 +761,21 @@ fn print_text(
         check_ms
     );
     if let Some(reason) = &report.unknown_reason {
-        println!("  could not decide: {reason}");
+        crate::outln!("  could not decide: {reason}");
     }
+    print_not_decided(report);
     for (i, w) in report.anomalies.iter().enumerate() {
         if i == 3 {
-            println!(
+            crate::outln!(
                 "  ... and {} more keys that are not linearizable (see --json)",
                 report.anomalies.len() - 3
             );
             break;
         }
-        print!("{}", linear::render_text(w));
+        crate::outln!(
+            "{}",
+            linear::render_text(&shortened_witness(w)).trim_end_matches('\n')
+        );
     }
 }
 
@@ -705,4 +788,39 @@ pub fn warn_torn(name: &str, history: &faultline_checkers::History) {
             history.events
         );
     }
+}
+
+/// The keys left open after the first violation, on one line.
+fn print_not_decided(report: &LinearReport) {
+    let Some(first) = report.not_decided.first() else {
+        return;
+    };
+    let keys: Vec<String> = report
+        .not_decided
+        .iter()
+        .take(10)
+        .map(|n| {
+            n.key
+                .as_ref()
+                .map(faultline_checkers::history::compact)
+                .unwrap_or_default()
+        })
+        .collect();
+    let more = report.not_decided.len().saturating_sub(keys.len());
+    println!(
+        "  not decided: {}: {} key{} ({}{}; --all-keys decides every key)",
+        first.reason,
+        report.not_decided.len(),
+        if report.not_decided.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        keys.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+    );
 }

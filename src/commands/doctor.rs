@@ -116,19 +116,6 @@ fn probe_kernel() -> (Result<bool, String>, Result<(), String>, Result<(), Strin
     })
 }
 
-fn postgres_bin() -> Option<std::path::PathBuf> {
-    find_tool("postgres").or_else(|| {
-        let mut v: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .flatten()
-            .map(|e| e.path().join("bin/postgres"))
-            .filter(|p| p.exists())
-            .collect();
-        v.sort();
-        v.pop()
-    })
-}
-
 /// Runs `faultline doctor`: exit 0 if the lab can run here, 2 if not.
 pub fn run_doctor(args: DoctorArgs) -> Exit {
     let mut checks = Vec::new();
@@ -207,26 +194,10 @@ pub fn run_doctor(args: DoctorArgs) -> Exit {
         },
         None,
     ));
-    use crate::runner::db::{INSTALL_ETCD, INSTALL_POSTGRES, INSTALL_REDIS};
-    let stores = [
-        ("etcd (--db etcd)", find_tool("etcd"), INSTALL_ETCD),
-        (
-            "redis-server (--db redis)",
-            find_tool("redis-server"),
-            INSTALL_REDIS,
-        ),
-        (
-            "redis-sentinel (failover)",
-            find_tool("redis-sentinel"),
-            INSTALL_REDIS,
-        ),
-        ("postgres (--db postgres)", postgres_bin(), INSTALL_POSTGRES),
-        (
-            "python3 (example adapter)",
-            find_tool("python3"),
-            "apt-get install -y python3",
-        ),
-    ];
+    let stores = crate::stores::registry::STORES
+        .iter()
+        .flat_map(|e| e.doctor)
+        .map(|r| (r.what, r.find(), r.install));
     for (name, found, fix) in stores {
         checks.push(check(
             name,

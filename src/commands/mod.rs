@@ -9,3 +9,4 @@ pub mod node;
 pub mod report;
 pub mod run;
 pub mod synth;
+pub mod witness_size;

@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use crate::Exit;
 use crate::cli::fail;
-use crate::runner::{self, DbConfig, FaultKind, RunConfig};
+use crate::runner::{self, FaultKind, RunConfig};
+use crate::stores::registry;
 
 /// Arguments of `faultline run`. Every setting can also come from
 /// `--config FILE` (TOML, the same names); flags override the file.
@@ -224,41 +225,7 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
             .ok_or_else(|| format!("--db-opt {kv:?}: expected KEY=VALUE"))?;
         opts.insert(k.trim().to_string(), v.trim().to_string());
     }
-    let db = match db.as_str() {
-        "builtin" => {
-            let mode = opts.remove("mode").unwrap_or_else(|| "primary".into());
-            if !["primary", "async", "quorum"].contains(&mode.as_str()) {
-                return Err(format!(
-                    "--db-opt mode={mode}: expected primary, async or quorum"
-                ));
-            }
-            if mode != "quorum"
-                && let Some(k) = ["r", "w"].into_iter().find(|k| opts.contains_key(*k))
-            {
-                return Err(format!(
-                    "--db-opt {k}: only means something with mode=quorum (this run has mode={mode})"
-                ));
-            }
-            let r = opts.remove("r").unwrap_or_else(|| "quorum".into());
-            let w = opts.remove("w").unwrap_or_else(|| "quorum".into());
-            for (name, v) in [("r", &r), ("w", &w)] {
-                let ok = ["one", "quorum", "all"].contains(&v.as_str())
-                    || v.parse::<u32>().is_ok_and(|n| n >= 1);
-                if !ok {
-                    return Err(format!(
-                        "--db-opt {name}={v}: expected a number >= 1, one, quorum or all"
-                    ));
-                }
-            }
-            if let Some(k) = opts.keys().next() {
-                return Err(format!(
-                    "--db-opt {k}: the builtin store has no such option (mode, r, w)"
-                ));
-            }
-            DbConfig::Builtin { mode, r, w }
-        }
-        other => runner::db::parse(other, &mut opts)?,
-    };
+    let db = registry::parse(&db, opts)?;
     let nodes = args.nodes.or(file.nodes).unwrap_or(3);
     if !(1..=9).contains(&nodes) {
         return Err(format!("--nodes: expected 1 to 9, got {nodes}"));
@@ -270,7 +237,7 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
         .unwrap_or_else(|| "kv".into())
         .parse()
         .map_err(|e| format!("--workload: {e}"))?;
-    runner::db::check_workload(&db, kind)?;
+    db.check_workload(kind)?;
     let nemesis = match (&args.nemesis, file.nemesis) {
         (Some(s), _) => s.clone(),
         (None, Some(NemesisField::One(s))) => s,
@@ -399,28 +366,7 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
 }
 
 fn describe(cfg: &RunConfig) -> String {
-    let db = match &cfg.db {
-        DbConfig::Builtin { mode, r, w } if mode == "quorum" => {
-            format!("builtin ({mode}, r={r}, w={w})")
-        }
-        DbConfig::Builtin { mode, .. } => format!("builtin ({mode})"),
-        DbConfig::Etcd { reads, .. } => format!("etcd ({reads} reads)"),
-        DbConfig::Redis {
-            failover,
-            reads,
-            wait,
-            ..
-        } => format!("redis (failover {failover}, reads from {reads}, wait {wait})"),
-        DbConfig::Postgres { reads, sync, .. } => {
-            format!("postgres (reads from {reads}, sync {sync})")
-        }
-        DbConfig::External {
-            command, server, ..
-        } => format!(
-            "external ({command:?}, servers: {})",
-            server.as_deref().unwrap_or("none")
-        ),
-    };
+    let db = cfg.db.describe();
     let faults = if let Some(t) = &cfg.timeline {
         format!("a timeline of {} faults", t.len())
     } else if cfg.faults.is_empty() {
@@ -463,11 +409,12 @@ pub fn run(args: RunArgs) -> Exit {
         }
     }
     // A missing binary is a one-line error before anything starts.
-    if let Err(e) = runner::db::check_install(&cfg.db) {
-        return fail(e);
-    }
+    let programs = match cfg.db.check_install() {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     eprintln!("faultline run: {}", describe(&cfg));
-    let outcome = match runner::run(cfg) {
+    let outcome = match runner::run(cfg, programs) {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
@@ -549,7 +496,7 @@ mod tests {
         assert_eq!(cfg.workload.kind, WorkloadKind::Set);
         assert_eq!(cfg.faults, vec![FaultKind::Kill, FaultKind::Pause]);
         assert_eq!(cfg.seed, 7);
-        assert!(matches!(cfg.db, DbConfig::Builtin { ref mode, .. } if mode == "async"));
+        assert_eq!(cfg.db.label(), "builtin-async");
     }
 
     #[test]

@@ -188,6 +188,19 @@ pub fn reap_children() -> Vec<(i32, WaitStatus)> {
     out
 }
 
+/// Makes `c` start its child in a session of its own (no controlling
+/// terminal, not in our process group), as holders run.
+pub fn in_new_session(c: &mut std::process::Command) {
+    // SAFETY: setsid(2) is async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// How to start a server on a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerSpec {
@@ -272,6 +285,26 @@ impl Server {
         // when this process is a subreaper.
         drop(child);
         self.process = Some(ProcId::of(pid).unwrap_or(ProcId { pid, start: 0 }));
+        Ok(())
+    }
+
+    /// Records the server in the lab state file under `status` (replacing
+    /// its earlier entry), so `faultline clean` finds it after a crash.
+    pub fn record(&self, lab: &Lab, status: &str) -> Result<()> {
+        let entry = super::ServerState {
+            node: self.spec.node.clone(),
+            service: self.spec.service.clone(),
+            argv: self.spec.argv.clone(),
+            holder: Some(ProcId::current()),
+            process: self.process,
+            status: status.to_string(),
+            log: self.log.clone(),
+        };
+        super::state::update(lab.name(), |st| {
+            st.servers
+                .retain(|x| !(x.node == entry.node && x.service == entry.service));
+            st.servers.push(entry);
+        })?;
         Ok(())
     }
 

@@ -58,6 +58,9 @@ pub enum NemesisError {
         /// Which service, if one was named.
         what: String,
     },
+    /// A run's own servers could not be killed, paused or started.
+    #[error("{0}")]
+    Servers(String),
     /// The process holding a server is gone.
     #[error(
         "the `faultline lab run` process holding {service} on {node} is gone; run `faultline clean`"
@@ -353,6 +356,46 @@ pub fn resume(lab: &Lab, node: &NodeState, service: Option<&str>) -> Result<Vec<
 
 // ------------------------------------------------------------------ runner API
 
+/// Who holds the servers that kill and pause faults act on: the holders of
+/// `faultline lab run` ([`HeldServers`], through the lab state file), or a
+/// run that holds its store's servers itself. [`apply_on`] and
+/// [`ActiveFault::end_on`] are the one place a kill or pause fault is
+/// carried out.
+pub trait ServerControl: Sync {
+    /// SIGKILLs the servers on `node`; they stay down until
+    /// [`ServerControl::start`].
+    fn kill(&self, lab: &Lab, node: &NodeState) -> Result<()>;
+    /// Starts the killed or exited servers on `node` again, on their data.
+    fn start(&self, lab: &Lab, node: &NodeState) -> Result<()>;
+    /// SIGSTOPs the servers on `node`.
+    fn pause(&self, lab: &Lab, node: &NodeState) -> Result<()>;
+    /// SIGCONTs the servers on `node`.
+    fn resume(&self, lab: &Lab, node: &NodeState) -> Result<()>;
+}
+
+/// The servers `faultline lab run` holders keep, found in the lab state
+/// file ([`kill`], [`start`], [`pause`], [`resume`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeldServers;
+
+impl ServerControl for HeldServers {
+    fn kill(&self, lab: &Lab, node: &NodeState) -> Result<()> {
+        kill(lab, node, None).map(drop)
+    }
+
+    fn start(&self, lab: &Lab, node: &NodeState) -> Result<()> {
+        start(lab, node, None).map(drop)
+    }
+
+    fn pause(&self, lab: &Lab, node: &NodeState) -> Result<()> {
+        pause(lab, node, None).map(drop)
+    }
+
+    fn resume(&self, lab: &Lab, node: &NodeState) -> Result<()> {
+        resume(lab, node, None).map(drop)
+    }
+}
+
 /// A fault in effect, as the runner drives a [`schedule::Window`]: made by
 /// [`apply`], undone by [`ActiveFault::end`].
 #[derive(Debug)]
@@ -371,6 +414,16 @@ fn fault_nodes(lab: &Lab, names: &[String]) -> Result<Vec<NodeState>> {
 /// [`ActiveFault::end`] or when dropped. Kill and pause act on the servers
 /// recorded for the nodes (held by `faultline lab run`).
 pub fn apply(lab: &Lab, fault: &schedule::Fault, seed: u64) -> Result<ActiveFault> {
+    apply_on(lab, fault, seed, &HeldServers)
+}
+
+/// [`apply`], with kill and pause acting through `servers`.
+pub fn apply_on(
+    lab: &Lab,
+    fault: &schedule::Fault,
+    seed: u64,
+    servers: &dyn ServerControl,
+) -> Result<ActiveFault> {
     use schedule::Fault as F;
     let fresh = Lab::open(lab.name())?; // servers may have started since `lab` was read
     let lab = &fresh;
@@ -400,12 +453,12 @@ pub fn apply(lab: &Lab, fault: &schedule::Fault, seed: u64) -> Result<ActiveFaul
         }
         F::Kill { nodes } => {
             for n in fault_nodes(lab, nodes)? {
-                kill(lab, &n, None)?;
+                servers.kill(lab, &n)?;
             }
         }
         F::Pause { nodes } => {
             for n in fault_nodes(lab, nodes)? {
-                pause(lab, &n, None)?;
+                servers.pause(lab, &n)?;
             }
         }
     }
@@ -418,7 +471,13 @@ pub fn apply(lab: &Lab, fault: &schedule::Fault, seed: u64) -> Result<ActiveFaul
 impl ActiveFault {
     /// Undoes the fault: heals the partition or loss, removes the delay,
     /// starts killed servers, resumes paused ones.
-    pub fn end(mut self, lab: &Lab) -> Result<()> {
+    pub fn end(self, lab: &Lab) -> Result<()> {
+        self.end_on(lab, &HeldServers)
+    }
+
+    /// [`ActiveFault::end`], with killed and paused servers started and
+    /// resumed through `servers`.
+    pub fn end_on(mut self, lab: &Lab, servers: &dyn ServerControl) -> Result<()> {
         use schedule::Fault as F;
         let lab = Lab::open(lab.name())?;
         match &self.fault {
@@ -433,13 +492,13 @@ impl ActiveFault {
             },
             F::Kill { nodes } => {
                 for n in fault_nodes(&lab, nodes)? {
-                    start(&lab, &n, None)?;
+                    servers.start(&lab, &n)?;
                 }
                 Ok(())
             }
             F::Pause { nodes } => {
                 for n in fault_nodes(&lab, nodes)? {
-                    resume(&lab, &n, None)?;
+                    servers.resume(&lab, &n)?;
                 }
                 Ok(())
             }

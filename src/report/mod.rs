@@ -75,7 +75,7 @@ pub fn classification_lines(results: &Value) -> Vec<String> {
         return Vec::new();
     };
     let mut out = vec![format!(
-        "classification: {} (measured from this run; the rule is in the README)",
+        "classification: {} (measured from this run; the rule is in docs/reports.md)",
         c["label"].as_str().unwrap_or("?")
     )];
     for r in c["reasons"].as_array().into_iter().flatten() {

@@ -65,7 +65,7 @@ pub fn count(h: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
 /// scripts/test-all).
 pub fn need(program: &str, install: &str) {
     let found = faultline::lab::sys::find_tool(program).is_some()
-        || (program == "postgres" && faultline::runner::db::postgres_bindir().is_some());
+        || (program == "postgres" && faultline::stores::postgres::bindir().is_some());
     assert!(
         found,
         "`{program}` is not installed; the store tests need it: {install} (scripts/test-all does this)"

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Number, Value};
 
-use crate::error::{HistoryError, HistoryErrorKind};
+use crate::error::{HistoryError, HistoryErrorKind, cut_escaped, echo};
 use crate::history::{
     CompletionsMode, Event, EventType, FailMeaning, History, HistoryBuilder, NilRead, Process,
     Semantics,
@@ -88,13 +88,10 @@ fn is_tag_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c >= 0x80
 }
 
-/// The first `max` characters of `s`, with an ellipsis when cut.
+/// The first `max` characters of `s`, control characters escaped, with an
+/// ellipsis and the length when cut (see [`cut_escaped`]).
 fn snippet(s: &str, max: usize) -> String {
-    let mut out: String = s.chars().take(max).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
+    cut_escaped(s, max)
 }
 
 /// A hand-written EDN reader over a string, tracking lines.
@@ -372,6 +369,12 @@ impl<'a> Parser<'a> {
                 },
                 _ => key.into_owned(),
             };
+            if m.contains_key(&key) {
+                return Err(LineError {
+                    line: key_line,
+                    kind: HistoryErrorKind::DuplicateKey(echo(&key)),
+                });
+            }
             m.insert(key, v);
         }
     }
@@ -579,8 +582,14 @@ impl<'a> Parser<'a> {
         let line = self.line;
         let tok = self.token();
         match number_value(tok) {
-            Some(v) => Ok(v),
-            None => syntax(line, format!("invalid number `{}`", snippet(tok, 40))),
+            Ok(v) => Ok(v),
+            Err(NumberError::OutOfRange) => Err(LineError {
+                line,
+                kind: HistoryErrorKind::IntegerOutOfRange(echo(tok)),
+            }),
+            Err(NumberError::Invalid) => {
+                syntax(line, format!("invalid number `{}`", snippet(tok, 40)))
+            }
         }
     }
 
@@ -730,23 +739,27 @@ impl<'a> Parser<'a> {
             let start = self.pos;
             let v = self.parse_form()?;
             let text = &self.src[start..self.pos];
-            match &*name {
-                "process" => process = Some((v, text)),
-                "type" => kind = Some((v, text)),
-                "f" => f = Some((v, text)),
-                "time" => time = Some((v, text)),
-                "index" => index = Some((v, text)),
-                "key" => key = Some(v),
-                "value" => value = Some(v),
-                _ => {
-                    extra.insert(name.into_owned(), v);
-                }
+            let seen = match &*name {
+                "process" => process.replace((v, text)).is_some(),
+                "type" => kind.replace((v, text)).is_some(),
+                "f" => f.replace((v, text)).is_some(),
+                "time" => time.replace((v, text)).is_some(),
+                "index" => index.replace((v, text)).is_some(),
+                "key" => key.replace(v).is_some(),
+                "value" => value.replace(v).is_some(),
+                _ => extra.insert(name.to_string(), v).is_some(),
+            };
+            if seen {
+                return Err(LineError {
+                    line: key_line,
+                    kind: HistoryErrorKind::DuplicateKey(echo(&name)),
+                });
             }
         }
         self.leave();
         let field_err = |kind| LineError { line, kind };
         let process = match process {
-            Some((v, text)) => to_process(v, text),
+            Some((v, text)) => to_process(v, text).map_err(field_err)?,
             None => return Err(field_err(HistoryErrorKind::MissingField("process"))),
         };
         let kind = match kind {
@@ -776,24 +789,7 @@ impl<'a> Parser<'a> {
         };
         let index = match index {
             None | Some((Value::Null, _)) => None,
-            Some((Value::Number(n), text)) => match n.as_u64() {
-                Some(i) => Some(i),
-                None => {
-                    return Err(field_err(HistoryErrorKind::BadField {
-                        field: "index",
-                        reason: format!("expected a non-negative integer, found `{}`", text.trim()),
-                    }));
-                }
-            },
-            Some((_, text)) => {
-                return Err(field_err(HistoryErrorKind::BadField {
-                    field: "index",
-                    reason: format!(
-                        "expected a non-negative integer, found `{}`",
-                        snippet(text.trim(), 40)
-                    ),
-                }));
-            }
+            Some((v, text)) => Some(to_index(&v, text).map_err(field_err)?),
         };
         Ok(Event {
             line,
@@ -803,22 +799,45 @@ impl<'a> Parser<'a> {
             kind,
             f,
             key,
+            has_value: value.is_some(),
             value: value.unwrap_or(Value::Null),
             extra,
         })
     }
 }
 
-/// The process of an op: an integer is a client; anything else (`:nemesis`,
-/// a string...) is another process named by its text.
-pub(crate) fn to_process(v: Value, text: &str) -> Process {
+/// The process of an op: an integer is a client (from 0 to 2^63-1, else an
+/// error); anything else (`:nemesis`, a string...) is another process named
+/// by its text.
+pub(crate) fn to_process(v: Value, text: &str) -> Result<Process, HistoryErrorKind> {
     match v {
-        Value::Number(n) => match n.as_i64() {
-            Some(p) => Process::Client(p),
-            None => Process::Other(text.trim().to_string()),
+        Value::Number(n) if n.is_f64() => Ok(Process::Other(text.trim().to_string())),
+        Value::Number(n) => match n.as_i64().filter(|&p| p >= 0) {
+            Some(p) => Ok(Process::Client(p)),
+            None => Err(HistoryErrorKind::BadField {
+                field: "process",
+                reason: format!(
+                    "process out of range: {} (a client process is an integer from 0 to 2^63-1)",
+                    echo(text.trim())
+                ),
+            }),
         },
-        Value::String(s) => Process::Other(s),
-        _ => Process::Other(text.trim().to_string()),
+        Value::String(s) => Ok(Process::Other(s)),
+        _ => Ok(Process::Other(text.trim().to_string())),
+    }
+}
+
+/// The `index` of an op: an integer from 0 to 2^63-1.
+pub(crate) fn to_index(v: &Value, text: &str) -> Result<u64, HistoryErrorKind> {
+    match v.as_i64() {
+        Some(i) if i >= 0 => Ok(i as u64),
+        _ => Err(HistoryErrorKind::BadField {
+            field: "index",
+            reason: format!(
+                "expected an integer from 0 to 2^63-1, found `{}`",
+                echo(text.trim())
+            ),
+        }),
     }
 }
 
@@ -840,57 +859,55 @@ pub(crate) fn to_name(v: Value, text: &str) -> String {
     }
 }
 
-/// The JSON value of an EDN number token, or `None` when it is not a number.
+/// Why a token is not a number faultline keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NumberError {
+    /// Not a number.
+    Invalid,
+    /// An integer outside `[-2^63, 2^64-1]`.
+    OutOfRange,
+}
+
+/// The JSON value of an EDN number token.
 ///
-/// Integers that fit `i64` stay integers; larger ones follow serde_json's
-/// own rules (`u64` when they fit, else `f64`), so that the same history in
-/// JSON and in EDN reads the same. A number too large even for `f64` is kept
-/// as its text (a string).
-fn number_value(tok: &str) -> Option<Value> {
-    let (neg, body) = match tok.as_bytes().first()? {
-        b'-' => (true, &tok[1..]),
-        b'+' => (false, &tok[1..]),
+/// Integers from -2^63 to 2^64-1 are kept exactly (`i64`, or `u64` above
+/// `i64::MAX`), as in the JSON reader; `-0` is the integer 0; an integer
+/// outside that range is an error ([`NumberError::OutOfRange`]): values are
+/// compared exactly, and a float would make distinct integers equal. A
+/// float too large for `f64` is kept as its text (a string).
+fn number_value(tok: &str) -> Result<Value, NumberError> {
+    use NumberError::{Invalid, OutOfRange};
+    let (neg, body) = match tok.as_bytes().first() {
+        Some(b'-') => (true, &tok[1..]),
+        Some(b'+') => (false, &tok[1..]),
         _ => (false, tok),
     };
-    let float = |s: &str| -> Option<Value> {
+    let as_value = |v: f64| match Number::from_f64(v) {
+        Some(n) => Value::Number(n),
+        None => Value::String(tok.to_string()),
+    };
+    let float = |s: &str| -> Result<Value, NumberError> {
         if s.is_empty()
             || !s.as_bytes()[0].is_ascii_digit()
             || !s
                 .bytes()
                 .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
         {
-            return None;
+            return Err(Invalid);
         }
-        let v: f64 = s.parse().ok()?;
-        let v = if neg { -v } else { v };
-        Some(match Number::from_f64(v) {
-            Some(n) => Value::Number(n),
-            None => Value::String(tok.to_string()),
-        })
+        let v: f64 = s.parse().map_err(|_| Invalid)?;
+        Ok(as_value(if neg { -v } else { v }))
     };
-    let int = |s: &str, radix: u32| -> Option<Value> {
+    let int = |s: &str, radix: u32| -> Result<Value, NumberError> {
         if s.is_empty() || !s.bytes().all(|c| char::from(c).is_digit(radix)) {
-            return None;
+            return Err(Invalid);
         }
+        // The digits are valid: the only failure left is overflow.
         match u64::from_str_radix(s, radix) {
-            Ok(v) if !neg && v <= i64::MAX as u64 => Some(Value::from(v as i64)),
-            Ok(v) if !neg => Some(Value::from(v)),
-            Ok(v) if v <= 1u64 << 63 => Some(Value::from((-i128::from(v)) as i64)),
-            _ => {
-                // Beyond 64 bits: as f64, like serde_json.
-                let f = if radix == 10 {
-                    s.parse::<f64>().ok()?
-                } else {
-                    s.chars().try_fold(0f64, |f, c| {
-                        Some(f * f64::from(radix) + f64::from(c.to_digit(radix)?))
-                    })?
-                };
-                let f = if neg { -f } else { f };
-                Some(match Number::from_f64(f) {
-                    Some(n) => Value::Number(n),
-                    None => Value::String(tok.to_string()),
-                })
-            }
+            Ok(v) if !neg && v <= i64::MAX as u64 => Ok(Value::from(v as i64)),
+            Ok(v) if !neg => Ok(Value::from(v)),
+            Ok(v) if v <= 1u64 << 63 => Ok(Value::from((-i128::from(v)) as i64)),
+            _ => Err(OutOfRange),
         }
     };
     if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
@@ -904,18 +921,14 @@ fn number_value(tok: &str) -> Option<Value> {
     }
     if let Some((n, d)) = body.split_once('/') {
         // A Clojure ratio, as a float.
-        let digits = |s: &str| -> Option<f64> {
+        let digits = |s: &str| -> Result<f64, NumberError> {
             if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
+                return Err(Invalid);
             }
-            s.parse().ok()
+            s.parse().map_err(|_| Invalid)
         };
         let r = digits(n)? / digits(d)?;
-        let r = if neg { -r } else { r };
-        return Some(match Number::from_f64(r) {
-            Some(x) => Value::Number(x),
-            None => Value::String(tok.to_string()),
-        });
+        return Ok(as_value(if neg { -r } else { r }));
     }
     if body.contains(['.', 'e', 'E']) {
         return float(body);
@@ -932,7 +945,8 @@ fn number_value(tok: &str) -> Option<Value> {
 /// `"##Inf"`; a regex `#"..."` is its text; `123N` is an integer and `1.5M`
 /// a float; ratios `1/3` are floats; map keys that are not keywords, strings
 /// or symbols are rendered as their EDN text (`{[1 2] :a}` has the key
-/// `"[1 2]"`); when a key repeats, the last value wins.
+/// `"[1 2]"`); a key that repeats in one map is an error; an integer
+/// outside `[-2^63, 2^64-1]` is an error.
 pub fn parse_value(source: &str, text: &str) -> Result<Value, HistoryError> {
     let mut p = Parser::new(text, 1);
     let run = |p: &mut Parser<'_>| -> PResult<Value> {
@@ -1154,9 +1168,29 @@ pub(crate) mod tests {
         assert_eq!(v("9223372036854775807"), json!(i64::MAX));
         assert_eq!(v("-9223372036854775808"), json!(i64::MIN));
         assert_eq!(v("18446744073709551615"), json!(u64::MAX));
-        assert_eq!(v("-9223372036854775809"), json!(-9223372036854775809f64));
-        assert_eq!(v("100000000000000000000000N"), json!(1e23));
-        assert_eq!(v(&"9".repeat(400)), json!("9".repeat(400)));
+        assert_eq!(v("-0"), json!(0));
+        assert_eq!(v("-0N"), json!(0));
+        assert_eq!(v("0xFFFFFFFFFFFFFFFF"), json!(u64::MAX));
+        // Beyond 64 bits: an error, never a float that equals its neighbours.
+        for big in [
+            "-9223372036854775809",
+            "18446744073709551616",
+            "100000000000000000000000N",
+            "0x10000000000000000",
+        ] {
+            let e = verr(big);
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "t.edn:1: integer {big} is out of range (faultline compares values exactly, \
+                     within 64 bits)"
+                )
+            );
+        }
+        let e = verr(&format!("[1\n{}]", "9".repeat(400)));
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().contains("… (400 bytes)"), "{e}");
+        assert!(e.to_string().len() < 250, "{e}");
         assert_eq!(v("1.5"), json!(1.5));
         assert_eq!(v("-2.5e3"), json!(-2500.0));
         assert_eq!(v("1E2"), json!(100.0));
@@ -1231,8 +1265,9 @@ pub(crate) mod tests {
             v(r#"{[1 2] :v, 5 :i, nil :n, #{:x} :s, \c :ch, {:k 1} :m}"#),
             json!({"[1 2]": "v", "5": "i", "nil": "n", "#{:x}": "s", "\\c": "ch", "{:k 1}": "m"})
         );
-        // The last of repeated keys wins.
-        assert_eq!(v("{:a 1 :a 2}"), json!({"a": 2}));
+        // A repeated key is an error naming it and its line.
+        let e = verr("{:a 1\n :a 2}");
+        assert_eq!(e.to_string(), "t.edn:2: duplicate key `a` in one map");
         assert_eq!(
             v(r#"[:isolated {"n1" #{"n2" "n3"}}]"#),
             json!(["isolated", {"n1": ["n2", "n3"]}])
@@ -1539,7 +1574,7 @@ pub(crate) mod tests {
             "invalid escape",
         );
         fails_at(
-            "[{:process 0, :type :invoke, :f :read}\n {:process 0, :type :ok, :f :read}\n",
+            "[{:process 0, :type :invoke, :f :read}\n {:process 0, :type :ok, :f :read, :value 1}\n",
             1,
             "unterminated vector of ops",
         );

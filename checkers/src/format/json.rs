@@ -242,6 +242,7 @@ fn to_event(raw: RawEvent, line: usize) -> Result<Event, HistoryErrorKind> {
         kind,
         f,
         key: raw.key,
+        has_value: raw.value.is_some(),
         value: raw.value.unwrap_or(Value::Null),
         extra: raw.extra,
     })

@@ -9,7 +9,7 @@
 //! | `porcupine-kv` | Porcupine's kv logs: one EDN map per line with `:key` (get/put/append) |
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -71,39 +71,84 @@ impl FromStr for Format {
     }
 }
 
+/// The UTF-8 byte order mark, accepted (and dropped) at the start of a file
+/// in every format.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// How much text of comments and blank lines detection reads, at most,
+/// looking for the first event.
+const DETECT_LIMIT: usize = 256 << 20;
+
 /// Guesses the format from the first bytes of a file (a few kilobytes are
 /// enough). Returns `None` when nothing fits.
 pub fn detect(head: &[u8]) -> Option<Format> {
+    match peek(head, true) {
+        Peek::Format(f) => Some(f),
+        Peek::Unknown | Peek::Nothing | Peek::NeedMore => None,
+    }
+}
+
+/// What the first bytes of a file tell of its format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peek {
+    /// The format.
+    Format(Format),
+    /// Nothing fits.
+    Unknown,
+    /// The whole input has only comments and blank lines.
+    Nothing,
+    /// Only comments and blank lines so far, or the first meaningful line is
+    /// not complete: more text is needed.
+    NeedMore,
+}
+
+/// [`detect`], telling apart "nothing fits" and "need more text";
+/// `complete` says that `head` is the whole input.
+fn peek(head: &[u8], complete: bool) -> Peek {
+    let head = head.strip_prefix(BOM).unwrap_or(head);
     let text = String::from_utf8_lossy(head);
     // The meaningful text: without blank lines and EDN comments.
-    let body: String = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with(';'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let first = body.lines().next()?;
+    let mut meaningful = text
+        .split_inclusive('\n')
+        .filter(|l| {
+            let l = l.trim();
+            !l.is_empty() && !l.starts_with(';')
+        })
+        .peekable();
+    match meaningful.peek() {
+        None if complete => return Peek::Nothing,
+        None => return Peek::NeedMore,
+        // A first line cut short: a few kilobytes of it are enough.
+        Some(first) if !complete && !first.ends_with('\n') && first.len() < 4096 => {
+            return Peek::NeedMore;
+        }
+        Some(_) => {}
+    }
+    let body: String = meaningful.map(str::trim).collect::<Vec<_>>().join("\n");
+    let Some(first) = body.lines().next() else {
+        return Peek::Unknown;
+    };
     if first.contains("jepsen.util") {
-        return Some(Format::PorcupineEtcd);
+        return Peek::Format(Format::PorcupineEtcd);
     }
     // Look inside the first map, possibly after an opening bracket, possibly
     // on the next line: JSON objects have quoted keys, EDN maps keywords.
     let (outer, rest) = match body.as_bytes()[0] {
         b'[' => (b'[', body[1..].trim_start()),
-        b'(' | b'#' => return Some(Format::Edn),
+        b'(' | b'#' => return Peek::Format(Format::Edn),
         _ => (b'{', body.as_str()),
     };
-    let inner = rest.strip_prefix('{')?.trim_start();
-    match inner.as_bytes().first() {
-        Some(b'"') | Some(b'}') => Some(Format::Json),
-        Some(b':') if outer == b'{' && edn::looks_like_porcupine_kv(&text) => {
-            Some(Format::PorcupineKv)
-        }
-        Some(b':') => Some(Format::Edn),
+    let Some(inner) = rest.strip_prefix('{').map(str::trim_start) else {
+        return Peek::Unknown;
+    };
+    Peek::Format(match inner.as_bytes().first() {
+        Some(b'"') | Some(b'}') => Format::Json,
+        Some(b':') if outer == b'{' && edn::looks_like_porcupine_kv(&text) => Format::PorcupineKv,
+        Some(b':') => Format::Edn,
         // A lone `{` at the end of what we have: JSON is the likelier.
-        None => Some(Format::Json),
-        _ => None,
-    }
+        None => Format::Json,
+        _ => return Peek::Unknown,
+    })
 }
 
 fn io_error(source: &str, e: std::io::Error) -> HistoryError {
@@ -159,57 +204,140 @@ pub fn read_from<R: BufRead>(
 
 /// [`read_from`], with the given treatment of completions that have no
 /// invocation. Porcupine's etcd logs always require invocations.
+///
+/// A UTF-8 byte order mark at the start is dropped, in every format.
+/// Detection reads past comments and blank lines (up to
+/// [`DETECT_LIMIT`]) to the first event.
 pub fn read_from_with<R: BufRead>(
     source: &str,
     mut reader: R,
     format: Format,
     mode: CompletionsMode,
 ) -> Result<(History, Format), HistoryError> {
-    let format = match format {
-        Format::Auto => {
-            let head = reader.fill_buf().map_err(|e| io_error(source, e))?;
-            if head.is_empty() {
-                return Err(HistoryError {
-                    file: source.to_string(),
-                    line: 0,
-                    kind: HistoryErrorKind::Empty,
-                });
-            }
-            // fill_buf gives at least what one read returned; peek further
-            // only when the first read was short and had no full line.
-            match detect(head) {
-                Some(f) => f,
-                None => {
-                    return Err(HistoryError {
-                        file: source.to_string(),
-                        line: 0,
-                        kind: HistoryErrorKind::UnknownFormat(
-                            "expected JSON Lines, a JSON array, EDN, or Porcupine's etcd log; \
-                             pass --format"
-                                .into(),
-                        ),
-                    });
-                }
-            }
+    let io = |e| io_error(source, e);
+    let head = reader.fill_buf().map_err(io)?;
+    if head.starts_with(BOM) {
+        reader.consume(BOM.len());
+    }
+    if format != Format::Auto {
+        return read_format(source, reader, format, mode);
+    }
+    let head = reader.fill_buf().map_err(io)?;
+    if head.is_empty() {
+        return Err(whole_file_error(source, HistoryErrorKind::Empty));
+    }
+    match peek(head, false) {
+        Peek::Format(f) => return read_format(source, reader, f, mode),
+        Peek::Unknown => return Err(unknown_format(source)),
+        Peek::Nothing | Peek::NeedMore => {}
+    }
+    // Comments and blank lines, or a long first line: read on, keeping
+    // what was read for the reader.
+    let mut seen = Vec::new();
+    // Where the lines not known to be comments or blank start: each chunk
+    // is looked at once.
+    let mut scanned = 0;
+    let detected = loop {
+        let chunk = reader.fill_buf().map_err(io)?;
+        if chunk.is_empty() {
+            break peek(&seen[scanned..], true);
         }
-        f => f,
+        let n = chunk.len();
+        seen.extend_from_slice(chunk);
+        reader.consume(n);
+        while let Some(nl) = seen[scanned..].iter().position(|&c| c == b'\n') {
+            let line = seen[scanned..scanned + nl].trim_ascii();
+            if !line.is_empty() && line[0] != b';' {
+                break;
+            }
+            scanned += nl + 1;
+        }
+        match peek(&seen[scanned..], false) {
+            Peek::NeedMore if seen.len() > DETECT_LIMIT => {
+                return Err(whole_file_error(
+                    source,
+                    HistoryErrorKind::UnknownFormat(format!(
+                        "no complete event in the first {} MiB (only comments and blank \
+                         lines, or a line longer than that); pass --format",
+                        DETECT_LIMIT >> 20
+                    )),
+                ));
+            }
+            Peek::NeedMore => {}
+            other => break other,
+        }
     };
+    let rest = std::io::Cursor::new(seen).chain(reader);
+    match detected {
+        Peek::Format(f) => read_format(source, rest, f, mode),
+        Peek::Nothing => Err(whole_file_error(source, HistoryErrorKind::Empty)),
+        Peek::NeedMore | Peek::Unknown => Err(unknown_format(source)),
+    }
+}
+
+fn whole_file_error(source: &str, kind: HistoryErrorKind) -> HistoryError {
+    HistoryError {
+        file: source.to_string(),
+        line: 0,
+        kind,
+    }
+}
+
+fn unknown_format(source: &str) -> HistoryError {
+    whole_file_error(
+        source,
+        HistoryErrorKind::UnknownFormat(
+            "expected JSON Lines, a JSON array, EDN, or Porcupine's etcd log; pass --format".into(),
+        ),
+    )
+}
+
+/// Reads a history in a known format.
+fn read_format<R: BufRead>(
+    source: &str,
+    mut reader: R,
+    format: Format,
+    mode: CompletionsMode,
+) -> Result<(History, Format), HistoryError> {
     let history = match format {
         Format::Json => json::read_with(source, reader, mode)?,
         other => {
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             reader
-                .read_to_string(&mut text)
+                .read_to_end(&mut bytes)
                 .map_err(|e| io_error(source, e))?;
+            let text = utf8(source, &bytes)?;
             match other {
-                Format::Edn => edn::read_with(source, &text, false, mode)?,
-                Format::PorcupineKv => edn::read_with(source, &text, true, mode)?,
-                Format::PorcupineEtcd => porcupine::read_etcd(source, &text)?,
+                Format::Edn => edn::read_with(source, text, false, mode)?,
+                Format::PorcupineKv => edn::read_with(source, text, true, mode)?,
+                Format::PorcupineEtcd => porcupine::read_etcd(source, text)?,
                 Format::Json | Format::Auto => unreachable!("handled above"),
             }
         }
     };
     Ok((history, format))
+}
+
+/// `bytes` as UTF-8, or an error naming the line and column of the first
+/// invalid byte.
+pub fn utf8<'a>(source: &str, bytes: &'a [u8]) -> Result<&'a str, HistoryError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let before = &bytes[..at];
+        let line_start = before
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(0, |p| p + 1);
+        HistoryError {
+            file: source.to_string(),
+            line: before.iter().filter(|&&c| c == b'\n').count() + 1,
+            kind: HistoryErrorKind::Syntax(format!(
+                "invalid UTF-8 (byte 0x{:02X} at column {})",
+                bytes[at],
+                at - line_start + 1
+            )),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@
 //!
 //! The fields are separated by tabs. After the literal prefix come the
 //! process, the type, the function and the value, each an EDN form
-//! (`[3 0]` is one form). Lines without
-//! `jepsen.util` are skipped. There are no timestamps: the order is the
+//! (`[3 0]` is one form). Blank lines and the log lines of other loggers
+//! are skipped, unless they look like an operation; any other line is an
+//! error. There are no timestamps: the order is the
 //! file's.
 //!
 //! Semantics: a `nil` read means the register is absent; a failed `cas`
@@ -21,7 +22,7 @@
 
 use serde_json::Value;
 
-use crate::error::{HistoryError, HistoryErrorKind};
+use crate::error::{HistoryError, HistoryErrorKind, echo};
 use crate::format::edn::{LineError, Parser, to_name, to_process, to_type};
 use crate::history::{Event, FailMeaning, History, HistoryBuilder, NilRead, Process, Semantics};
 
@@ -74,16 +75,17 @@ fn parse_line(after_marker: &str, line: usize) -> Result<Event, LineError> {
     let (pv, ptext) = field(&mut p, line, "process")?;
     let (tv, ttext) = field(&mut p, line, "type")?;
     let (fv, ftext) = field(&mut p, line, "f")?;
-    let process = to_process(pv, ptext);
+    let process = to_process(pv, ptext).map_err(|kind| LineError { line, kind })?;
     if let Process::Other(name) = &process {
         if name.starts_with(['[', '{', '(', '#']) || name == "nil" {
-            return Err(syntax(line, format!("invalid process `{name}`")));
+            return Err(syntax(line, format!("invalid process `{}`", echo(name))));
         }
     }
     let kind = to_type(tv, ttext).map_err(|kind| LineError { line, kind })?;
     let f = to_name(fv, ftext);
     let raw_value = p.rest();
-    let value = if p.at_end()? {
+    let has_value = !p.at_end()?;
+    let value = if !has_value {
         Value::Null
     } else {
         let parsed = p.parse_form().and_then(|v| {
@@ -92,7 +94,7 @@ fn parse_line(after_marker: &str, line: usize) -> Result<Event, LineError> {
             } else {
                 Err(syntax(
                     line,
-                    format!("unexpected `{}` after the value", p.rest().trim()),
+                    format!("unexpected `{}` after the value", echo(p.rest().trim())),
                 ))
             }
         });
@@ -112,18 +114,72 @@ fn parse_line(after_marker: &str, line: usize) -> Result<Event, LineError> {
         f,
         key: None,
         value,
+        has_value,
         extra: serde_json::Map::new(),
     })
 }
 
-/// Reads a Porcupine etcd log. Lines without `jepsen.util` (blank lines,
-/// other loggers) are skipped; a `jepsen.util` line that does not parse is a
-/// syntax error naming its line.
+/// Log levels of the lines of other loggers.
+const LEVELS: &[&str] = &[
+    "TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "FATAL",
+];
+
+/// Checks a line without `jepsen.util`: it must be a log line of another
+/// logger (`[timestamp] LEVEL logger - message`) whose message is not an
+/// operation. Anything else is an error: a line the reader does not
+/// understand is never skipped.
+fn other_log_line(raw: &str, line: usize) -> Result<(), LineError> {
+    let tokens: Vec<&str> = raw.split_whitespace().take(12).collect();
+    let level = tokens.iter().take(6).position(|t| LEVELS.contains(t));
+    let dash = level.and_then(|l| {
+        tokens[l + 1..]
+            .iter()
+            .take(4)
+            .position(|t| *t == "-")
+            .map(|d| l + 1 + d)
+    });
+    let (Some(level), Some(dash)) = (level, dash) else {
+        return Err(syntax(
+            line,
+            format!(
+                "`{}` is not a log line (expected `LEVEL jepsen.util - process type f value`, \
+                 or `LEVEL logger - message` of another logger)",
+                echo(raw.trim())
+            ),
+        ));
+    };
+    let logger = tokens[level + 1..dash].join(" ");
+    // `process type f ...`: an operation whatever its logger says.
+    let message = &tokens[dash + 1..];
+    if message.len() >= 3
+        && matches!(message[1], ":invoke" | ":ok" | ":fail" | ":info")
+        && message[2].starts_with(':')
+    {
+        return Err(syntax(
+            line,
+            format!(
+                "an operation logged by `{}`, not `{MARKER}`: `{}`",
+                echo(&logger),
+                echo(raw.trim())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a Porcupine etcd log. Blank lines are skipped, and so are the
+/// lines of other loggers that are not operations; a `jepsen.util` line
+/// that does not parse, an operation of another logger (`jepsen.utll`) and
+/// a line that is not a log line are errors naming their line. A log with
+/// no operation is an error.
 pub fn read_etcd(source: &str, text: &str) -> Result<History, HistoryError> {
     let mut b = HistoryBuilder::new(source, etcd_semantics());
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let Some(at) = raw.find(MARKER) else {
+            if !raw.trim().is_empty() {
+                other_log_line(raw, line).map_err(|e| e.into_history_error(source))?;
+            }
             continue;
         };
         let ev = parse_line(&raw[at + MARKER.len()..], line)
@@ -170,7 +226,7 @@ mod tests {
              INFO  jepsen.util - 3\t:invoke\t:cas\t[3 0]\n\
              INFO  jepsen.util - 0\t:ok\t:read\tnil\n\
              \n\
-             some other log line\n\
+             INFO  jepsen.core - some other log line\n\
              INFO  jepsen.util - 3\t:fail\t:cas\t[3 0]\n\
              INFO  jepsen.util - 4\t:invoke\t:write\t2\n\
              INFO  jepsen.util - 4\t:info\t:write\t:timed-out\n\
@@ -274,8 +330,81 @@ mod tests {
             1,
             "`ok` completion for process 2",
         );
-        let e = read_str("no ops here\n\n").unwrap_err();
+        let e = read_str("INFO  jepsen.core - no ops here\n\n").unwrap_err();
         assert_eq!((e.line, e.kind), (0, HistoryErrorKind::Empty));
+    }
+
+    #[test]
+    fn etcd_lines_that_look_like_events_must_parse() {
+        let ok = "INFO  jepsen.util - 1\t:invoke\t:read\tnil\n";
+        // A misspelt logger does not hide an operation.
+        fails_at(
+            &format!("{ok}INFO  jepsen.utll - 1\t:ok\t:read\t2\n"),
+            2,
+            "an operation logged by `jepsen.utll`, not `jepsen.util`",
+        );
+        // Text that is not a log line is an error, not skipped.
+        fails_at(&format!("{ok}x\nx\n"), 2, "`x` is not a log line");
+        fails_at(&"x\n".repeat(1000), 1, "`x` is not a log line");
+        // The error echoes at most ~80 characters, escaped.
+        let e = read_str(&format!("{}\u{0}\n", "y".repeat(100_000))).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.len() < 400 && !msg.contains('\u{0}'), "{msg}");
+        assert!(msg.contains("(100001 bytes)"), "{msg}");
+        // Other loggers' lines are skipped; a log without operations is an
+        // error.
+        let h = read_str(&format!(
+            "2015-05-01 12:00:00,001 INFO  jepsen.core - Running test\n{ok}"
+        ))
+        .unwrap();
+        assert_eq!(h.len(), 1);
+        let e = read_str("WARN  jepsen.core - nothing\n").unwrap_err();
+        assert_eq!((e.line, e.kind), (0, HistoryErrorKind::Empty));
+    }
+
+    #[test]
+    fn etcd_rules_shared_with_every_format() {
+        let inv = "INFO  jepsen.util - 1\t:invoke\t:read\tnil\n";
+        // Integers beyond 64 bits are refused, never rounded to a float.
+        fails_at(
+            &format!("{inv}INFO  jepsen.util - 1\t:ok\t:read\t18446744073709551617\n"),
+            2,
+            "integer 18446744073709551617 is out of range (faultline compares values exactly",
+        );
+        // Process ids beyond 2^63-1, or negative, are refused.
+        for p in ["9223372036854775808", "-1"] {
+            fails_at(
+                &format!("INFO  jepsen.util - {p}\t:invoke\t:read\tnil\n"),
+                1,
+                "process out of range",
+            );
+        }
+        fails_at(
+            "INFO  jepsen.util - 18446744073709551616\t:invoke\t:read\tnil\n",
+            1,
+            "integer 18446744073709551616 is out of range",
+        );
+        // An ok read needs a value.
+        fails_at(
+            &format!("{inv}INFO  jepsen.util - 1\t:ok\t:read\n"),
+            2,
+            "`ok` read without a `value` field",
+        );
+        // A write completes with the value it was invoked with.
+        fails_at(
+            "INFO  jepsen.util - 1\t:invoke\t:write\t1\nINFO  jepsen.util - 1\t:ok\t:write\t2\n",
+            2,
+            "process 1 completes `write 2` but invoked `write 1` on line 1",
+        );
+        // A byte order mark is accepted.
+        let h = read_path_str(&format!("\u{feff}{inv}"));
+        assert_eq!(h.len(), 1);
+    }
+
+    fn read_path_str(text: &str) -> History {
+        crate::format::read_from("e.log", text.as_bytes(), Format::Auto)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .0
     }
 
     #[test]

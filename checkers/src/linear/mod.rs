@@ -34,6 +34,10 @@ pub struct LinearOptions {
     pub time_limit: Option<f64>,
     /// Memory bound in bytes for all search caches together.
     pub memory_limit: usize,
+    /// Decide every key even after one is proven not linearizable (by
+    /// default the others then get as much extra time as the check took so
+    /// far, and those still open are reported as not decided).
+    pub all_keys: bool,
 }
 
 impl LinearOptions {
@@ -44,6 +48,7 @@ impl LinearOptions {
             initial: None,
             time_limit: None,
             memory_limit: 4 << 30,
+            all_keys: false,
         }
     }
 }
@@ -143,6 +148,20 @@ pub struct LinearStats {
     pub peak_cache_bytes: usize,
 }
 
+/// A key whose verdict was not decided because another key was already
+/// proven not linearizable (the verdict of the whole check stands).
+#[derive(Debug, Clone, Serialize)]
+pub struct NotDecided {
+    /// The key.
+    pub key: Option<Value>,
+    /// Why: "stopped after the first violation", or the budget that ran out.
+    pub reason: String,
+}
+
+/// What [`NotDecided::reason`] says for a key stopped after the first
+/// violation.
+pub const STOPPED_AFTER_VIOLATION: &str = "stopped after the first violation";
+
 /// The result of a linearizability check.
 #[derive(Debug, Clone, Serialize)]
 pub struct LinearReport {
@@ -155,6 +174,8 @@ pub struct LinearReport {
     /// Why the verdict is unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown_reason: Option<String>,
+    /// Keys left open once another key was proven not linearizable.
+    pub not_decided: Vec<NotDecided>,
     /// Counters.
     pub stats: LinearStats,
 }
@@ -195,7 +216,8 @@ fn run<M: Model>(
     mut parts: Vec<Partition<M::Op>>,
     opts: &LinearOptions,
 ) -> LinearReport {
-    let budget = Budget::new(opts.time_limit, opts.memory_limit);
+    let mut budget = Budget::new(opts.time_limit, opts.memory_limit);
+    budget.stop_after_violation = !opts.all_keys;
     // Largest first, so that the parallel tail is short.
     parts.sort_by_key(|p| std::cmp::Reverse(p.entries.len()));
     let started = Instant::now();
@@ -204,9 +226,15 @@ fn run<M: Model>(
         .with_max_len(1)
         .map(|p| {
             let mut stats = SearchStats::default();
+            if budget.past_violation_grace() {
+                return (PartOutcome::GaveUp(GaveUp::AfterViolation), stats);
+            }
             let r = match search::search(model, &p.entries, &budget, &mut stats) {
                 SearchResult::Linearizable => PartOutcome::Valid,
-                SearchResult::NotLinearizable(s) => PartOutcome::Invalid(s),
+                SearchResult::NotLinearizable(s) => {
+                    budget.record_violation();
+                    PartOutcome::Invalid(s)
+                }
                 SearchResult::GaveUp(g) => PartOutcome::GaveUp(g),
             };
             (r, stats)
@@ -221,6 +249,7 @@ fn run<M: Model>(
     };
     let mut anomalies = Vec::new();
     let mut gave_up: Option<(GaveUp, Option<Value>)> = None;
+    let mut open: Vec<(GaveUp, Option<Value>)> = Vec::new();
     for (part, (outcome, s)) in parts.iter().zip(results) {
         stats.configs += s.configs;
         stats.steps += s.steps;
@@ -229,6 +258,7 @@ fn run<M: Model>(
             PartOutcome::Valid => {}
             PartOutcome::Invalid(stuck) => anomalies.push(witness(model, history, part, stuck)),
             PartOutcome::GaveUp(g) => {
+                open.push((g.clone(), part.key.clone()));
                 // Report the partition that ran out, not those stopped for it.
                 if gave_up
                     .as_ref()
@@ -241,6 +271,20 @@ fn run<M: Model>(
     }
     // Keys in a stable order for the reader.
     anomalies.sort_by_key(|w| w.op.index);
+    let not_decided = if anomalies.is_empty() {
+        Vec::new()
+    } else {
+        open.into_iter()
+            .map(|(g, key)| NotDecided {
+                key,
+                reason: match g {
+                    GaveUp::AfterViolation => STOPPED_AFTER_VIOLATION.to_string(),
+                    GaveUp::Time => "time limit reached".to_string(),
+                    GaveUp::Memory | GaveUp::Elsewhere => "memory bound reached".to_string(),
+                },
+            })
+            .collect()
+    };
     let (valid, unknown_reason) = if !anomalies.is_empty() {
         (Validity::Invalid, None)
     } else if let Some((g, key)) = gave_up {
@@ -255,7 +299,8 @@ fn run<M: Model>(
                 elapsed,
                 stats.configs
             ),
-            GaveUp::Memory | GaveUp::Elsewhere => format!(
+            // Only with a violation, which is handled above.
+            GaveUp::Memory | GaveUp::Elsewhere | GaveUp::AfterViolation => format!(
                 "memory bound of {} MiB reached{at} after {} configurations",
                 opts.memory_limit >> 20,
                 stats.configs
@@ -270,6 +315,7 @@ fn run<M: Model>(
         model: opts.model.name(),
         anomalies,
         unknown_reason,
+        not_decided,
         stats,
     }
 }

@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::model::{Entry, Model};
@@ -45,6 +45,12 @@ pub struct Budget {
     pub memory_used: AtomicUsize,
     /// Set when a partition ran out of budget, so the others stop early.
     pub exhausted: AtomicBool,
+    /// When the check started.
+    pub started: Instant,
+    /// Stop the other partitions once one is proven not linearizable.
+    pub stop_after_violation: bool,
+    /// Nanoseconds from `started` to the first violation (0: none yet).
+    pub violation_at: AtomicU64,
 }
 
 impl Budget {
@@ -55,7 +61,33 @@ impl Budget {
             memory_limit,
             memory_used: AtomicUsize::new(0),
             exhausted: AtomicBool::new(false),
+            started: Instant::now(),
+            stop_after_violation: false,
+            violation_at: AtomicU64::new(0),
         }
+    }
+
+    /// Records that a partition was proven not linearizable (the first
+    /// time only).
+    pub fn record_violation(&self) {
+        let at = u64::try_from(self.started.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let _ = self
+            .violation_at
+            .compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// True when the other partitions should stop: a violation was found
+    /// and they have had as much extra time as the check took to find it.
+    pub fn past_violation_grace(&self) -> bool {
+        if !self.stop_after_violation {
+            return false;
+        }
+        let at = self.violation_at.load(Ordering::Relaxed);
+        at != 0
+            && u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+                >= at.saturating_mul(2)
     }
 }
 
@@ -68,6 +100,9 @@ pub enum GaveUp {
     Memory,
     /// Another partition gave up, so this one stopped.
     Elsewhere,
+    /// Another partition was proven not linearizable and this one had its
+    /// extra time: not decided.
+    AfterViolation,
 }
 
 /// What the search found.
@@ -525,6 +560,8 @@ pub fn search<M: Model>(
             }
             let gave_up = if budget.exhausted.load(Ordering::Relaxed) {
                 Some(GaveUp::Elsewhere)
+            } else if budget.past_violation_grace() {
+                Some(GaveUp::AfterViolation)
             } else if budget.memory_used.load(Ordering::Relaxed) > budget.memory_limit {
                 Some(GaveUp::Memory)
             } else if budget.deadline.is_some_and(|d| Instant::now() >= d) {
@@ -533,7 +570,9 @@ pub fn search<M: Model>(
                 None
             };
             if let Some(g) = gave_up {
-                budget.exhausted.store(true, Ordering::Relaxed);
+                if g != GaveUp::AfterViolation {
+                    budget.exhausted.store(true, Ordering::Relaxed);
+                }
                 budget
                     .memory_used
                     .fetch_sub(counted_bytes, Ordering::Relaxed);

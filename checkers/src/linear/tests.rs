@@ -76,6 +76,7 @@ fn random_events(
                     f: f.clone(),
                     key: None,
                     value: inv.clone(),
+                    has_value: true,
                     extra: Default::default(),
                 });
                 open[p] = Some((f, inv, res));
@@ -103,6 +104,7 @@ fn random_events(
                     f,
                     key: None,
                     value,
+                    has_value: true,
                     extra: Default::default(),
                 });
                 if kind == EventType::Info {
