@@ -478,6 +478,27 @@ mod tests {
     }
 
     #[test]
+    fn a_torn_last_line_is_left_out_and_said() {
+        let whole = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n\
+                     {\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n";
+        // A writer that died mid-line (issue 15: `{"ind` at the end).
+        let h = read_str(&format!("{whole}{{\"ind")).expect("torn last line");
+        assert_eq!(h.torn_last_line, Some(3));
+        assert_eq!(h.len(), 1);
+        assert_eq!(read_str(whole).expect("whole").torn_last_line, None);
+        // Only a JSON text cut short, and only on the last line.
+        let e = read_str(&format!("{whole}oops")).unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = read_str(&format!("{{\"ind\n{whole}")).unwrap_err();
+        assert_eq!(e.line, 1);
+        let e = read_str(&format!("{whole}{{\"ind\n")).unwrap_err();
+        assert_eq!(
+            e.line, 3,
+            "a cut line with its newline was not torn by a dying writer"
+        );
+    }
+
+    #[test]
     fn malformed_lines_name_the_line() {
         let e =
             read_str("{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{oops}\n").unwrap_err();
