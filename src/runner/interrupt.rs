@@ -91,10 +91,13 @@ impl Interrupt {
         let (to, what) = if n == 1 {
             (
                 Level::Cancel,
-                "ending the run: operations in flight are cancelled; healing, final reads, teardown and checks follow (send it again to skip to the teardown)",
+                "interrupted: ending the run: operations in flight are cancelled; healing, final reads, teardown and checks follow (send it again to skip to the teardown)",
             )
         } else {
-            (Level::Teardown, "skipping to the teardown")
+            (
+                Level::Teardown,
+                "interrupted again: skipping to the teardown",
+            )
         };
         eprintln!("faultline: {sig}: {what}");
         self.raise(to);
