@@ -283,8 +283,14 @@ fn exec(name: &str, node: &str, cmd: &[String]) -> Result<Exit, LabError> {
     sys::preflight()?;
     let l = Lab::open(name)?;
     let n = l.node(node)?;
-    let mut c = sys::tool("ip")?;
-    c.args(["netns", "exec", &n.netns]).args(cmd);
+    let Some((program, args)) = cmd.split_first() else {
+        return Err(LabError::Command {
+            command: "lab exec".into(),
+            reason: "no command given".into(),
+        });
+    };
+    let mut c = sys::command_in_netns(&n.netns, program)?;
+    c.args(args);
     let st = c.status().map_err(|e| LabError::Command {
         command: cmd.join(" "),
         reason: e.to_string(),

@@ -9,99 +9,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use faultline_checkers::EventType;
 
+use super::config::{RunConfig, RunError};
+use super::context::Ctx;
 use super::recorder::{Ev, Who};
-use super::{Ctx, RunConfig, RunError};
 use crate::lab::proc::Server;
 use crate::lab::{Lab, NodeState};
-use crate::nemesis::schedule::{self, Fault, FaultSpec, Phase, Schedule, Target};
+use crate::nemesis::schedule::{self, Fault, Phase, Schedule};
 use crate::nemesis::{self, NemesisError, ServerControl};
-
-/// A kind of fault the nemesis draws from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    /// Network partitions (isolate one node, or split majority/minority).
-    Partition,
-    /// Packet loss at one node.
-    Loss,
-    /// Packet delay at one node.
-    Delay,
-    /// SIGKILL a node's server, restart it at the end of the fault.
-    Kill,
-    /// SIGSTOP a node's server, SIGCONT at the end.
-    Pause,
-}
-
-impl FaultKind {
-    /// Parses `--nemesis`: a comma-separated set, or `none` / `all`.
-    pub fn parse_list(s: &str) -> Result<Vec<FaultKind>, String> {
-        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
-        if parts.iter().any(|p| p.is_empty()) {
-            return Err(format!(
-                "{s:?}: an empty fault name (use `none` for no faults)"
-            ));
-        }
-        if parts.len() > 1 && parts.contains(&"none") {
-            return Err(format!("{s:?}: `none` cannot be combined with faults"));
-        }
-        let mut out = Vec::new();
-        for part in parts {
-            match part {
-                "none" => {}
-                "all" => out.extend([
-                    FaultKind::Partition,
-                    FaultKind::Loss,
-                    FaultKind::Delay,
-                    FaultKind::Kill,
-                    FaultKind::Pause,
-                ]),
-                "partition" => out.push(FaultKind::Partition),
-                "loss" => out.push(FaultKind::Loss),
-                "delay" => out.push(FaultKind::Delay),
-                "kill" => out.push(FaultKind::Kill),
-                "pause" => out.push(FaultKind::Pause),
-                other => {
-                    return Err(format!(
-                        "unknown fault `{other}` (expected partition, loss, delay, kill, pause, none or all)"
-                    ));
-                }
-            }
-        }
-        out.dedup();
-        Ok(out)
-    }
-
-    /// The schedule's fault specifications for this kind.
-    fn specs(self) -> Vec<FaultSpec> {
-        match self {
-            FaultKind::Partition => vec![
-                FaultSpec::Partition {
-                    shape: "one".into(),
-                },
-                FaultSpec::Partition {
-                    shape: "majority".into(),
-                },
-            ],
-            FaultKind::Loss => vec![FaultSpec::Loss {
-                percent: 30.0,
-                target: Target::One,
-            }],
-            FaultKind::Delay => vec![FaultSpec::Delay {
-                ms: 50,
-                jitter_ms: 10,
-                target: Target::One,
-            }],
-            FaultKind::Kill => vec![FaultSpec::Kill {
-                target: Target::One,
-            }],
-            FaultKind::Pause => vec![FaultSpec::Pause {
-                target: Target::One,
-            }],
-        }
-    }
-}
 
 /// The names of a run's nodes: n1..nN.
 pub(super) fn node_names(n: usize) -> Vec<String> {
@@ -224,7 +140,7 @@ fn record_fault(ctx: &Ctx, fault: &Fault, phase: Phase, error: Option<String>) {
     ctx.rec.record(Ev {
         time: ctx.rec.now(),
         process: Who::Nemesis,
-        kind: "info",
+        kind: EventType::Info,
         f: fault.name().to_string(),
         key: None,
         value: line["value"].take(),

@@ -14,6 +14,8 @@
 //! directory). The store itself is behind [`crate::stores::Store`].
 
 pub mod checks;
+mod config;
+mod context;
 mod faults;
 pub mod interrupt;
 mod progress;
@@ -27,100 +29,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faultline_workloads::workload::WorkloadConfig;
-use serde::Serialize;
-
 use crate::lab::proc::Server;
 use crate::lab::{Lab, LabGuard, LabSpec};
-use crate::nemesis::schedule::{self, Fault};
+use crate::nemesis::schedule;
 use crate::stores::{self, Cluster, Launch, Programs, Store, StoreError};
 use faults::{check_faults, heal_all, nemesis_task, nemesis_windows, node_names};
 use progress::progress_task;
-use recorder::Recorder;
 use results::results_json;
 use workers::{final_read_phase, worker};
 
-pub use faults::FaultKind;
+use config::io;
+use context::Ctx;
 
-/// Everything a run needs.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunConfig {
-    /// Test name (the store directory's first level).
-    pub name: String,
-    /// The store, with its options.
-    #[serde(serialize_with = "crate::stores::serialize")]
-    pub db: Arc<dyn Store>,
-    /// Number of nodes.
-    pub nodes: usize,
-    /// The workload.
-    pub workload: WorkloadConfig,
-    /// Faults to draw from (empty: none).
-    pub faults: Vec<FaultKind>,
-    /// Seconds between the starts of two faults.
-    pub nemesis_interval: f64,
-    /// Seconds each fault lasts.
-    pub fault_duration: f64,
-    /// An explicit fault timeline instead of the random schedule.
-    pub timeline: Option<Vec<schedule::TimelineEntry>>,
-    /// Seconds of the main phase.
-    pub time_limit: f64,
-    /// Client workers.
-    pub concurrency: u32,
-    /// Operations per second for all workers together (None: as fast as
-    /// the store answers).
-    pub rate: Option<f64>,
-    /// The seed of the generators and the nemesis.
-    pub seed: u64,
-    /// The store directory.
-    pub store: PathBuf,
-    /// Client-side timeout of one operation (then `info`).
-    pub op_timeout: Duration,
-    /// Quiet period after healing, before the final reads.
-    pub quiet: Duration,
-    /// Time budget of the linearizability check.
-    pub check_time_limit: Option<f64>,
-    /// Show a progress bar.
-    #[serde(skip)]
-    pub progress: bool,
-}
-
-/// Why a run could not be carried out (exit code 2).
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The lab failed.
-    #[error(transparent)]
-    Lab(#[from] crate::lab::LabError),
-    /// A fault failed.
-    #[error(transparent)]
-    Nemesis(#[from] crate::nemesis::NemesisError),
-    /// The store could not be started.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Files of the store directory.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The history could not be checked.
-    #[error("checking the history: {0}")]
-    Check(String),
-    /// A fault the run could not apply (checked before anything starts).
-    #[error("{0}")]
-    Faults(String),
-    /// A signal arrived before the workload started: nothing was run, and
-    /// everything created was removed.
-    #[error("interrupted {0}: nothing was run; the lab and its servers were removed")]
-    Interrupted(&'static str),
-}
-
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
-    let context = context.into();
-    move |source| RunError::Io { context, source }
-}
+pub use config::{FaultKind, RunConfig, RunError};
 
 /// What a run produced.
 #[derive(Debug)]
@@ -129,32 +50,6 @@ pub struct RunOutcome {
     pub dir: PathBuf,
     /// The verdicts.
     pub verdicts: checks::Verdicts,
-}
-
-/// Shared by the tasks of a run.
-struct Ctx {
-    /// The run's configuration.
-    cfg: RunConfig,
-    /// The lab.
-    lab: Lab,
-    /// The nodes, as clients see them.
-    cluster: Arc<Cluster>,
-    /// The store's servers.
-    servers: Mutex<Vec<Server>>,
-    /// Faults in effect.
-    active: Mutex<Vec<crate::nemesis::ActiveFault>>,
-    /// Faults started and not yet ended (their end event is still due).
-    open: Mutex<Vec<Fault>>,
-    /// The history.
-    rec: Recorder,
-    /// The main phase is over.
-    stop: AtomicBool,
-    /// Signals and the wind-down level.
-    interrupt: Arc<interrupt::Interrupt>,
-    /// The active fault in words, for the progress line.
-    active_fault: Mutex<Option<String>>,
-    /// The highest process id the workers used.
-    max_process: AtomicU64,
 }
 
 /// Carries out a run with the `programs` the store's install check found.

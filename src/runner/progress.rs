@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::Ctx;
+use super::context::Ctx;
 
 pub(super) fn progress_task(
     ctx: Arc<Ctx>,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{RunConfig, checks};
+use super::checks;
+use super::config::RunConfig;
 use crate::nemesis::schedule;
 
 /// The run's `results.json` (without the classification).

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use faultline_checkers::EventType;
 use faultline_workloads::workload::{Generator, OpSpec, final_reads};
 use serde_json::Value;
 
+use super::context::Ctx;
+use super::interrupt;
 use super::recorder::{Ev, Who};
-use super::{Ctx, interrupt};
 use crate::stores::{ClientError, Completion, Operation, Role, Session};
 
 /// How long the final reads may take in all, whatever the stores do.
@@ -52,7 +54,7 @@ pub(super) async fn worker(ctx: Arc<Ctx>, slot: u32) {
         let node = client.target(op.f);
         let ev = events(process, &op, &node, None);
         ctx.rec
-            .record(ev("invoke", op.value.clone(), None, ctx.rec.now()));
+            .record(ev(EventType::Invoke, op.value.clone(), None, ctx.rec.now()));
         let r = tokio::select! {
             r = client.call(op_of(process, &op), ctx.cfg.op_timeout) => r,
             _ = ctx.interrupt.reached(interrupt::Level::Cancel) => Err(cancelled()),
@@ -63,7 +65,7 @@ pub(super) async fn worker(ctx: Arc<Ctx>, slot: u32) {
         // A node that refuses at once (no primary, no quorum) would
         // otherwise fill the history with failures: back off a bit.
         let refused = !transport_failed
-            && kind == "fail"
+            && kind == EventType::Fail
             && error
                 .as_deref()
                 .is_some_and(|e| e.starts_with("unavailable"));
@@ -77,10 +79,10 @@ pub(super) async fn worker(ctx: Arc<Ctx>, slot: u32) {
         if refused {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if transport_failed && kind == "fail" {
+        if transport_failed && kind == EventType::Fail {
             client.reset();
         }
-        let retire = kind == "info";
+        let retire = kind == EventType::Info;
         if retire {
             // Jepsen's convention: the process may still be running the
             // operation; the worker carries on under a new id.
@@ -98,7 +100,7 @@ fn events<'a>(
     op: &'a OpSpec,
     node: &'a str,
     phase: Option<&'static str>,
-) -> impl Fn(&'static str, Value, Option<String>, u64) -> Ev + 'a {
+) -> impl Fn(EventType, Value, Option<String>, u64) -> Ev + 'a {
     move |kind, value, error, time| Ev {
         time,
         process: Who::Client(process),
@@ -144,14 +146,14 @@ fn completion(
     f: &str,
     sent: &Value,
     r: Result<Completion, ClientError>,
-) -> (&'static str, Value, Option<String>) {
+) -> (EventType, Value, Option<String>) {
     match r {
-        Ok(Completion::Ok(read)) if f == "read" => ("ok", read, None),
-        Ok(Completion::Ok(_)) => ("ok", sent.clone(), None),
-        Ok(Completion::Fail(error)) => ("fail", sent.clone(), error),
-        Ok(Completion::Info(error)) => ("info", sent.clone(), error),
-        Err(ClientError::Definite(e)) => ("fail", sent.clone(), Some(e)),
-        Err(e) => ("info", sent.clone(), Some(e.to_string())),
+        Ok(Completion::Ok(read)) if f == "read" => (EventType::Ok, read, None),
+        Ok(Completion::Ok(_)) => (EventType::Ok, sent.clone(), None),
+        Ok(Completion::Fail(error)) => (EventType::Fail, sent.clone(), error),
+        Ok(Completion::Info(error)) => (EventType::Info, sent.clone(), error),
+        Err(ClientError::Definite(e)) => (EventType::Fail, sent.clone(), Some(e)),
+        Err(e) => (EventType::Info, sent.clone(), Some(e.to_string())),
     }
 }
 
@@ -201,7 +203,7 @@ pub(super) async fn final_read_phase(ctx: &Arc<Ctx>) {
                 }
                 let ev = events(process, op, &node, Some("final"));
                 ctx.rec
-                    .record(ev("invoke", Value::Null, None, ctx.rec.now()));
+                    .record(ev(EventType::Invoke, Value::Null, None, ctx.rec.now()));
                 let r = tokio::select! {
                     r = client.call(Operation { process, f: op.f, key: &op.key, value: &Value::Null }, timeout) => r,
                     _ = ctx.interrupt.reached(interrupt::Level::Teardown) => Err(cancelled()),
@@ -209,7 +211,7 @@ pub(super) async fn final_read_phase(ctx: &Arc<Ctx>) {
                 let now = ctx.rec.now();
                 let (kind, value, error) = completion(op.f, &Value::Null, r);
                 ctx.rec.record(ev(kind, value, error, now));
-                let done = kind == "ok";
+                let done = kind == EventType::Ok;
                 process += 1;
                 if done {
                     break;
