@@ -23,7 +23,7 @@
 //!    injected stale get; 10 keys, 1,712 and 2,024 operations, linearizable
 //!    and with a violation. Check time (median) decided from the unique
 //!    values, and once with the search alone (`search_only`, 10 s limit)
-//!    for comparison.
+//!    for comparison; likewise the 100k-operation cas-register history.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +33,11 @@ use faultline_checkers::format::{self, Format};
 use faultline_checkers::linear::{self, LinearOptions};
 use faultline_checkers::{ModelKind, Validity};
 use faultline_workloads::synth::{SynthConfig, synthesize};
+
+/// The allocator of the `faultline` binary, so that in-process figures
+/// (reading JSON Lines) are those of the command.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -144,6 +149,70 @@ fn bench_synth(label: &str, cfg: &SynthConfig) {
         median(check) * 1e3,
         verdict.as_str()
     );
+}
+
+/// CPU time of this process (all threads), in seconds.
+fn process_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Reading faultline's JSON formats in process: the 1M-operation, 1000-key,
+/// 50-process, 5% info history (215 MB) as JSON Lines and as one JSON array,
+/// from memory. Median MB/s of wall time (all cores), and MB per CPU-second
+/// (what one core does, whatever else the machine is running).
+fn bench_json_read() {
+    let cfg = SynthConfig {
+        ops: 1_000_000,
+        keys: 1000,
+        processes: 50,
+        info: 0.05,
+        seed: 1,
+        ..SynthConfig::default()
+    };
+    let jsonl = synth_bytes(&cfg);
+    let mut array = Vec::with_capacity(jsonl.len() + jsonl.len() / 50);
+    array.push(b'[');
+    for (i, line) in jsonl
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        if i > 0 {
+            array.extend_from_slice(b",\n");
+        }
+        array.extend_from_slice(line);
+    }
+    array.extend_from_slice(b"]\n");
+    let n = runs(5);
+    for (label, data) in [
+        ("read JSON Lines, 1M ops (215 MB)", &jsonl),
+        ("read one JSON array, 1M ops", &array),
+    ] {
+        let mut wall = Vec::new();
+        let mut cpu = Vec::new();
+        let mut events = 0;
+        for _ in 0..n {
+            let (t, c) = (Instant::now(), process_cpu_seconds());
+            let (h, _) = format::read_from("synth", &data[..], Format::Json).expect("parses");
+            wall.push(t.elapsed().as_secs_f64());
+            cpu.push(process_cpu_seconds() - c);
+            events = h.events;
+        }
+        let mb = data.len() as f64 / 1e6;
+        let (w, c) = (median(wall), median(cpu));
+        println!(
+            "{label:<34} {events} events  {:>7.1} ms  {:>5.0} MB/s  ({:.0} MB per CPU-second)",
+            w * 1e3,
+            mb / w,
+            mb / c
+        );
+    }
 }
 
 fn bench_1m() {
@@ -341,6 +410,17 @@ fn bench_kv_50_clients() {
             "kv 50 clients, 10 keys, 2024 ops, bad",
             kv(2024, 10, Some(Anomaly::StaleRead)),
         ),
+        (
+            "cas-register 100k ops, 10 keys",
+            SynthConfig {
+                ops: 100_000,
+                keys: 10,
+                processes: 10,
+                info: 0.05,
+                seed: 1,
+                ..SynthConfig::default()
+            },
+        ),
     ];
     for (label, cfg) in cases {
         let data = synth_bytes(&cfg);
@@ -436,6 +516,7 @@ fn main() {
         },
     );
     bench_kv_50_clients();
+    bench_json_read();
     if std::env::var("FAULTLINE_BENCH_SKIP_1M").is_err() {
         bench_1m();
         bench_causal_1m();

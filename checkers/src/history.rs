@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -230,7 +231,9 @@ pub struct Operation {
     /// Time of the completion, if known.
     pub complete_time: Option<i64>,
     /// Extra fields of the completion (or of the invocation when pending).
-    pub extra: Option<Box<Map<String, Value>>>,
+    /// Shared between operations whose extra fields are the same (as every
+    /// `{"error": "timeout"}` of a history): a map costs hundreds of bytes.
+    pub extra: Option<Arc<Map<String, Value>>>,
 }
 
 impl Operation {
@@ -345,6 +348,47 @@ pub enum CompletionsMode {
     Auto,
 }
 
+/// The builder's hash for its small keys (process ids, function names),
+/// looked up once per event: a multiply per word instead of SipHash.
+type FastHash = BuildHasherDefault<MulHasher>;
+
+/// A multiplicative hasher (as FxHash). Not resistant to chosen keys, which
+/// only slows a lookup down: the builder's keys come from the history.
+#[derive(Default, Clone, Copy)]
+struct MulHasher(u64);
+
+impl MulHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for MulHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_i64(&mut self, i: i64) {
+        self.add(i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Pairs a stream of events into operations, checking the history's shape.
 ///
 /// Readers push events in file order; [`HistoryBuilder::finish`] returns the
@@ -353,8 +397,8 @@ pub struct HistoryBuilder {
     source: String,
     history: History,
     /// Open invocation per process: index into `history.ops`.
-    open: HashMap<i64, usize>,
-    f_names: HashMap<String, Arc<str>>,
+    open: HashMap<i64, usize, FastHash>,
+    f_names: HashMap<String, Arc<str>, FastHash>,
     /// Whether an `ok`/`fail`/`info` without an invocation is an operation
     /// on its own (histories made of completions only, as in the causal
     /// corpus).
@@ -364,6 +408,9 @@ pub struct HistoryBuilder {
     completions_only: Option<bool>,
     /// The first completion without invocation: line, process, type.
     first_orphan: Option<(usize, i64, &'static str)>,
+    /// The last extra fields given to an operation, shared with the next
+    /// operation whose extra fields are the same.
+    last_extra: Option<Arc<Map<String, Value>>>,
 }
 
 impl HistoryBuilder {
@@ -375,11 +422,12 @@ impl HistoryBuilder {
                 semantics,
                 ..History::default()
             },
-            open: HashMap::new(),
-            f_names: HashMap::new(),
+            open: HashMap::default(),
+            f_names: HashMap::default(),
             mode: CompletionsMode::Require,
             completions_only: None,
             first_orphan: None,
+            last_extra: None,
         }
     }
 
@@ -421,6 +469,22 @@ impl HistoryBuilder {
         let a: Arc<str> = Arc::from(f);
         self.f_names.insert(f.to_string(), a.clone());
         a
+    }
+
+    /// `extra` as an operation keeps it: `None` when empty, else shared with
+    /// the previous operation's when they are the same.
+    fn share(&mut self, extra: Map<String, Value>) -> Option<Arc<Map<String, Value>>> {
+        if extra.is_empty() {
+            return None;
+        }
+        match &self.last_extra {
+            Some(last) if **last == extra => Some(last.clone()),
+            _ => {
+                let shared = Arc::new(extra);
+                self.last_extra = Some(shared.clone());
+                Some(shared)
+            }
+        }
     }
 
     /// An error at `line` of this builder's source.
@@ -494,6 +558,7 @@ impl HistoryBuilder {
                 }
                 let id = self.history.ops.len();
                 let f = self.intern(&ev.f);
+                let extra = self.share(ev.extra);
                 self.history.ops.push(Operation {
                     id,
                     process,
@@ -510,11 +575,7 @@ impl HistoryBuilder {
                     complete_line: None,
                     invoke_time: ev.time,
                     complete_time: None,
-                    extra: if ev.extra.is_empty() {
-                        None
-                    } else {
-                        Some(Box::new(ev.extra))
-                    },
+                    extra,
                 });
                 self.open.insert(process, id);
             }
@@ -571,9 +632,12 @@ impl HistoryBuilder {
                             op.key = ev.key;
                         }
                         if !ev.extra.is_empty() {
-                            match &mut op.extra {
-                                Some(m) => m.extend(ev.extra),
-                                None => op.extra = Some(Box::new(ev.extra)),
+                            match op.extra.take() {
+                                Some(mut m) => {
+                                    Arc::make_mut(&mut m).extend(ev.extra);
+                                    self.history.ops[id].extra = Some(m);
+                                }
+                                None => self.history.ops[id].extra = self.share(ev.extra),
                             }
                         }
                     }
@@ -601,6 +665,7 @@ impl HistoryBuilder {
                         }
                         let id = self.history.ops.len();
                         let f = self.intern(&ev.f);
+                        let extra = self.share(ev.extra);
                         self.history.ops.push(Operation {
                             id,
                             process,
@@ -617,11 +682,7 @@ impl HistoryBuilder {
                             complete_line: Some(ev.line),
                             invoke_time: ev.time,
                             complete_time: ev.time,
-                            extra: if ev.extra.is_empty() {
-                                None
-                            } else {
-                                Some(Box::new(ev.extra))
-                            },
+                            extra,
                         });
                     }
                 }

@@ -354,10 +354,8 @@ fn index_is_a_non_negative_64_bit_integer() {
     }
 }
 
-/// The same rules in the JSON formats: they wait for the JSON reader's
-/// rewrite (helper `jsonl`, merged by the lead); run with `--ignored`.
+/// The same rules in the JSON formats (JSON Lines and one array).
 #[test]
-#[ignore = "waits for the JSON reader rewrite (issue 10, items 1, 2, 6)"]
 fn json_follows_the_shared_rules() {
     const JSON: [Layout; 2] = [Layout::JsonLines, Layout::JsonArray];
     refused(

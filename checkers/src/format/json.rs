@@ -1,270 +1,55 @@
 //! faultline's own format: JSON Lines, one event per line, or one JSON array
 //! of events. Field names and meanings follow Jepsen:
 //! `index`, `time`, `process`, `type`, `f`, `key`, `value`; any other field
-//! is preserved in [`Event::extra`].
+//! is preserved in [`Event::extra`]. Each event is decoded by
+//! [`json_event`](super::json_event) (simd-json), which states the rules.
+//!
+//! JSON Lines are read in blocks of whole lines ([`BLOCK`] bytes): a block is
+//! cut into pieces at line ends, the pieces are decoded in parallel on all
+//! cores, and the events are paired into operations in file order while the
+//! next block is decoded. The first error in file order is the one reported,
+//! as when reading line by line; memory stays bounded by a few blocks plus
+//! the history itself. A UTF-8 byte order mark at the start is skipped.
 
-use std::fmt;
 use std::io::BufRead;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use rayon::prelude::*;
 
+use super::json_event::{EventParser, string_end};
 use crate::error::{HistoryError, HistoryErrorKind};
-use crate::history::{
-    CompletionsMode, Event, EventType, History, HistoryBuilder, Process, Semantics,
-};
+use crate::history::{CompletionsMode, Event, History, HistoryBuilder, Semantics};
 
-/// An event as decoded from JSON, before its required fields are checked.
-#[derive(Default)]
-struct RawEvent {
-    index: Option<u64>,
-    time: Option<i64>,
-    process: Option<Process>,
-    kind: Option<EventType>,
-    f: Option<String>,
-    key: Option<Value>,
-    value: Option<Value>,
-    extra: Map<String, Value>,
-}
+/// How many bytes of JSON Lines are decoded together.
+pub const BLOCK: usize = 4 << 20;
 
-/// Error text for a bad `type`, kept apart so it can become
-/// [`HistoryErrorKind::UnknownType`].
-const UNKNOWN_TYPE: &str = "\u{1}unknown-type:";
-
-struct TypeSeed;
-
-impl<'de> DeserializeSeed<'de> for TypeSeed {
-    type Value = EventType;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<EventType, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = EventType;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string: invoke, ok, fail or info")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<EventType, E> {
-                EventType::parse(s).ok_or_else(|| E::custom(format!("{UNKNOWN_TYPE}{s}")))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-struct ProcessSeed;
-
-impl<'de> DeserializeSeed<'de> for ProcessSeed {
-    type Value = Process;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Process, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Process;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an integer (client) or a string such as \"nemesis\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Process, E> {
-                Ok(Process::Client(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Process, E> {
-                i64::try_from(v)
-                    .map(Process::Client)
-                    .map_err(|_| E::custom("process out of range"))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Process, E> {
-                if v.fract() == 0.0 && v.abs() < 9.0e15 {
-                    Ok(Process::Client(v as i64))
-                } else {
-                    Ok(Process::Other(v.to_string()))
-                }
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Process, E> {
-                Ok(Process::Other(v.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Process, E> {
-                Ok(Process::Other("null".into()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-struct IntSeed;
-
-impl<'de> DeserializeSeed<'de> for IntSeed {
-    type Value = Option<i64>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<i64>, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Option<i64>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<i64>, E> {
-                Ok(Some(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<i64>, E> {
-                Ok(Some(i64::try_from(v).unwrap_or(i64::MAX)))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<i64>, E> {
-                Ok(Some(v as i64))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Option<i64>, E> {
-                Ok(None)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-struct RawEventVisitor;
-
-impl<'de> Visitor<'de> for RawEventVisitor {
-    type Value = RawEvent;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an event object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEvent, A::Error> {
-        let mut ev = RawEvent::default();
-        while let Some(k) = map.next_key::<KeyName>()? {
-            match k.as_str() {
-                "index" => {
-                    ev.index = map
-                        .next_value_seed(IntSeed)?
-                        .map(|v| u64::try_from(v).unwrap_or(0))
-                }
-                "time" => ev.time = map.next_value_seed(IntSeed)?,
-                "process" => ev.process = Some(map.next_value_seed(ProcessSeed)?),
-                "type" => ev.kind = Some(map.next_value_seed(TypeSeed)?),
-                "f" => {
-                    let v: Value = map.next_value()?;
-                    ev.f = Some(match v {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    });
-                }
-                "key" => ev.key = Some(map.next_value()?),
-                "value" => ev.value = Some(map.next_value()?),
-                _ => {
-                    let v: Value = map.next_value()?;
-                    ev.extra.insert(k.into_string(), v);
-                }
-            }
-        }
-        Ok(ev)
-    }
-}
-
-/// A field name, borrowed when possible.
-enum KeyName {
-    Known(&'static str),
-    Other(String),
-}
-
-impl KeyName {
-    fn as_str(&self) -> &str {
-        match self {
-            KeyName::Known(s) => s,
-            KeyName::Other(s) => s,
-        }
-    }
-    fn into_string(self) -> String {
-        match self {
-            KeyName::Known(s) => s.to_string(),
-            KeyName::Other(s) => s,
-        }
-    }
-}
-
-impl<'de> de::Deserialize<'de> for KeyName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = KeyName;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<KeyName, E> {
-                Ok(match s {
-                    "index" => KeyName::Known("index"),
-                    "time" => KeyName::Known("time"),
-                    "process" => KeyName::Known("process"),
-                    "type" => KeyName::Known("type"),
-                    "f" => KeyName::Known("f"),
-                    "key" => KeyName::Known("key"),
-                    "value" => KeyName::Known("value"),
-                    other => KeyName::Other(other.to_string()),
-                })
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-impl<'de> de::Deserialize<'de> for RawEvent {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(RawEventVisitor)
-    }
-}
-
-fn syntax_kind(e: serde_json::Error) -> HistoryErrorKind {
-    let msg = e.to_string();
-    if let Some(pos) = msg.find(UNKNOWN_TYPE) {
-        let rest = &msg[pos + UNKNOWN_TYPE.len()..];
-        let name = rest.split(" at line").next().unwrap_or(rest);
-        return HistoryErrorKind::UnknownType(name.to_string());
-    }
-    // serde_json appends " at line L column C" about the text it was given;
-    // keep the column, the line is ours.
-    let msg = match msg.rfind(" at line ") {
-        Some(i) => {
-            let col = msg[i..].split("column ").nth(1).unwrap_or("");
-            format!("{} (column {})", &msg[..i], col)
-        }
-        None => msg,
-    };
-    HistoryErrorKind::Syntax(format!("invalid JSON: {msg}"))
-}
-
-fn to_event(raw: RawEvent, line: usize) -> Result<Event, HistoryErrorKind> {
-    let process = raw
-        .process
-        .ok_or(HistoryErrorKind::MissingField("process"))?;
-    let kind = raw.kind.ok_or(HistoryErrorKind::MissingField("type"))?;
-    let f = match raw.f {
-        Some(f) => f,
-        None if matches!(process, Process::Other(_)) => String::new(),
-        None => return Err(HistoryErrorKind::MissingField("f")),
-    };
-    Ok(Event {
-        line,
-        index: raw.index,
-        time: raw.time,
-        process,
-        kind,
-        f,
-        key: raw.key,
-        has_value: raw.value.is_some(),
-        value: raw.value.unwrap_or(Value::Null),
-        extra: raw.extra,
-    })
-}
-
-/// True if `text` is the beginning of a JSON text that ends too early (and
-/// nothing else is wrong with it so far).
-fn is_cut_short(text: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(text)
-        .err()
-        .is_some_and(|e| e.is_eof())
-}
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Parses one JSON event (the text of one line).
 pub fn parse_event(text: &[u8], line: usize) -> Result<Event, HistoryErrorKind> {
-    let raw: RawEvent = serde_json::from_slice(text).map_err(syntax_kind)?;
-    to_event(raw, line)
+    EventParser::new().parse(text, line)
 }
 
-/// Reads JSON Lines (or one JSON array) from `reader`, streaming line by line.
+/// Reads JSON Lines (or one JSON array) from `reader`, streaming block by
+/// block.
 pub fn read<R: BufRead>(source: &str, reader: R) -> Result<History, HistoryError> {
     read_with(source, reader, CompletionsMode::Require)
+}
+
+/// Events decoded from consecutive lines, in order, and the first error
+/// among them (decoding stops there). Lines are counted from the piece's
+/// first line, which is line 1.
+struct Piece {
+    events: Vec<Event>,
+    error: Option<(usize, HistoryErrorKind)>,
+    /// Number of lines in the piece.
+    lines: usize,
+}
+
+/// A block of whole lines and the line number of its first line.
+struct Block {
+    data: Vec<u8>,
+    first_line: usize,
 }
 
 /// [`read`], with the given treatment of completions without invocation.
@@ -279,36 +64,62 @@ pub fn read_with<R: BufRead>(
         line: 0,
         kind: HistoryErrorKind::Io(e.to_string()),
     };
-    let mut buf = Vec::with_capacity(256);
-    let mut line = 0usize;
+    let mut carry = Vec::new();
+    let mut next_line = 1;
+    let mut torn = None;
+    let mut first = read_block(
+        &mut reader,
+        &mut carry,
+        &mut next_line,
+        &mut torn,
+        Vec::new(),
+    )
+    .map_err(io)?;
+    if let Some(block) = &mut first {
+        if block.data.starts_with(BOM) {
+            block.data.drain(..BOM.len());
+        }
+        // One JSON array: its `[` is the first thing in the file.
+        let start = block.data.iter().position(|c| !c.is_ascii_whitespace());
+        if let Some(start) = start.filter(|&s| block.data[s] == b'[') {
+            let line = block.first_line + count_newlines(&block.data[..start]);
+            let mut data = block.data.split_off(start);
+            data.extend_from_slice(&carry);
+            reader.read_to_end(&mut data).map_err(io)?;
+            return read_array(b, &data, line);
+        }
+    }
+    // Buffers go round: a block's bytes and its pieces' event vectors are
+    // reused for the next block (fresh memory costs a page fault per 4 KiB).
+    let mut spare_events: Vec<Vec<Event>> = Vec::new();
+    let mut decoded: Option<(Vec<Piece>, usize)> = None;
+    let mut block = first;
     loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
-        if n == 0 {
+        let to_push = decoded.take();
+        let spare = std::mem::take(&mut spare_events);
+        let (next, pushed) = rayon::join(
+            || {
+                block.take().map(|bl| {
+                    let pieces = decode_lines(&bl.data, spare);
+                    (pieces, bl.first_line, bl.data)
+                })
+            },
+            || match to_push {
+                Some((pieces, first_line)) => push_pieces(&mut b, pieces, first_line),
+                None => Ok(Vec::new()),
+            },
+        );
+        spare_events = pushed?;
+        let Some((pieces, first_line, data)) = next else {
             break;
-        }
-        line += 1;
-        let text = trim_ascii(&buf);
-        if text.is_empty() {
-            continue;
-        }
-        if text[0] == b'[' && b.events() == 0 {
-            // One JSON array: read the rest and parse element by element.
-            let mut rest = buf.clone();
-            reader.read_to_end(&mut rest).map_err(io)?;
-            return read_array(b, &rest, line);
-        }
-        let ev = match parse_event(text, line) {
-            Ok(ev) => ev,
-            Err(_) if !buf.ends_with(b"\n") && is_cut_short(text) => {
-                // The last line of a file whose writer died (or ran out of
-                // space) mid-write: left out, and said so.
-                b.torn_last_line(line);
-                break;
-            }
-            Err(k) => return Err(b.error(line, k)),
         };
-        b.push(ev)?;
+        decoded = Some((pieces, first_line));
+        block = read_block(&mut reader, &mut carry, &mut next_line, &mut torn, data).map_err(io)?;
+    }
+    if let Some(line) = torn {
+        // The last line of a file whose writer died (or ran out of space)
+        // mid-write: left out, and said so.
+        b.torn_last_line(line);
     }
     if b.events() == 0 {
         return Err(b.error(0, HistoryErrorKind::Empty));
@@ -316,16 +127,137 @@ pub fn read_with<R: BufRead>(
     Ok(b.finish())
 }
 
-fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &b[start..end]
+/// Reads about [`BLOCK`] bytes of whole lines (the partial last line waits
+/// in `carry` for the next block; at the end of the input it is the last
+/// line). `None` at the end. A last line without a newline that is a JSON
+/// text cut short is left out, and its number put in `torn`.
+fn read_block<R: BufRead>(
+    reader: &mut R,
+    carry: &mut Vec<u8>,
+    next_line: &mut usize,
+    torn: &mut Option<usize>,
+    mut data: Vec<u8>,
+) -> std::io::Result<Option<Block>> {
+    data.clear();
+    data.reserve(BLOCK + BLOCK / 8);
+    data.append(carry);
+    let mut eof = false;
+    while data.len() < BLOCK {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            eof = true;
+            break;
+        }
+        let n = buf.len().min(BLOCK + BLOCK / 8 - data.len()).max(1);
+        data.extend_from_slice(&buf[..n]);
+        reader.consume(n);
+    }
+    if !eof {
+        match memchr::memrchr(b'\n', &data) {
+            Some(end) => *carry = data.split_off(end + 1),
+            // One line longer than a block: read on to its end.
+            None => {
+                reader.read_until(b'\n', &mut data)?;
+            }
+        }
+    }
+    if eof && !data.ends_with(b"\n") {
+        let start = memchr::memrchr(b'\n', &data).map_or(0, |i| i + 1);
+        if is_cut_short(&data[start..]) {
+            *torn = Some(*next_line + count_newlines(&data[..start]));
+            data.truncate(start);
+        }
+    }
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let first_line = *next_line;
+    *next_line += count_newlines(&data);
+    Ok(Some(Block { data, first_line }))
+}
+
+/// True if `text` is the beginning of a JSON text that ends too early (and
+/// nothing else is wrong with it so far).
+fn is_cut_short(text: &[u8]) -> bool {
+    let text = text.trim_ascii();
+    !text.is_empty()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(text)
+            .err()
+            .is_some_and(|e| e.is_eof())
+}
+
+/// Decodes a block of whole lines in pieces, in parallel, into the `spare`
+/// event vectors (emptied) when there are enough.
+fn decode_lines(data: &[u8], mut spare: Vec<Vec<Event>>) -> Vec<Piece> {
+    let n = (rayon::current_num_threads() * 4).max(1);
+    let mut bounds = vec![0];
+    for k in 1..n {
+        let at = (data.len() * k / n).max(*bounds.last().unwrap_or(&0));
+        let end = memchr::memchr(b'\n', &data[at..]).map_or(data.len(), |e| at + e + 1);
+        bounds.push(end);
+    }
+    bounds.push(data.len());
+    bounds.dedup();
+    spare.resize_with(bounds.len() - 1, Vec::new);
+    bounds
+        .par_windows(2)
+        .zip(spare)
+        .map_init(EventParser::new, |parser, (w, events)| {
+            decode_piece(parser, &data[w[0]..w[1]], events)
+        })
+        .collect()
+}
+
+fn decode_piece(parser: &mut EventParser, data: &[u8], mut events: Vec<Event>) -> Piece {
+    events.clear();
+    events.reserve(data.len() / 96 + 1);
+    let mut piece = Piece {
+        events,
+        error: None,
+        lines: count_newlines(data),
+    };
+    let mut line = 0;
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    for end in ends {
+        line += 1;
+        let text = data[start..end].trim_ascii();
+        start = end + 1;
+        if text.is_empty() {
+            continue;
+        }
+        match parser.parse(text, line) {
+            Ok(ev) => piece.events.push(ev),
+            Err(k) => {
+                piece.error = Some((line, k));
+                break;
+            }
+        }
+    }
+    piece
+}
+
+/// Pairs decoded pieces in order; `first_line` is the line of the first
+/// piece's first line. Returns the pieces' emptied event vectors, for reuse.
+fn push_pieces(
+    b: &mut HistoryBuilder,
+    pieces: Vec<Piece>,
+    first_line: usize,
+) -> Result<Vec<Vec<Event>>, HistoryError> {
+    let mut base = first_line - 1;
+    let mut spare = Vec::with_capacity(pieces.len());
+    for mut piece in pieces {
+        for mut ev in piece.events.drain(..) {
+            ev.line += base;
+            b.push(ev)?;
+        }
+        if let Some((line, k)) = piece.error {
+            return Err(b.error(base + line, k));
+        }
+        base += piece.lines;
+        spare.push(piece.events);
+    }
+    Ok(spare)
 }
 
 /// Parses a JSON array of events; `first_line` is the line where the array
@@ -338,6 +270,10 @@ fn read_array(
     let mut pos = data.iter().position(|&c| c == b'[').unwrap_or(0) + 1;
     let mut line = first_line + count_newlines(&data[..pos]);
     let mut expect_value = true;
+    // Elements: (line, text), cut here and decoded in parallel below; an
+    // error in the array's punctuation ends the list at its line.
+    let mut elements: Vec<(usize, &[u8])> = Vec::new();
+    let mut framing: Option<(usize, HistoryErrorKind)> = None;
     loop {
         // Skip whitespace, then a comma or the closing bracket.
         while pos < data.len() && data[pos].is_ascii_whitespace() {
@@ -346,22 +282,15 @@ fn read_array(
             }
             pos += 1;
         }
+        let syntax = |m: &str| HistoryErrorKind::Syntax(format!("invalid JSON: {m}"));
         if pos >= data.len() {
-            return Err(b.error(
-                line,
-                HistoryErrorKind::Syntax("invalid JSON: unterminated array".into()),
-            ));
+            framing = Some((line, syntax("unterminated array")));
+            break;
         }
         match data[pos] {
             b']' => {
-                let rest = trim_ascii(&data[pos + 1..]);
-                if !rest.is_empty() {
-                    return Err(b.error(
-                        line,
-                        HistoryErrorKind::Syntax(
-                            "invalid JSON: trailing characters after the array".into(),
-                        ),
-                    ));
+                if !data[pos + 1..].trim_ascii().is_empty() {
+                    framing = Some((line, syntax("trailing characters after the array")));
                 }
                 break;
             }
@@ -371,30 +300,45 @@ fn read_array(
                 continue;
             }
             _ if !expect_value => {
-                return Err(b.error(
-                    line,
-                    HistoryErrorKind::Syntax("invalid JSON: expected `,` or `]`".into()),
-                ));
+                framing = Some((line, syntax("expected `,` or `]`")));
+                break;
             }
             _ => {}
         }
-        let mut stream = serde_json::Deserializer::from_slice(&data[pos..]).into_iter::<RawEvent>();
-        let raw = match stream.next() {
-            Some(Ok(raw)) => raw,
-            Some(Err(e)) => return Err(b.error(line, syntax_kind(e))),
-            None => {
-                return Err(b.error(
-                    line,
-                    HistoryErrorKind::Syntax("invalid JSON: unterminated array".into()),
-                ));
-            }
+        let Some(end) = value_end(data, pos) else {
+            framing = Some((line, syntax("unterminated array")));
+            break;
         };
-        let used = stream.byte_offset();
-        let ev = to_event(raw, line).map_err(|k| b.error(line, k))?;
-        b.push(ev)?;
-        line += count_newlines(&data[pos..pos + used]);
-        pos += used;
+        elements.push((line, &data[pos..end]));
+        line += count_newlines(&data[pos..end]);
+        pos = end;
         expect_value = false;
+    }
+    let chunk = (elements.len() / (rayon::current_num_threads() * 4)).max(1024);
+    let decoded: Vec<Vec<Result<Event, (usize, HistoryErrorKind)>>> = elements
+        .par_chunks(chunk)
+        .map_init(EventParser::new, |parser, els| {
+            let mut out = Vec::with_capacity(els.len());
+            for &(line, text) in els {
+                let r = parser.parse(text, line).map_err(|k| (line, k));
+                let stop = r.is_err();
+                out.push(r);
+                if stop {
+                    break;
+                }
+            }
+            out
+        })
+        .collect();
+    drop(elements);
+    for r in decoded.into_iter().flatten() {
+        match r {
+            Ok(ev) => b.push(ev)?,
+            Err((line, k)) => return Err(b.error(line, k)),
+        }
+    }
+    if let Some((line, k)) = framing {
+        return Err(b.error(line, k));
     }
     if b.events() == 0 {
         return Err(b.error(0, HistoryErrorKind::Empty));
@@ -402,8 +346,39 @@ fn read_array(
     Ok(b.finish())
 }
 
+/// The end (exclusive) of the JSON value that starts at `start`: after its
+/// closing bracket, or at the `,` or `]` that follows a scalar. `None` when
+/// the data ends first. Brackets inside strings do not count; the value
+/// itself is validated when it is decoded.
+fn value_end(data: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < data.len() {
+        match data[i] {
+            b'"' => {
+                i = string_end(data, i + 1);
+                if i >= data.len() {
+                    return None;
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth == 0 => return Some(i),
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b',' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 fn count_newlines(b: &[u8]) -> usize {
-    b.iter().filter(|&&c| c == b'\n').count()
+    memchr::memchr_iter(b'\n', b).count()
 }
 
 #[cfg(test)]
@@ -413,6 +388,27 @@ mod tests {
 
     fn read_str(s: &str) -> Result<History, HistoryError> {
         read("t.jsonl", s.as_bytes())
+    }
+
+    #[test]
+    fn a_torn_last_line_is_left_out_and_said() {
+        let whole = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n\
+                     {\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n";
+        // A writer that died mid-line (issue 15: `{"ind` at the end).
+        let h = read_str(&format!("{whole}{{\"ind")).expect("torn last line");
+        assert_eq!(h.torn_last_line, Some(3));
+        assert_eq!(h.len(), 1);
+        assert_eq!(read_str(whole).expect("whole").torn_last_line, None);
+        // Only a JSON text cut short, and only on the last line.
+        let e = read_str(&format!("{whole}oops")).unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = read_str(&format!("{{\"ind\n{whole}")).unwrap_err();
+        assert_eq!(e.line, 1);
+        let e = read_str(&format!("{whole}{{\"ind\n")).unwrap_err();
+        assert_eq!(
+            e.line, 3,
+            "a cut line with its newline was not torn by a dying writer"
+        );
     }
 
     #[test]
@@ -478,27 +474,6 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_last_line_is_left_out_and_said() {
-        let whole = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n\
-                     {\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n";
-        // A writer that died mid-line (issue 15: `{"ind` at the end).
-        let h = read_str(&format!("{whole}{{\"ind")).expect("torn last line");
-        assert_eq!(h.torn_last_line, Some(3));
-        assert_eq!(h.len(), 1);
-        assert_eq!(read_str(whole).expect("whole").torn_last_line, None);
-        // Only a JSON text cut short, and only on the last line.
-        let e = read_str(&format!("{whole}oops")).unwrap_err();
-        assert_eq!(e.line, 3);
-        let e = read_str(&format!("{{\"ind\n{whole}")).unwrap_err();
-        assert_eq!(e.line, 1);
-        let e = read_str(&format!("{whole}{{\"ind\n")).unwrap_err();
-        assert_eq!(
-            e.line, 3,
-            "a cut line with its newline was not torn by a dying writer"
-        );
-    }
-
-    #[test]
     fn malformed_lines_name_the_line() {
         let e =
             read_str("{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{oops}\n").unwrap_err();
@@ -521,5 +496,339 @@ mod tests {
         assert!(e.to_string().contains("line 1 is still in flight"), "{e}");
         let e = read_str("{\"type\":\"invoke\",\"f\":\"read\"}\n").unwrap_err();
         assert!(e.to_string().contains("missing field `process`"), "{e}");
+    }
+}
+
+/// The rules of issue 10 for the JSON formats, each checked in JSON Lines
+/// and in the JSON array form.
+#[cfg(test)]
+mod rules {
+    use super::super::json_event;
+    use super::*;
+    use crate::linear::{self, LinearOptions};
+    use crate::{ModelKind, Validity};
+
+    /// The lines as JSON Lines and as one JSON array (one element per line,
+    /// after the `[` line), with the line numbers each form gives them.
+    fn both(lines: &[&str]) -> [(String, Result<History, HistoryError>, usize); 2] {
+        let jsonl = lines.join("\n") + "\n";
+        let array = format!("[\n{}\n]\n", lines.join(",\n"));
+        [
+            (jsonl.clone(), read("t.jsonl", jsonl.as_bytes()), 0),
+            (array.clone(), read("t.json", array.as_bytes()), 1),
+        ]
+    }
+
+    /// Both forms fail on `line` (of the JSON Lines form) with a message
+    /// containing `what`.
+    fn fails(lines: &[&str], line: usize, what: &str) {
+        for (text, r, shift) in both(lines) {
+            let e = r.expect_err(&text);
+            assert_eq!(e.line, line + shift, "{e} in\n{text}");
+            assert!(
+                e.to_string().contains(what),
+                "{e} lacks {what:?} in\n{text}"
+            );
+        }
+    }
+
+    fn holds(lines: &[&str]) -> Vec<History> {
+        both(lines)
+            .into_iter()
+            .map(|(text, r, _)| r.unwrap_or_else(|e| panic!("{e} in\n{text}")))
+            .collect()
+    }
+
+    const W: &str = r#"{"process":0,"type":"invoke","f":"write","value":1}"#;
+    const WOK: &str = r#"{"process":0,"type":"ok","f":"write","value":1}"#;
+
+    #[test]
+    fn integers_beyond_64_bits_are_errors_not_floats() {
+        let big = "18446744073709551616";
+        let reason = format!(
+            "integer {big} is out of range (faultline compares values exactly, within 64 bits)"
+        );
+        // The reproducer: 2^64 written, 2^64+1 read (was "linearizable").
+        fails(
+            &[
+                r#"{"process":0,"type":"invoke","f":"write","value":18446744073709551616}"#,
+                r#"{"process":0,"type":"ok","f":"write","value":18446744073709551616}"#,
+            ],
+            1,
+            &reason,
+        );
+        // Anywhere in an event: key, cas arguments, nested, process, index,
+        // time, an extra field; and below -2^63.
+        for (field, text) in [
+            ("key", format!(r#""key":{big}"#)),
+            ("cas", format!(r#""value":[1,{big}]"#)),
+            ("nested", format!(r#""value":{{"a":[[{big}]]}}"#)),
+            ("index", format!(r#""index":{big}"#)),
+            ("time", format!(r#""time":{big}"#)),
+            ("extra", format!(r#""node":{big}"#)),
+        ] {
+            let line = format!(r#"{{"process":0,"type":"invoke","f":"cas",{text}}}"#);
+            fails(&[W, WOK, &line], 3, &reason);
+            let _ = field;
+        }
+        fails(
+            &[&format!(
+                r#"{{"process":{big},"type":"invoke","f":"read"}}"#
+            )],
+            1,
+            &reason,
+        );
+        fails(
+            &[r#"{"process":0,"type":"invoke","f":"write","value":-9223372036854775809}"#],
+            1,
+            "integer -9223372036854775809 is out of range",
+        );
+        // A huge number is cut in the message.
+        let huge = format!(
+            r#"{{"process":0,"type":"invoke","f":"write","value":{}}}"#,
+            "9".repeat(5000)
+        );
+        for (_, r, _) in both(&[&huge]) {
+            let msg = r.unwrap_err().to_string();
+            assert!(msg.len() < 300, "{msg}");
+            assert!(msg.contains("(5000 bytes)"), "{msg}");
+        }
+        // Floats stay floats, even beyond 2^64.
+        let h =
+            holds(&[r#"{"process":0,"type":"invoke","f":"write","value":1.8446744073709552e19}"#]);
+        assert!(h[0].ops[0].invoke_value.is_f64());
+    }
+
+    #[test]
+    fn integers_at_the_64_bit_edges_are_exact() {
+        let lines = [
+            r#"{"process":0,"type":"invoke","f":"write","value":18446744073709551615}"#,
+            r#"{"process":0,"type":"ok","f":"write","value":18446744073709551615}"#,
+            r#"{"process":1,"type":"invoke","f":"read","value":null}"#,
+            r#"{"process":1,"type":"ok","f":"read","value":18446744073709551614}"#,
+            r#"{"process":2,"type":"invoke","f":"cas","value":[-9223372036854775808,0]}"#,
+        ];
+        for h in holds(&lines) {
+            assert_eq!(h.ops[0].value, serde_json::json!(u64::MAX));
+            assert_eq!(h.ops[1].value, serde_json::json!(u64::MAX - 1));
+            assert_eq!(h.ops[2].invoke_value, serde_json::json!([i64::MIN, 0]));
+            // 2^64-1 written, 2^64-2 read: not linearizable (floats would
+            // have made them equal).
+            let r = linear::check(&h, &LinearOptions::new(ModelKind::CasRegister)).unwrap();
+            assert_eq!(r.valid, Validity::Invalid);
+        }
+    }
+
+    #[test]
+    fn minus_zero_is_the_integer_zero() {
+        let lines = [
+            r#"{"process":0,"type":"invoke","f":"write","value":-0}"#,
+            r#"{"process":0,"type":"ok","f":"write","value":-0}"#,
+            r#"{"process":1,"type":"invoke","f":"read","value":null}"#,
+            r#"{"process":1,"type":"ok","f":"read","value":0}"#,
+        ];
+        for h in holds(&lines) {
+            assert!(h.ops[0].value.is_u64(), "{:?}", h.ops[0].value);
+            let r = linear::check(&h, &LinearOptions::new(ModelKind::Register)).unwrap();
+            assert_eq!(r.valid, Validity::Valid);
+        }
+        // A read of 1 after it stays a violation.
+        let mut bad = lines;
+        bad[3] = r#"{"process":1,"type":"ok","f":"read","value":1}"#;
+        for h in holds(&bad) {
+            let r = linear::check(&h, &LinearOptions::new(ModelKind::Register)).unwrap();
+            assert_eq!(r.valid, Validity::Invalid);
+        }
+    }
+
+    #[test]
+    fn process_beyond_63_bits_is_an_error_not_the_nemesis() {
+        // The reproducer: a process of 2^64 was taken for the nemesis and
+        // its stale read dropped.
+        fails(
+            &[
+                W,
+                WOK,
+                r#"{"process":18446744073709551616,"type":"invoke","f":"read","value":null}"#,
+            ],
+            3,
+            "integer 18446744073709551616 is out of range",
+        );
+        for p in ["9223372036854775808", "18446744073709551615", "-1"] {
+            fails(
+                &[&format!(r#"{{"process":{p},"type":"invoke","f":"read"}}"#)],
+                1,
+                &format!("process out of range: {p}"),
+            );
+        }
+        fails(
+            &[r#"{"process":true,"type":"invoke","f":"read"}"#],
+            1,
+            "field `process`",
+        );
+        // The edges of the range, and a string process: the nemesis.
+        let h = holds(&[
+            r#"{"process":9223372036854775807,"type":"invoke","f":"read"}"#,
+            r#"{"process":0,"type":"invoke","f":"read"}"#,
+            r#"{"process":"nemesis","type":"info","f":"kill"}"#,
+        ]);
+        for h in h {
+            assert_eq!(h.ops[0].process, i64::MAX);
+            assert_eq!(h.ops[1].process, 0);
+            assert_eq!(h.faults.len(), 1);
+        }
+    }
+
+    #[test]
+    fn index_must_be_an_integer_from_0_to_2_63_minus_1() {
+        for i in ["-1", "9223372036854775808", "1.5", "\"3\"", "null"] {
+            fails(
+                &[&format!(
+                    r#"{{"index":{i},"process":0,"type":"invoke","f":"read"}}"#
+                )],
+                1,
+                "field `index`: expected an integer from 0 to 2^63-1",
+            );
+        }
+        fails(
+            &[r#"{"index":1180591620717411303424,"process":0,"type":"invoke","f":"read"}"#],
+            1,
+            "integer 1180591620717411303424 is out of range",
+        );
+        for h in holds(&[r#"{"index":9223372036854775807,"process":0,"type":"invoke","f":"read"}"#])
+        {
+            assert_eq!(h.ops[0].invoke_index, i64::MAX as u64);
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_naming_the_key() {
+        for (text, key) in [
+            (
+                r#"{"process":0,"process":1,"type":"invoke","f":"read"}"#,
+                "process",
+            ),
+            (
+                r#"{"process":0,"type":"invoke","f":"write","value":1,"value":2}"#,
+                "value",
+            ),
+            (
+                r#"{"process":0,"type":"invoke","type":"ok","f":"read"}"#,
+                "type",
+            ),
+            (
+                r#"{"process":0,"type":"invoke","f":"read","node":"n1","node":"n2"}"#,
+                "node",
+            ),
+            (
+                r#"{"process":0,"type":"invoke","f":"write","value":{"a":1,"a":2}}"#,
+                "a",
+            ),
+        ] {
+            fails(
+                &[W, WOK, text],
+                3,
+                &format!("duplicate key `{key}` in one map"),
+            );
+        }
+    }
+
+    #[test]
+    fn byte_order_mark_at_the_start_is_accepted() {
+        let jsonl = format!("\u{feff}{W}\n{WOK}\n");
+        let array = format!("\u{feff}[{W},\n{WOK}]\n");
+        for text in [jsonl, array] {
+            let h = read("t.jsonl", text.as_bytes()).unwrap();
+            assert_eq!(h.ops.len(), 1);
+            assert_eq!(h.ops[0].complete_line, Some(2));
+            let (h, _) =
+                crate::format::read_from("t", text.as_bytes(), crate::format::Format::Json)
+                    .unwrap();
+            assert_eq!(h.ops.len(), 1);
+        }
+        // Elsewhere it is no whitespace.
+        fails(&[W, &format!("\u{feff}{WOK}")], 2, "invalid JSON");
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_naming_the_line() {
+        let mut jsonl = format!("{W}\n{WOK}\n").into_bytes();
+        jsonl.extend_from_slice(
+            b"{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"node\":\"\xff\"}\n",
+        );
+        let mut array = format!("[{W},\n{WOK},\n").into_bytes();
+        array.extend_from_slice(
+            b"{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"node\":\"\xff\"}]\n",
+        );
+        for text in [jsonl, array] {
+            let e = read("t.jsonl", &text[..]).unwrap_err();
+            assert_eq!(e.line, 3, "{e}");
+            assert!(
+                e.to_string()
+                    .contains("invalid UTF-8 (byte 0xFF at column 49)"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn has_value_tells_an_absent_value_from_null() {
+        for h in holds(&[
+            r#"{"process":0,"type":"invoke","f":"read"}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":null}"#,
+        ]) {
+            assert_eq!(h.ops.len(), 1);
+        }
+        let mut p = json_event::EventParser::new();
+        let absent = p
+            .parse(br#"{"process":0,"type":"ok","f":"read"}"#, 1)
+            .unwrap();
+        let null = p
+            .parse(br#"{"process":0,"type":"ok","f":"read","value":null}"#, 1)
+            .unwrap();
+        assert!(!absent.has_value);
+        assert!(null.has_value);
+        assert_eq!(absent.value, null.value);
+    }
+
+    /// A history over several blocks with a syntax error late in it and a
+    /// pairing error earlier: the earlier one is reported, with its line.
+    #[test]
+    fn the_first_error_in_file_order_is_reported_across_blocks() {
+        let mut lines = Vec::new();
+        let n = 60_000;
+        for i in 0..n {
+            let p = i % 7;
+            lines.push(format!(
+                r#"{{"index":{},"process":{p},"type":"invoke","f":"write","value":{i}}}"#,
+                2 * i
+            ));
+            lines.push(format!(
+                r#"{{"index":{},"process":{p},"type":"ok","f":"write","value":{i},"node":"n{p}"}}"#,
+                2 * i + 1
+            ));
+        }
+        let text = lines.join("\n");
+        assert!(text.len() > 2 * BLOCK);
+        let h = read("t.jsonl", text.as_bytes()).unwrap();
+        assert_eq!(h.ops.len(), n);
+        assert_eq!(h.ops[n - 1].complete_line, Some(2 * n));
+        assert_eq!(
+            h.ops[n - 1].extra.as_ref().unwrap()["node"],
+            format!("n{}", (n - 1) % 7)
+        );
+        let mut bad = lines.clone();
+        bad[100_000] = "{oops".into();
+        let e = read("t.jsonl", bad.join("\n").as_bytes()).unwrap_err();
+        assert_eq!(e.line, 100_001, "{e}");
+        assert!(e.to_string().contains("invalid JSON"), "{e}");
+        bad[70_000] = lines[70_001].clone();
+        let e = read("t.jsonl", bad.join("\n").as_bytes()).unwrap_err();
+        assert_eq!(e.line, 70_001, "{e}");
+        assert!(e.to_string().contains("has no invocation in flight"), "{e}");
+        // And as one array.
+        let array = format!("[{}]", lines.join(",\n"));
+        let h = read("t.json", array.as_bytes()).unwrap();
+        assert_eq!(h.ops[n - 1].complete_line, Some(2 * n));
     }
 }
