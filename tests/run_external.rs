@@ -84,8 +84,11 @@ fn the_example_adapter_with_a_set() {
             "set",
             "--nemesis",
             "none",
+            // Ten Python adapters start at once; on a loaded machine that
+            // takes seconds, and a run with no workload operation is
+            // (rightly) not valid.
             "--time-limit",
-            "4",
+            "8",
             "--quiet",
             "1",
             "--seed",

@@ -314,6 +314,9 @@ pub struct History {
     pub semantics: Semantics,
     /// Number of events read.
     pub events: usize,
+    /// The line number of a last line that was cut short (a torn write:
+    /// no newline, a JSON text that ends early), which was left out.
+    pub torn_last_line: Option<usize>,
 }
 
 impl History {
@@ -697,5 +700,10 @@ impl HistoryBuilder {
     /// The history read so far. Invocations still open are `Pending`.
     pub fn finish(self) -> History {
         self.history
+    }
+
+    /// Notes that the last line, `line`, was cut short and left out.
+    pub fn torn_last_line(&mut self, line: usize) {
+        self.history.torn_last_line = Some(line);
     }
 }

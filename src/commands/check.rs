@@ -369,6 +369,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
         Ok(x) => x,
         Err(e) => return report_error(args, &name, &e.to_string()),
     };
+    warn_torn(&name, &history);
     if let Some(m) = check_txn::txn_model(args.model, &history) {
         return check_txn_file(&name, &history, fmt, m, args, t0, collected);
     }
@@ -673,6 +674,7 @@ fn json_line(s: &Shown<'_>, fmt: Format) -> Value {
         "strongest": summary.strongest,
         "keys_from_values": s.keys_from_values,
         "completions_only": s.only_completions,
+        "torn_last_line": s.history.torn_last_line,
     })
 }
 
@@ -838,6 +840,17 @@ fn print_text(
         crate::outln!(
             "{}",
             linear::render_text(&shortened_witness(w)).trim_end_matches('\n')
+        );
+    }
+}
+
+/// Says so on stderr when the history's last line was cut short (and left
+/// out of the check).
+pub fn warn_torn(name: &str, history: &faultline_checkers::History) {
+    if let Some(line) = history.torn_last_line {
+        eprintln!(
+            "faultline: warning: {name}:{line}: the last line is cut short (a torn write); checked the {} events before it",
+            history.events
         );
     }
 }

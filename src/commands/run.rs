@@ -141,6 +141,42 @@ fn positive(name: &str, v: f64) -> Result<f64, String> {
     }
 }
 
+/// The longest duration a flag may give: about 116 days.
+const MAX_SECONDS: f64 = 1e7;
+
+/// A positive number of seconds, at most [`MAX_SECONDS`].
+fn seconds(name: &str, v: f64) -> Result<f64, String> {
+    let v = positive(name, v)?;
+    if v > MAX_SECONDS {
+        return Err(format!(
+            "--{name}: {v} s is too long (at most {MAX_SECONDS} s)"
+        ));
+    }
+    Ok(v)
+}
+
+/// The largest config or schedule file read (they are a few lines).
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads a small text file named by `flag`: at most [`MAX_FILE_BYTES`], so
+/// that `/dev/zero` or a huge file is an error rather than a memory hog.
+fn read_small(flag: &str, p: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let f =
+        std::fs::File::open(p).map_err(|e| format!("{flag} {}: cannot read: {e}", p.display()))?;
+    let mut text = String::new();
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{flag} {}: cannot read: {e}", p.display()))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "{flag} {}: larger than {MAX_FILE_BYTES} bytes; not a config file",
+            p.display()
+        ));
+    }
+    Ok(text)
+}
+
 fn toml_str(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
@@ -148,12 +184,20 @@ fn toml_str(v: &toml::Value) -> String {
     }
 }
 
+/// A path named in the config file: relative to that file, like every path
+/// in it (`store` and `nemesis-schedule` alike).
+fn relative_to_config(args: &RunArgs, p: PathBuf) -> PathBuf {
+    match &args.config {
+        Some(c) if p.is_relative() => c.parent().unwrap_or(Path::new(".")).join(p),
+        _ => p,
+    }
+}
+
 /// Builds the run's configuration from the file and the flags.
 fn build(args: &RunArgs) -> Result<RunConfig, String> {
     let file: FileConfig = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("--config {}: cannot read: {e}", p.display()))?;
+            let text = read_small("--config", p)?;
             toml::from_str(&text).map_err(|e| {
                 format!(
                     "--config {}: {}",
@@ -201,13 +245,13 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
         (None, None) => "partition".into(),
     };
     let faults = FaultKind::parse_list(&nemesis).map_err(|e| format!("--nemesis: {e}"))?;
-    let interval = positive(
+    let interval = seconds(
         "nemesis-interval",
         args.nemesis_interval
             .or(file.nemesis_interval)
             .unwrap_or(5.0),
     )?;
-    let duration = positive(
+    let duration = seconds(
         "fault-duration",
         args.fault_duration
             .or(file.fault_duration)
@@ -218,22 +262,17 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
             "--fault-duration: {duration} s must be shorter than --nemesis-interval {interval} s"
         ));
     }
-    // A schedule named in the config file is relative to that file.
-    let file_schedule = file.nemesis_schedule.map(|p| match &args.config {
-        Some(c) if p.is_relative() => c.parent().unwrap_or(Path::new(".")).join(p),
-        _ => p,
-    });
+    let file_schedule = file.nemesis_schedule.map(|p| relative_to_config(args, p));
     let timeline = match args.nemesis_schedule.clone().or(file_schedule) {
         Some(p) => {
-            let text = std::fs::read_to_string(&p)
-                .map_err(|e| format!("--nemesis-schedule {}: cannot read: {e}", p.display()))?;
+            let text = read_small("--nemesis-schedule", &p)?;
             let entries: Vec<crate::nemesis::schedule::TimelineEntry> = serde_json::from_str(&text)
                 .map_err(|e| format!("--nemesis-schedule {}: {e}", p.display()))?;
             Some(entries)
         }
         None => None,
     };
-    let time_limit = positive(
+    let time_limit = seconds(
         "time-limit",
         args.time_limit.or(file.time_limit).unwrap_or(30.0),
     )?;
@@ -244,7 +283,12 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
         ));
     }
     let rate = match args.rate.or(file.rate) {
-        Some(r) => Some(positive("rate", r)?),
+        Some(r) if (0.001..=1e9).contains(&r) => Some(r),
+        Some(r) => {
+            return Err(format!(
+                "--rate: expected 0.001 to 1e9 operations per second, got {r}"
+            ));
+        }
         None => None,
     };
     let seed = args.seed.or(file.seed).unwrap_or_else(|| {
@@ -278,7 +322,7 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
         return Err(format!("--quiet: expected 0 to 600 seconds, got {quiet}"));
     }
     let check_time_limit = match args.check_time_limit.or(file.check_time_limit) {
-        Some(s) => positive("check-time-limit", s)?,
+        Some(s) => seconds("check-time-limit", s)?,
         None => 300.0,
     };
     let name = args
@@ -312,7 +356,7 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
         store: args
             .store
             .clone()
-            .or(file.store)
+            .or_else(|| file.store.map(|p| relative_to_config(args, p)))
             .unwrap_or_else(|| "store".into()),
         op_timeout: Duration::from_millis(op_timeout),
         quiet: Duration::from_secs_f64(quiet),
@@ -353,6 +397,8 @@ fn describe(cfg: &RunConfig) -> String {
 
 /// Runs `faultline run`.
 pub fn run(args: RunArgs) -> Exit {
+    // Signals are taken from here on: none can end the run half-way.
+    runner::interrupt::Interrupt::install();
     let cfg = match build(&args) {
         Ok(c) => c,
         Err(e) => return fail(e),

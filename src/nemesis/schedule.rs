@@ -33,9 +33,10 @@ pub enum Target {
     Nodes(Vec<String>),
 }
 
-/// A fault before its targets are drawn.
+/// A fault before its targets are drawn. Unknown fields are errors (a
+/// misspelt `jitter` must not silently mean no jitter).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "fault", rename_all = "kebab-case")]
+#[serde(tag = "fault", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum FaultSpec {
     /// A partition of a shape (`one`, `majority`, ... or JSON).
     Partition {
@@ -135,6 +136,7 @@ pub struct Window {
 /// One entry of an explicit timeline (`{"at": 5, "for": 10, "fault": {...}}`,
 /// seconds).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TimelineEntry {
     /// Start, seconds after the run starts.
     pub at: f64,
@@ -143,6 +145,21 @@ pub struct TimelineEntry {
     pub duration: f64,
     /// The fault.
     pub fault: FaultSpec,
+}
+
+/// The most fault windows a schedule may expand to; more is a mistake
+/// (a time limit of years, a period of microseconds) that would only burn
+/// memory and CPU before the run starts.
+pub const MAX_WINDOWS: usize = 100_000;
+
+/// The latest a timeline entry may start or last, in seconds (about 116
+/// days, the longest time limit).
+pub const MAX_ENTRY_SECONDS: f64 = 1e7;
+
+fn too_many_windows() -> NemesisError {
+    NemesisError::Schedule(format!(
+        "more than {MAX_WINDOWS} faults in the time limit; lengthen the period between faults or shorten the time limit"
+    ))
 }
 
 /// When to inject what.
@@ -199,6 +216,9 @@ impl Schedule {
                 check_rhythm(*every, *duration)?;
                 let mut t = *every;
                 while t + *duration <= horizon {
+                    if out.len() == MAX_WINDOWS {
+                        return Err(too_many_windows());
+                    }
                     out.push(Window {
                         start: t,
                         end: t + *duration,
@@ -218,6 +238,9 @@ impl Schedule {
                 }
                 let mut t = *every;
                 while t + *duration <= horizon {
+                    if out.len() == MAX_WINDOWS {
+                        return Err(too_many_windows());
+                    }
                     let f = &faults[rng.below(faults.len())];
                     out.push(Window {
                         start: t,
@@ -231,20 +254,35 @@ impl Schedule {
                 for (i, e) in entries.iter().enumerate() {
                     if !(e.at >= 0.0
                         && e.duration > 0.0
-                        && e.at.is_finite()
-                        && e.duration.is_finite())
+                        && e.at <= MAX_ENTRY_SECONDS
+                        && e.duration <= MAX_ENTRY_SECONDS)
                     {
                         return Err(NemesisError::Schedule(format!(
-                            "entry {i}: need at >= 0 and for > 0 (got at {} for {})",
+                            "entry {i}: need 0 <= at <= {MAX_ENTRY_SECONDS} and 0 < for <= {MAX_ENTRY_SECONDS} (got at {} for {})",
                             e.at, e.duration
+                        )));
+                    }
+                    // Jepsen's rule: the nemesis acts within the main phase.
+                    // An entry that would start after it is a mistake, not
+                    // something to drop silently; one that ends after it is
+                    // cut short (healed and recorded when the phase ends).
+                    if Duration::from_secs_f64(e.at) >= horizon {
+                        return Err(NemesisError::Schedule(format!(
+                            "entry {i}: starts at {} s, not before the end of the main phase ({} s)",
+                            e.at,
+                            horizon.as_secs_f64()
                         )));
                     }
                     let start = Duration::from_secs_f64(e.at);
                     out.push(Window {
                         start,
                         end: start + Duration::from_secs_f64(e.duration),
-                        fault: draw(&e.fault, nodes, primaries, &mut rng)
-                            .map_err(|err| NemesisError::Schedule(format!("entry {i}: {err}")))?,
+                        fault: draw(&e.fault, nodes, primaries, &mut rng).map_err(|err| {
+                            NemesisError::Schedule(match err {
+                                NemesisError::Schedule(m) => format!("entry {i}: {m}"),
+                                other => format!("entry {i}: {other}"),
+                            })
+                        })?,
                     });
                 }
                 out.sort_by_key(|w| w.start);
@@ -300,6 +338,12 @@ pub fn targets(
                 return Err(NemesisError::Schedule(
                     "target `primaries`: the store reported no primaries".into(),
                 ));
+            }
+            if let Some(x) = primaries.iter().find(|p| !nodes.contains(p)) {
+                return Err(NemesisError::Schedule(format!(
+                    "target `primaries` names node {x:?}, which is not in the lab (nodes: {})",
+                    nodes.join(", ")
+                )));
             }
             primaries.to_vec()
         }

@@ -324,6 +324,7 @@ pub fn outside_faults(history: &History, windows: &[FaultWindow]) -> History {
         faults: Vec::new(),
         semantics: history.semantics.clone(),
         events: history.events,
+        torn_last_line: history.torn_last_line,
     };
     for o in &history.ops {
         let mut o = o.clone();

@@ -36,6 +36,7 @@ pub fn check_history(
 ) -> Result<Verdicts, String> {
     let t0 = Instant::now();
     let (history, _) = format::read_path(path, Format::Json).map_err(|e| e.to_string())?;
+    crate::commands::check::warn_torn(&path.display().to_string(), &history);
     let mut checks = BTreeMap::new();
     let mut valid = Validity::Valid;
     for name in workload.checks() {
@@ -68,6 +69,9 @@ pub fn check_history(
         };
         checks.insert((*name).to_string(), v);
     }
+    let (v, c) = workload_ran(&history);
+    valid = valid.merge(v);
+    checks.insert("workload".to_string(), c);
     Ok(Verdicts {
         valid,
         checks,
@@ -75,6 +79,38 @@ pub fn check_history(
         check_ms: t0.elapsed().as_secs_f64() * 1e3,
         history,
     })
+}
+
+/// Whether the run tested anything: a run in which no workload operation
+/// (final reads aside) succeeded proves nothing, so its verdict is unknown,
+/// never valid.
+pub fn workload_ran(history: &History) -> (Validity, Value) {
+    let workload = history
+        .ops
+        .iter()
+        .filter(|o| !faultline_checkers::set::is_final(o));
+    let (mut invoked, mut ok) = (0u64, 0u64);
+    for o in workload {
+        invoked += 1;
+        if o.outcome == faultline_checkers::Outcome::Ok {
+            ok += 1;
+        }
+    }
+    let mut r = CheckResult {
+        valid: Validity::Valid,
+        anomalies: Vec::new(),
+        stats: json!({"invoked": invoked, "ok": ok}),
+        unknown_reason: None,
+    };
+    if ok == 0 {
+        r.valid = Validity::Unknown;
+        r.unknown_reason = Some(format!(
+            "no workload operation succeeded ({invoked} invoked): the run tested nothing"
+        ));
+    }
+    let mut valid = Validity::Valid;
+    let v = result(&mut valid, r);
+    (valid, v)
 }
 
 fn result(valid: &mut Validity, r: CheckResult) -> Value {

@@ -30,8 +30,17 @@ pub enum FaultKind {
 impl FaultKind {
     /// Parses `--nemesis`: a comma-separated set, or `none` / `all`.
     pub fn parse_list(s: &str) -> Result<Vec<FaultKind>, String> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(format!(
+                "{s:?}: an empty fault name (use `none` for no faults)"
+            ));
+        }
+        if parts.len() > 1 && parts.contains(&"none") {
+            return Err(format!("{s:?}: `none` cannot be combined with faults"));
+        }
         let mut out = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in parts {
             match part {
                 "none" => {}
                 "all" => out.extend([
@@ -153,6 +162,9 @@ pub enum RunError {
     /// The history could not be checked.
     #[error("checking the history: {0}")]
     Check(String),
+    /// A fault the run could not apply (checked before anything starts).
+    #[error("{0}")]
+    Faults(String),
     /// A signal arrived before the workload started: nothing was run, and
     /// everything created was removed.
     #[error("interrupted {0}: nothing was run; the lab and its servers were removed")]

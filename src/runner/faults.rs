@@ -19,9 +19,39 @@ use crate::lab::{Lab, NodeState};
 use crate::nemesis::schedule::{self, Fault, Phase, Schedule};
 use crate::nemesis::{self, NemesisError, ServerControl};
 
+/// The names of a run's nodes: n1..nN.
+pub(super) fn node_names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("n{i}")).collect()
+}
+
+/// Before anything is created: every fault the run may inject can be
+/// applied (a fault that could not be is an error now, never an event in
+/// the history). Expands the schedule once (with n1 standing in for the
+/// primaries, which the store reports once it runs), so a bad timeline or an
+/// oversized schedule fails here; kill and pause need a store whose servers
+/// faultline can kill and pause.
+pub(super) fn check_faults(cfg: &RunConfig) -> Result<(), RunError> {
+    let names = node_names(cfg.nodes);
+    let windows = nemesis_windows(cfg, &names, &names[..1])?;
+    let kills = windows
+        .iter()
+        .any(|w| matches!(w.fault, Fault::Kill { .. }));
+    let pauses = windows
+        .iter()
+        .any(|w| matches!(w.fault, Fault::Pause { .. }));
+    if (kills && cfg.db.kill().is_none()) || (pauses && cfg.db.pause().is_none()) {
+        return Err(RunError::Faults(format!(
+            "--db {}: kill and pause act on the servers faultline starts, and this run starts none that can be {}: add --db-opt server=builtin or server=\"COMMAND\", or leave kill and pause out of the faults",
+            cfg.db.name(),
+            if kills { "killed" } else { "paused" }
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn nemesis_windows(
     cfg: &RunConfig,
-    lab: &Lab,
+    nodes: &[String],
     primaries: &[String],
 ) -> Result<Vec<schedule::Window>, RunError> {
     let sched = match &cfg.timeline {
@@ -33,11 +63,9 @@ pub(super) fn nemesis_windows(
             faults: cfg.faults.iter().flat_map(|f| f.specs()).collect(),
         },
     };
-    let nodes: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
-    let primaries = primaries.to_vec();
     Ok(sched.windows(
-        &nodes,
-        &primaries,
+        nodes,
+        primaries,
         Duration::from_secs_f64(cfg.time_limit),
         cfg.seed,
     )?)

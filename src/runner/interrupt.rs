@@ -14,8 +14,8 @@
 //!   once with exit code 3 (unknown): nothing is left to undo, and the
 //!   history is complete on disk for `faultline check`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
@@ -54,8 +54,14 @@ impl Interrupt {
 
     /// Blocks the terminating signals in this thread (and every thread it
     /// starts later) and starts the thread that takes them. Call before
-    /// creating anything.
+    /// creating anything, from the main thread; later calls return the same
+    /// interrupt.
     pub fn install() -> Arc<Interrupt> {
+        static INSTALLED: OnceLock<Arc<Interrupt>> = OnceLock::new();
+        INSTALLED.get_or_init(Interrupt::start).clone()
+    }
+
+    fn start() -> Arc<Interrupt> {
         let it = Interrupt::new();
         let set = signals::block(&signals::TERMINATING);
         let me = it.clone();
@@ -85,10 +91,13 @@ impl Interrupt {
         let (to, what) = if n == 1 {
             (
                 Level::Cancel,
-                "ending the run: operations in flight are cancelled; healing, final reads, teardown and checks follow (send it again to skip to the teardown)",
+                "interrupted: ending the run: operations in flight are cancelled; healing, final reads, teardown and checks follow (send it again to skip to the teardown)",
             )
         } else {
-            (Level::Teardown, "skipping to the teardown")
+            (
+                Level::Teardown,
+                "interrupted again: skipping to the teardown",
+            )
         };
         eprintln!("faultline: {sig}: {what}");
         self.raise(to);

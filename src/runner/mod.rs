@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 use crate::lab::proc::Server;
 use crate::lab::{Lab, LabGuard, LabSpec};
 use crate::nemesis::schedule;
-use crate::stores::{self, Cluster, Launch, Programs, Store};
-use faults::{heal_all, nemesis_task, nemesis_windows};
+use crate::stores::{self, Cluster, Launch, Programs, Store, StoreError};
+use faults::{check_faults, heal_all, nemesis_task, nemesis_windows, node_names};
 use progress::progress_task;
 use results::results_json;
 use workers::{final_read_phase, worker};
@@ -59,6 +59,10 @@ pub struct RunOutcome {
 pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
     let interrupt = interrupt::Interrupt::install();
     crate::lab::sys::preflight()?;
+    check_faults(&cfg)?;
+    if interrupt.interrupted() {
+        return Err(RunError::Interrupted("before anything was created"));
+    }
     let dir = store::create_run_dir(&cfg.store, &cfg.name).map_err(io(format!(
         "creating the run directory in {}",
         cfg.store.display()
@@ -195,7 +199,7 @@ async fn run_in_lab(
         lab,
         cfg,
     });
-    let windows = nemesis_windows(&ctx.cfg, &ctx.lab, &ctx.cluster.primaries)?;
+    let windows = nemesis_windows(&ctx.cfg, &node_names(ctx.cfg.nodes), &ctx.cluster.primaries)?;
 
     let (progress, progress_task) = progress_task(ctx.clone(), start);
     let nemesis = tokio::spawn(nemesis_task(ctx.clone(), windows.clone(), start));
@@ -237,12 +241,27 @@ async fn run_in_lab(
     writer
         .finish()
         .map_err(io(format!("writing {}", history_path.display())))?;
+    adapters_spoke(&ctx.cluster, dir, &history_path)?;
     Ok(Recorded {
         cfg: ctx.cfg,
         windows,
         elapsed: start.elapsed(),
         history_path,
     })
+}
+
+/// An error if the external adapters never gave one valid reply (only
+/// garbage): the run tested nothing, and the adapter is what to fix.
+fn adapters_spoke(cluster: &Cluster, dir: &Path, history: &Path) -> Result<(), RunError> {
+    if !cluster.adapters.hopeless() {
+        return Ok(());
+    }
+    Err(RunError::Store(StoreError::Down(format!(
+        "the external adapter never gave a valid reply ({} lines that are not replies); see {} and {}",
+        cluster.adapters.garbage.load(Ordering::Relaxed),
+        dir.join("adapter.log").display(),
+        history.display()
+    ))))
 }
 
 /// How long the workers may take to finish the operations in flight when

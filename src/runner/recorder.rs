@@ -135,6 +135,23 @@ impl Writer {
     }
 }
 
+/// Appends whole lines: should the write fail part-way (a full disk), the
+/// file is cut back to its last whole line, so the history never ends in a
+/// torn line. `written` is the file's length so far.
+fn write_lines(file: &mut File, lines: &[u8], written: &mut u64) -> std::io::Result<()> {
+    match file.write_all(lines) {
+        Ok(()) => {
+            *written += lines.len() as u64;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = file.set_len(*written);
+            let _ = file.sync_all();
+            Err(e)
+        }
+    }
+}
+
 /// Creates `path` and starts the writer thread.
 pub fn start(path: &Path, start: Instant) -> std::io::Result<(Recorder, Writer)> {
     let mut file = File::create(path)?;
@@ -143,6 +160,7 @@ pub fn start(path: &Path, start: Instant) -> std::io::Result<(Recorder, Writer)>
         .name("history-writer".into())
         .spawn(move || {
             let mut buf: Vec<u8> = Vec::with_capacity(1 << 17);
+            let mut written = 0u64;
             let mut index = 0u64;
             let mut last_flush = Instant::now();
             loop {
@@ -154,14 +172,14 @@ pub fn start(path: &Path, start: Instant) -> std::io::Result<(Recorder, Writer)>
                         index += 1;
                         if buf.len() >= 1 << 16 || last_flush.elapsed() >= Duration::from_millis(50)
                         {
-                            file.write_all(&buf)?;
+                            write_lines(&mut file, &buf, &mut written)?;
                             buf.clear();
                             last_flush = Instant::now();
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => {
                         if !buf.is_empty() {
-                            file.write_all(&buf)?;
+                            write_lines(&mut file, &buf, &mut written)?;
                             buf.clear();
                         }
                         last_flush = Instant::now();
@@ -169,7 +187,7 @@ pub fn start(path: &Path, start: Instant) -> std::io::Result<(Recorder, Writer)>
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
-            file.write_all(&buf)?;
+            write_lines(&mut file, &buf, &mut written)?;
             file.sync_all()?;
             Ok(index)
         })?;

@@ -40,7 +40,17 @@ pub(super) fn results_json(
         "stats": {
             "ops": v.ops,
             "outcomes": counts,
-            "faults": windows.len(),
+            // What the nemesis did (the history's start events), and what
+            // was scheduled; they differ when the nemesis fell behind (a
+            // period shorter than applying a fault takes) or the run ended
+            // early.
+            "faults": v
+                .history
+                .faults
+                .iter()
+                .filter(|f| f.extra.get("phase").is_some_and(|p| p == "start"))
+                .count(),
+            "faults_scheduled": windows.len(),
             "duration_s": elapsed.as_secs_f64(),
             "ok_per_s": counts.get("ok").copied().unwrap_or(0) as f64 / cfg.time_limit.max(0.001),
             "check_ms": v.check_ms,

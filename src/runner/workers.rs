@@ -70,6 +70,12 @@ pub(super) async fn worker(ctx: Arc<Ctx>, slot: u32) {
                 .as_deref()
                 .is_some_and(|e| e.starts_with("unavailable"));
         ctx.rec.record(ev(kind, value, error, now));
+        if ctx.cluster.adapters.hopeless() {
+            // Nothing but garbage from the adapters: the run is an error
+            // (see run_in_lab); no point in going on.
+            ctx.interrupt.raise(interrupt::Level::Stop);
+            break;
+        }
         if refused {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

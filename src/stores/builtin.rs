@@ -115,6 +115,14 @@ impl Builtin {
             Some(m) => Mode::from_word(&m)
                 .ok_or_else(|| format!("--db-opt mode={m}: expected primary, async or quorum"))?,
         };
+        if mode != Mode::Quorum
+            && let Some(k) = ["r", "w"].into_iter().find(|k| opts.has(k))
+        {
+            return Err(format!(
+                "--db-opt {k}: only means something with mode=quorum (this run has mode={})",
+                mode.word()
+            ));
+        }
         let mut size = |key: &str| match opts.take(key) {
             None => Ok(QuorumSize::Quorum),
             Some(v) => QuorumSize::parse(key, &v),

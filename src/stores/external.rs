@@ -14,16 +14,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::time::Instant;
 
+use super::adapter_reply::{Health, Line, MAX_REPLY_BYTES, excerpt, read_line_bounded};
 use super::builtin::Builtin;
 use super::options::serialize_word;
 use super::registry::{Entry, Requirement};
 use super::{
-    Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role, Store,
-    StoreError,
+    Client, ClientError, Cluster, Completion, DbOpts, Kill, Launch, Operation, Pause, ProcessTree,
+    Programs, Role, Store, StoreError,
 };
 use crate::lab::Lab;
 use crate::lab::sys::find_tool;
@@ -196,6 +197,13 @@ impl Store for External {
                 launch.check_alive()?;
                 match c.ready(Instant::now() + Duration::from_secs(5)).await {
                     Ok(()) => break,
+                    // An answer that is not a reply will not become one.
+                    Err(e) if probe.adapters.only_garbage() => {
+                        return Err(StoreError::Down(format!(
+                            "the external adapter's handshake failed: {e}; its log: {}",
+                            probe.run_dir.join("adapter.log").display()
+                        )));
+                    }
                     Err(e) if t0.elapsed() > Duration::from_secs(30) => {
                         return Err(StoreError::Down(format!(
                             "the external adapter's handshake did not succeed within 30 s: {e}; its log: {}",
@@ -222,6 +230,17 @@ impl Store for External {
     }
 
     /// Adapters run in the lab's clients' namespace.
+    /// Without `server=`, faultline starts no servers: nothing it could
+    /// kill or pause (such faults are refused before the run).
+    fn kill(&self) -> Option<&dyn Kill> {
+        (self.server != Servers::None).then_some(&ProcessTree as &dyn Kill)
+    }
+
+    /// See [`External::kill`].
+    fn pause(&self) -> Option<&dyn Pause> {
+        (self.server != Servers::None).then_some(&ProcessTree as &dyn Pause)
+    }
+
     fn clients_in_namespace(&self) -> bool {
         true
     }
@@ -372,7 +391,7 @@ impl Client for ExternalClient {
             let hello = json!({"id": 0, "f": "open", "worker": worker, "nodes": nodes});
             // Python and friends need a moment to start: at least 5 s.
             let d = deadline.max(Instant::now() + Duration::from_secs(5));
-            match exchange(&mut a, &hello, 0, d).await {
+            match exchange(&mut a, &hello, 0, d, &self.cluster.adapters).await {
                 Ok(r) if r.kind == EventType::Ok => {}
                 Ok(r) => {
                     return Err(ClientError::Definite(format!(
@@ -426,7 +445,7 @@ impl Client for ExternalClient {
             .adapter
             .as_mut()
             .ok_or_else(|| ClientError::Definite("no adapter".into()))?;
-        let r = exchange(a, &req, id, deadline)
+        let r = exchange(a, &req, id, deadline, &self.cluster.adapters)
             .await
             .and_then(AdapterReply::completion);
         if let Err(e) = &r
@@ -444,6 +463,7 @@ async fn exchange(
     req: &Value,
     id: u64,
     deadline: Instant,
+    health: &Health,
 ) -> Result<AdapterReply, ClientError> {
     let mut line = req.to_string().into_bytes();
     line.push(b'\n');
@@ -458,19 +478,32 @@ async fn exchange(
     }
     let _ = a.stdin.flush().await;
     loop {
-        let mut buf = String::new();
-        match tokio::time::timeout_at(deadline, a.stdout.read_line(&mut buf)).await {
-            Ok(Ok(0)) => return Err(indefinite("the adapter exited (end of its stdout)")),
-            Ok(Ok(_)) => {}
+        let read = read_line_bounded(&mut a.stdout, MAX_REPLY_BYTES);
+        let buf = match tokio::time::timeout_at(deadline, read).await {
+            Ok(Ok(Line::Eof)) => return Err(indefinite("the adapter exited (end of its stdout)")),
+            Ok(Ok(Line::Text(t))) => t,
+            Ok(Ok(Line::TooLong(n))) => {
+                health.garbage();
+                return Err(indefinite(format!(
+                    "bad reply from the adapter: a line of {n} bytes (at most {MAX_REPLY_BYTES})"
+                )));
+            }
             Ok(Err(e)) => return Err(indefinite(format!("reading the adapter: {e}"))),
             Err(_) => return Err(indefinite("timeout: no reply from the adapter")),
-        }
+        };
         let text = buf.trim();
         if text.is_empty() {
             continue;
         }
-        let reply: AdapterReply = serde_json::from_str(text)
-            .map_err(|e| indefinite(format!("bad reply from the adapter {text:?}: {e}")))?;
+        let reply: AdapterReply = serde_json::from_str(text).map_err(|e| {
+            health.garbage();
+            indefinite(format!(
+                "bad reply from the adapter {:?} ({} bytes): {e}",
+                excerpt(text),
+                text.len()
+            ))
+        })?;
+        health.reply();
         if reply.id == id {
             return Ok(reply);
         }

@@ -30,6 +30,7 @@
 //! - `external`: a program of the user's that speaks newline-delimited JSON
 //!   (see `docs/stores.md`), optionally with servers started on the nodes.
 
+pub mod adapter_reply;
 pub mod builtin;
 mod capability;
 mod error;
@@ -225,6 +226,8 @@ pub struct Cluster {
     pub run_dir: PathBuf,
     /// The lab's clients' namespace, where external adapters run.
     pub client_netns: Option<String>,
+    /// What the external adapters said (only for `external`).
+    pub adapters: adapter_reply::Health,
 }
 
 impl Cluster {
@@ -235,6 +238,7 @@ impl Cluster {
             primaries: Vec::new(),
             run_dir,
             client_netns: lab.state.client.as_ref().map(|c| c.netns.clone()),
+            adapters: adapter_reply::Health::default(),
         }
     }
 

@@ -54,6 +54,11 @@ impl DbOpts {
         }
     }
 
+    /// Whether `key` was given (and not taken yet).
+    pub fn has(&self, key: &str) -> bool {
+        self.opts.contains_key(key)
+    }
+
     /// Takes `key` as it was given.
     pub fn take(&mut self, key: &str) -> Option<String> {
         self.opts.remove(key)

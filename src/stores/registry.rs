@@ -129,7 +129,7 @@ mod tests {
             &'static [(&'static str, &'static str)],
             &'static str,
         );
-        let cases: [Case; 7] = [
+        let cases: [Case; 8] = [
             (
                 "mongo",
                 &[],
@@ -142,8 +142,13 @@ mod tests {
             ),
             (
                 "builtin",
-                &[("r", "0")],
+                &[("mode", "quorum"), ("r", "0")],
                 "--db-opt r=0: expected a number >= 1, one, quorum or all",
+            ),
+            (
+                "builtin",
+                &[("r", "1")],
+                "--db-opt r: only means something with mode=quorum (this run has mode=primary)",
             ),
             (
                 "etcd",

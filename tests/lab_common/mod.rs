@@ -19,9 +19,12 @@ use faultline::lab::nft::{self, Change, Hook, Nft};
 use faultline::lab::{Lab, sys};
 use nix::fcntl::{Flock, FlockArg};
 
-/// The faultline binary under test.
+/// The faultline binary under test: this build's, or `FAULTLINE_TEST_BIN`
+/// (to show that a test fails against an older build).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_faultline"))
+    std::env::var_os("FAULTLINE_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_faultline")))
 }
 
 /// Holds the machine-wide test lock.

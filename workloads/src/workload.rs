@@ -159,10 +159,19 @@ impl OpMix {
                 other => return Err(format!("unknown operation `{other}` (read, write, cas)")),
             }
         }
-        if m.read + m.write + m.cas <= 0.0 {
+        // Scaled by the largest weight first, so that huge weights (1e308)
+        // cannot overflow the sum, then normalised to add up to 1.
+        let max = m.read.max(m.write).max(m.cas);
+        if max <= 0.0 {
             return Err("the weights add up to 0".into());
         }
-        Ok(m)
+        let (r, w, c) = (m.read / max, m.write / max, m.cas / max);
+        let total = r + w + c;
+        Ok(OpMix {
+            read: r / total,
+            write: w / total,
+            cas: c / total,
+        })
     }
 }
 
@@ -408,7 +417,11 @@ mod tests {
                 .all(|o| o.key == "set" && (o.f == "add" || o.f == "read"))
         );
         assert_eq!(final_reads(&set).len(), 1);
-        assert_eq!(OpMix::parse("read=1,add=3").expect("mix").write, 3.0);
+        assert_eq!(OpMix::parse("read=1,add=3").expect("mix").write, 0.75);
+        // Huge weights keep their ratio (issue 15: 1e308 + 1e308 overflowed
+        // to infinity and every operation became a cas).
+        let huge = OpMix::parse("read=1e308,write=1e308").expect("mix");
+        assert_eq!((huge.read, huge.write, huge.cas), (0.5, 0.5, 0.0));
         assert!(OpMix::parse("read=x").is_err());
         assert!(OpMix::parse("delete=1").is_err());
         assert!("zipf:0".parse::<KeyDist>().is_err());

@@ -66,7 +66,15 @@ pub fn read_with<R: BufRead>(
     };
     let mut carry = Vec::new();
     let mut next_line = 1;
-    let mut first = read_block(&mut reader, &mut carry, &mut next_line, Vec::new()).map_err(io)?;
+    let mut torn = None;
+    let mut first = read_block(
+        &mut reader,
+        &mut carry,
+        &mut next_line,
+        &mut torn,
+        Vec::new(),
+    )
+    .map_err(io)?;
     if let Some(block) = &mut first {
         if block.data.starts_with(BOM) {
             block.data.drain(..BOM.len());
@@ -106,7 +114,12 @@ pub fn read_with<R: BufRead>(
             break;
         };
         decoded = Some((pieces, first_line));
-        block = read_block(&mut reader, &mut carry, &mut next_line, data).map_err(io)?;
+        block = read_block(&mut reader, &mut carry, &mut next_line, &mut torn, data).map_err(io)?;
+    }
+    if let Some(line) = torn {
+        // The last line of a file whose writer died (or ran out of space)
+        // mid-write: left out, and said so.
+        b.torn_last_line(line);
     }
     if b.events() == 0 {
         return Err(b.error(0, HistoryErrorKind::Empty));
@@ -116,11 +129,13 @@ pub fn read_with<R: BufRead>(
 
 /// Reads about [`BLOCK`] bytes of whole lines (the partial last line waits
 /// in `carry` for the next block; at the end of the input it is the last
-/// line). `None` at the end.
+/// line). `None` at the end. A last line without a newline that is a JSON
+/// text cut short is left out, and its number put in `torn`.
 fn read_block<R: BufRead>(
     reader: &mut R,
     carry: &mut Vec<u8>,
     next_line: &mut usize,
+    torn: &mut Option<usize>,
     mut data: Vec<u8>,
 ) -> std::io::Result<Option<Block>> {
     data.clear();
@@ -146,12 +161,29 @@ fn read_block<R: BufRead>(
             }
         }
     }
+    if eof && !data.ends_with(b"\n") {
+        let start = memchr::memrchr(b'\n', &data).map_or(0, |i| i + 1);
+        if is_cut_short(&data[start..]) {
+            *torn = Some(*next_line + count_newlines(&data[..start]));
+            data.truncate(start);
+        }
+    }
     if data.is_empty() {
         return Ok(None);
     }
     let first_line = *next_line;
     *next_line += count_newlines(&data);
     Ok(Some(Block { data, first_line }))
+}
+
+/// True if `text` is the beginning of a JSON text that ends too early (and
+/// nothing else is wrong with it so far).
+fn is_cut_short(text: &[u8]) -> bool {
+    let text = text.trim_ascii();
+    !text.is_empty()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(text)
+            .err()
+            .is_some_and(|e| e.is_eof())
 }
 
 /// Decodes a block of whole lines in pieces, in parallel, into the `spare`
@@ -356,6 +388,27 @@ mod tests {
 
     fn read_str(s: &str) -> Result<History, HistoryError> {
         read("t.jsonl", s.as_bytes())
+    }
+
+    #[test]
+    fn a_torn_last_line_is_left_out_and_said() {
+        let whole = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n\
+                     {\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n";
+        // A writer that died mid-line (issue 15: `{"ind` at the end).
+        let h = read_str(&format!("{whole}{{\"ind")).expect("torn last line");
+        assert_eq!(h.torn_last_line, Some(3));
+        assert_eq!(h.len(), 1);
+        assert_eq!(read_str(whole).expect("whole").torn_last_line, None);
+        // Only a JSON text cut short, and only on the last line.
+        let e = read_str(&format!("{whole}oops")).unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = read_str(&format!("{{\"ind\n{whole}")).unwrap_err();
+        assert_eq!(e.line, 1);
+        let e = read_str(&format!("{whole}{{\"ind\n")).unwrap_err();
+        assert_eq!(
+            e.line, 3,
+            "a cut line with its newline was not torn by a dying writer"
+        );
     }
 
     #[test]
