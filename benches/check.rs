@@ -18,6 +18,12 @@
 //!    violation: `faultline check --checks session,cc,ccv`, then
 //!    `--checks cm`, wall time, peak memory and whether the injected read
 //!    is found.
+//! 6. Porcupine-style kv histories with 50 clients (`synth --model kv`,
+//!    unique values): one 230-operation key, linearizable and with an
+//!    injected stale get; 10 keys, 1,712 and 2,024 operations, linearizable
+//!    and with a violation. Check time (median) decided from the unique
+//!    values, and once with the search alone (`search_only`, 10 s limit)
+//!    for comparison.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -379,6 +385,62 @@ fn bench_causal_1m() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Kv histories of 50 clients, as in Porcupine's kv tests (see the module
+/// documentation, item 6).
+fn bench_kv_50_clients() {
+    use faultline_workloads::synth::{Anomaly, Mix, Model};
+    let kv = |ops: u64, keys: u32, inject: Option<Anomaly>| SynthConfig {
+        ops,
+        keys,
+        processes: 50,
+        model: Model::Kv,
+        mix: Mix::default_for(Model::Kv),
+        inject,
+        seed: 1,
+        ..SynthConfig::default()
+    };
+    let cases = [
+        ("kv 50 clients, 1 key, 230 ops", kv(230, 1, None)),
+        (
+            "kv 50 clients, 1 key, 230 ops, bad",
+            kv(230, 1, Some(Anomaly::StaleRead)),
+        ),
+        ("kv 50 clients, 10 keys, 1712 ops", kv(1712, 10, None)),
+        (
+            "kv 50 clients, 10 keys, 2024 ops, bad",
+            kv(2024, 10, Some(Anomaly::StaleRead)),
+        ),
+    ];
+    for (label, cfg) in cases {
+        let data = synth_bytes(&cfg);
+        let (h, _) = format::read_from("synth", &data[..], Format::Json).expect("parses");
+        let opts = LinearOptions::new(ModelKind::Kv);
+        let mut times = Vec::new();
+        let mut verdict = Validity::Unknown;
+        for _ in 0..runs(21) {
+            let t = Instant::now();
+            let r = linear::check(&h, &opts).expect("fits kv");
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            verdict = r.valid;
+        }
+        let search = LinearOptions {
+            search_only: true,
+            time_limit: Some(10.0),
+            ..LinearOptions::new(ModelKind::Kv)
+        };
+        let t = Instant::now();
+        let r = linear::check(&h, &search).expect("fits kv");
+        println!(
+            "{label:<38} {:>5} ops  check {:>8.3} ms  valid {}  | search alone {:>8.1} ms  valid {}",
+            h.ops.len(),
+            median(times),
+            verdict.as_str(),
+            t.elapsed().as_secs_f64() * 1e3,
+            r.valid.as_str()
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` does not: run
     // nothing then, so that the test suite stays fast.
@@ -442,6 +504,7 @@ fn main() {
             ..SynthConfig::default()
         },
     );
+    bench_kv_50_clients();
     bench_json_read();
     if std::env::var("FAULTLINE_BENCH_SKIP_1M").is_err() {
         bench_1m();

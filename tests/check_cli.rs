@@ -362,7 +362,9 @@ fn budgets_give_unknown_never_valid() {
     let (path, _) = synth(
         dir.path(),
         "one-key.jsonl",
-        &["--ops", "5000", "--seed", "3"],
+        // Values written more than once: the search decides, not the
+        // unique-value procedure.
+        &["--ops", "5000", "--seed", "3", "--values", "1000"],
     );
     let o = run(&["check", "--json", "--time-limit", "0.000001", &path]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
@@ -375,7 +377,11 @@ fn budgets_give_unknown_never_valid() {
             .contains("time limit")
     );
 
-    let (path, _) = synth(dir.path(), "big.jsonl", &["--ops", "60000", "--seed", "4"]);
+    let (path, _) = synth(
+        dir.path(),
+        "big.jsonl",
+        &["--ops", "60000", "--seed", "4", "--values", "1000"],
+    );
     let o = run(&["check", "--json", "--memory-limit", "1", &path]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let l = &json_lines(&o)[0];

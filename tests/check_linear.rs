@@ -100,3 +100,127 @@ fn stops_after_the_first_violation_unless_all_keys() {
     let l = json_line(&o);
     assert_eq!(l["not_decided"], json!([]));
 }
+
+/// `faultline synth` of 230 kv operations by 50 clients into `path`, with
+/// `extra` flags; returns its standard error.
+fn synth_kv(path: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "synth",
+        "--model",
+        "kv",
+        "--clients",
+        "50",
+        "--ops",
+        "230",
+        "-o",
+        path,
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    stderr(&o)
+}
+
+/// Runs `faultline ARGS` under `/usr/bin/time -f %M`: the output and the
+/// peak resident set size in KiB.
+fn run_measured(args: &[&str]) -> (Output, u64) {
+    let o = std::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .output()
+        .expect("/usr/bin/time runs (scripts/test-all installs the `time` package)");
+    let err = stderr(&o);
+    let kib = err
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time: {err}"));
+    (o, kib)
+}
+
+#[test]
+fn memory_limit_bounds_the_peak_rss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Two histories the search drowns in: a 230-operation kv key of puts,
+    // gets and appends by 50 clients with values written many times (so
+    // not decided from unique values), and 3 KB of all-concurrent
+    // operations.
+    let kv = dir.path().join("kv.jsonl").display().to_string();
+    synth_kv(&kv, &["--values", "20", "--seed", "1"]);
+    let concurrent = write_events(dir.path(), "concurrent.jsonl", &hard_key("a", 16));
+    assert!(std::fs::metadata(&concurrent).expect("written").len() < 4096);
+    // The binary and the history alone: a small decided check.
+    let small = write_events(dir.path(), "small.jsonl", &stale_key("b"));
+    let (_, base) = run_measured(&["check", &small]);
+    // The kv case needs 32 MiB to show it: the search used to pass the
+    // bound by the appended text it did not count and by doubling its
+    // cache (54 MiB of RSS with a 32 MiB bound).
+    for (path, limit) in [(&kv, 32u64), (&concurrent, 8)] {
+        let mib = limit.to_string();
+        let (o, peak) = run_measured(&[
+            "check",
+            "--json",
+            "--memory-limit",
+            &mib,
+            "--time-limit",
+            "300",
+            path,
+        ]);
+        assert_eq!(o.status.code(), Some(3), "{path}: {}", stderr(&o));
+        let l = json_line(&o);
+        assert_eq!(l["valid"], "unknown");
+        let reason = l["unknown_reason"].as_str().expect("a reason");
+        assert!(
+            reason.contains(&format!("memory bound of {limit} MiB")),
+            "{reason}"
+        );
+        // Under the bound plus the fixed overhead (and 4 MiB of slack for
+        // the allocator and the search's stack).
+        assert!(
+            peak < base + (limit + 4) * 1024,
+            "{path}: peak RSS {peak} KiB with a {limit} MiB bound, {base} KiB without a search"
+        );
+    }
+}
+
+#[test]
+fn unique_value_kv_keys_with_50_clients_are_decided_without_the_search() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for seed in ["1", "2", "8"] {
+        let ok = dir
+            .path()
+            .join(format!("ok-{seed}.jsonl"))
+            .display()
+            .to_string();
+        let bad = dir
+            .path()
+            .join(format!("bad-{seed}.jsonl"))
+            .display()
+            .to_string();
+        synth_kv(&ok, &["--info", "0.05", "--seed", seed]);
+        let injection = synth_kv(
+            &bad,
+            &["--info", "0.05", "--seed", seed, "--inject", "stale-read"],
+        );
+        let injected: Value = serde_json::from_str(injection.trim()).expect("injection line");
+
+        let o = run(&["check", "--json", &ok]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let l = json_line(&o);
+        assert_eq!(
+            l["stats"]["polynomial"], 1,
+            "decided from the unique values"
+        );
+
+        let o = run(&["check", "--json", &bad]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let l = json_line(&o);
+        assert_eq!(l["stats"]["polynomial"], 1);
+        let w = &l["anomalies"][0];
+        assert_eq!(w["op"]["complete_index"], injected["index"], "seed {seed}");
+        assert_eq!(w["op"]["result"], injected["value"], "seed {seed}");
+        assert!(w["prefix_len"].as_u64().expect("a prefix") > 0);
+    }
+}

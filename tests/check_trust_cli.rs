@@ -298,3 +298,43 @@ fn an_output_that_is_an_input_is_refused() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&h).expect("read"), text);
 }
+
+#[test]
+fn hostile_inputs_give_an_exit_code_and_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs: Vec<(&str, Vec<u8>)> = vec![
+        ("deep.edn", "[".repeat(100_000).into_bytes()),
+        ("deep.json", "[".repeat(100_000).into_bytes()),
+        ("nul.jsonl", b"\0\0\0\n".to_vec()),
+        (
+            "ff.edn",
+            b"{:process 0 :type :invoke :f :read :value \xff}\n".to_vec(),
+        ),
+        ("bom.jsonl", b"\xef\xbb\xbf".to_vec()),
+        ("x.log", "x\n".repeat(100_000).into_bytes()),
+        (
+            "num.edn",
+            format!(
+                "{{:process 0 :type :invoke :f :read :value {}}}\n",
+                "9".repeat(100_000)
+            )
+            .into_bytes(),
+        ),
+        ("empty", Vec::new()),
+    ];
+    for (name, bytes) in inputs {
+        let p = write(dir.path(), name, &bytes);
+        for json in [false, true] {
+            let mut args = vec!["check", s(&p)];
+            if json {
+                args.push("--json");
+            }
+            let o = run(&args);
+            let c = code(&o);
+            assert!((0..=3).contains(&c), "{name}: exit {c}: {}", stderr(&o));
+            if c == 2 {
+                one_line_error(&o, "faultline: error: ");
+            }
+        }
+    }
+}

@@ -14,59 +14,6 @@ use lab_common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-fn iptables(args: &[&str]) -> String {
-    let mut c = sys::tool("iptables").unwrap();
-    c.args(["-w", "5"]).args(args);
-    sys::run(c, None).unwrap_or_default()
-}
-
-/// Sets the root FORWARD policy to DROP (as Docker does) for the test and
-/// restores it, even on failure.
-struct ForwardDrop {
-    was: String,
-    /// Whether nftables had `table ip filter` before (iptables-nft creates
-    /// it on first change and never removes it).
-    had_table: bool,
-}
-
-fn nft_has_filter_table() -> Option<bool> {
-    let nft = sys::find_tool("nft")?;
-    let o = Command::new(nft)
-        .args(["list", "table", "ip", "filter"])
-        .output()
-        .ok()?;
-    Some(o.status.success())
-}
-
-impl ForwardDrop {
-    fn set() -> ForwardDrop {
-        let was = if iptables(&["-S", "FORWARD"]).contains("-P FORWARD DROP") {
-            "DROP"
-        } else {
-            "ACCEPT"
-        };
-        let had_table = nft_has_filter_table().expect("needs nft: apt-get install -y nftables");
-        iptables(&["-P", "FORWARD", "DROP"]);
-        ForwardDrop {
-            was: was.to_string(),
-            had_table,
-        }
-    }
-}
-
-impl Drop for ForwardDrop {
-    fn drop(&mut self) {
-        iptables(&["-P", "FORWARD", &self.was]);
-        if !self.had_table
-            && let Some(nft) = sys::find_tool("nft")
-        {
-            let _ = Command::new(nft)
-                .args(["delete", "table", "ip", "filter"])
-                .status();
-        }
-    }
-}
-
 fn foreground(name: &str, nodes: usize, extra: &[&str]) -> Child {
     let dir = format!("/tmp/faultline-test-{name}");
     let n = nodes.to_string();

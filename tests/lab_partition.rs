@@ -5,6 +5,9 @@
 
 mod lab_common;
 
+use faultline::lab::net::{CHAIN_PARTITION, NODE_CHAINS, NODE_INPUT, NODE_TABLE};
+use faultline::lab::nft::{self, Nft};
+
 use faultline::nemesis::grudge::{Grudge, connected};
 use lab_common::*;
 
@@ -77,12 +80,25 @@ fn check_shapes(name: &str, n: usize) {
     }
     // Only faultline's chain holds the rules.
     let node = &lab.nodes()[0];
-    let mut c = faultline::lab::sys::tool_in_netns(&node.netns, "iptables").unwrap();
-    c.args(["-w", "5", "-S", "INPUT"]);
-    let rules = faultline::lab::sys::run(c, None).unwrap();
-    assert!(
-        !rules.contains("DROP"),
-        "INPUT itself must stay untouched: {rules}"
+    let mut n = Nft::open_in(&node.netns).unwrap();
+    let input = n.rules(nft::IPV4, NODE_TABLE, NODE_INPUT).unwrap();
+    assert_eq!(
+        input
+            .iter()
+            .map(|r| r.jump.as_deref().unwrap_or("-"))
+            .collect::<Vec<_>>(),
+        NODE_CHAINS,
+        "the input chain only jumps to faultline's chains: {input:?}"
+    );
+    let tables: std::collections::BTreeSet<String> =
+        n.chains().unwrap().into_iter().map(|c| c.table).collect();
+    assert_eq!(tables.len(), 1, "only faultline's table: {tables:?}");
+    let part = n.rules(nft::IPV4, NODE_TABLE, CHAIN_PARTITION).unwrap();
+    assert_eq!(
+        part.len(),
+        g.get(&node.name).map_or(0, |v| v.len()),
+        "one drop rule per peer cut off from {}: {part:?}",
+        node.name
     );
     down(&lab);
 }

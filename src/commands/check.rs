@@ -59,10 +59,10 @@ pub struct CheckArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub time_limit: Option<f64>,
 
-    /// Give up when the search caches exceed this many MiB ("unknown").
-    #[arg(long, value_name = "MIB", default_value_t = 4096,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub memory_limit: u64,
+    /// Give up when the search caches would exceed this many MiB
+    /// ("unknown"). Default: a quarter of physical memory, at most 4096.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory_limit: Option<u64>,
 
     /// Decide every key even after one is proven not linearizable. By
     /// default the other keys then get as much extra time as the check has
@@ -392,8 +392,10 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
     let deadline = args
         .time_limit
         .map(|s| t1 + Duration::from_secs_f64(s.min(MAX_SECONDS)));
-    let memory_limit =
-        usize::try_from(args.memory_limit.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let memory_limit = match args.memory_limit {
+        Some(mib) => usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        None => linear::default_memory_limit(),
+    };
     let mut lin: Option<LinearReport> = None;
     if checks.contains(&Check::Linearizable) {
         let opts = LinearOptions {
@@ -402,6 +404,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
             time_limit: args.time_limit,
             memory_limit,
             all_keys: args.all_keys,
+            search_only: false,
         };
         match linear::check(&history, &opts) {
             Ok(r) => lin = Some(r),

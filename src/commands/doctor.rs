@@ -4,6 +4,9 @@
 use std::process::Command;
 
 use crate::Exit;
+use crate::lab::net;
+use crate::lab::nft::{self, Change, Match, Nft, Rule, Verdict};
+use crate::lab::rtnl::Rtnl;
 use crate::lab::sys::{find_tool, package_of, run as run_cmd};
 
 /// Arguments of `faultline doctor`.
@@ -46,74 +49,134 @@ fn tool_check(tool: &str, required: bool) -> Check {
     }
 }
 
+/// What the kernel probe found.
+struct Probe {
+    rtnl: Result<(), String>,
+    nft: Result<&'static str, String>,
+    netem: Result<bool, String>,
+    nfq: Result<(), String>,
+}
+
 /// Probes, in a throwaway network namespace (`unshare` on a dedicated
-/// thread: nothing to clean up), for netem, NFQUEUE and `statistic`.
-fn probe_kernel() -> (Result<bool, String>, Result<(), String>, Result<(), String>) {
+/// thread: nothing to clean up), what the lab and the nemesis do: links
+/// over rtnetlink, faultline's nftables table with a loss rule (`numgen`)
+/// and a delay rule (`queue`), an NFQUEUE binding, and netem.
+fn probe_kernel() -> Probe {
     std::thread::spawn(|| {
         if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
             let m = format!("cannot create a network namespace: {e}");
-            return (Err(m.clone()), Err(m.clone()), Err(m));
+            return Probe {
+                rtnl: Err(m.clone()),
+                nft: Err(m.clone()),
+                netem: Err(m.clone()),
+                nfq: Err(m),
+            };
         }
-        let cmd = |tool: &str, args: &[&str]| -> Result<String, String> {
-            let p = find_tool(tool).ok_or_else(|| format!("`{tool}` not found"))?;
-            let mut c = Command::new(p);
-            c.args(args);
-            run_cmd(c, None).map_err(|e| e.to_string())
+        let rtnl = Rtnl::open("doctor probe")
+            .and_then(|mut r| r.batch(vec![Rtnl::up_msg("lo")]))
+            .map_err(|e| e.to_string());
+        let nft = (|| {
+            let mut changes = net::node_table();
+            let rule = |chain: &str, r: Rule| Change::AddRule {
+                family: nft::IPV4,
+                table: net::NODE_TABLE.into(),
+                chain: chain.into(),
+                rule: r,
+                append: true,
+            };
+            changes.push(rule(
+                net::CHAIN_LOSS,
+                Rule::new(
+                    vec![Match::Random {
+                        below: 5000,
+                        of: crate::nemesis::LOSS_SCALE,
+                    }],
+                    Verdict::Drop,
+                ),
+            ));
+            let mut n = Nft::open("doctor probe")?;
+            n.apply(&changes)?;
+            let v = crate::nemesis::delay::queue_verdict(|v| {
+                n.apply(&[rule(
+                    net::CHAIN_DELAY,
+                    Rule::new(
+                        vec![Match::SaddrIn(std::net::Ipv4Addr::new(10, 77, 0, 0), 24)],
+                        v,
+                    ),
+                )])
+            })
+            .map_err(|e| {
+                crate::lab::LabError::io("queue rule", std::io::Error::other(e.to_string()))
+            })?;
+            Ok(match v {
+                Verdict::QueueBypass(_) => "nftables `queue`",
+                _ => "the x_tables NFQUEUE target through nft_compat",
+            })
+        })()
+        .map_err(|e: crate::lab::LabError| e.to_string());
+        let netem = match find_tool("tc") {
+            None => Err("`tc` not found".to_string()),
+            Some(p) => {
+                let mut c = Command::new(p);
+                c.args(["qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]);
+                Ok(run_cmd(c, None).is_ok())
+            }
         };
-        let _ = cmd("ip", &["link", "set", "lo", "up"]);
-        let netem = match cmd(
-            "tc",
-            &["qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
-        ) {
-            Ok(_) => Ok(true),
-            Err(e) if e.contains("not found") => Err(e),
-            Err(_) => Ok(false),
-        };
-        let nfq = (|| -> Result<(), String> {
-            let mut q = nfq::Queue::open().map_err(|e| format!("NFQUEUE socket: {e}"))?;
-            q.bind(crate::nemesis::delay::QUEUE_NUM)
-                .map_err(|e| format!("NFQUEUE bind: {e}"))?;
-            cmd(
-                "iptables",
-                &[
-                    "-w",
-                    "5",
-                    "-A",
-                    "INPUT",
-                    "-j",
-                    "NFQUEUE",
-                    "--queue-num",
-                    "7077",
-                    "--queue-bypass",
-                ],
-            )?;
-            Ok(())
-        })();
-        let stat = cmd(
-            "iptables",
-            &[
-                "-w",
-                "5",
-                "-A",
-                "INPUT",
-                "-m",
-                "statistic",
-                "--mode",
-                "random",
-                "--probability",
-                "0.5",
-                "-j",
-                "DROP",
-            ],
-        )
-        .map(|_| ());
-        (netem, nfq, stat)
+        let nfq = nfq::Queue::open()
+            .map_err(|e| format!("NFQUEUE socket: {e}"))
+            .and_then(|mut q| {
+                q.bind(crate::nemesis::delay::QUEUE_NUM)
+                    .map_err(|e| format!("NFQUEUE bind: {e}"))
+            });
+        Probe {
+            rtnl,
+            nft,
+            netem,
+            nfq,
+        }
     })
     .join()
     .unwrap_or_else(|_| {
         let m = "probe panicked".to_string();
-        (Err(m.clone()), Err(m.clone()), Err(m))
+        Probe {
+            rtnl: Err(m.clone()),
+            nft: Err(m.clone()),
+            netem: Err(m.clone()),
+            nfq: Err(m),
+        }
     })
+}
+
+/// What happens to bridged frames in the root namespace's forward path.
+fn forward_detail() -> String {
+    let mut d = "bridged traffic passes the root forward hook".to_string();
+    match net::forward_drop_chains() {
+        Ok(v) if v.is_empty() => d.push_str("; no base chain there drops it by default"),
+        Ok(v) => {
+            let names: Vec<String> = v
+                .iter()
+                .map(|c| format!("{} {} {}", nft::family_name(c.family), c.table, c.name))
+                .collect();
+            d.push_str(&format!(
+                "; policy drop in {}: each lab adds its FL-<lab>-FWD accept chain and one jump there",
+                names.join(", ")
+            ));
+        }
+        Err(e) => d.push_str(&format!("; cannot list nftables chains: {e}")),
+    }
+    if std::fs::read_to_string("/proc/net/ip_tables_names")
+        .is_ok_and(|s| s.lines().any(|l| l.trim() == "filter"))
+    {
+        d.push_str(&format!(
+            "; the iptables-legacy filter table is loaded ({})",
+            if find_tool("iptables-legacy").is_some() {
+                "handled with iptables-legacy"
+            } else {
+                "iptables-legacy is not installed: a legacy FORWARD DROP cannot be seen"
+            }
+        ));
+    }
+    d
 }
 
 /// Runs `faultline doctor`: exit 0 if the lab can run here, 2 if not.
@@ -131,37 +194,36 @@ pub fn run_doctor(args: DoctorArgs) -> Exit {
         },
         Some("run faultline as root (e.g. sudo faultline ...)".into()),
     ));
-    for t in ["ip", "iptables", "iptables-restore"] {
-        checks.push(tool_check(t, true));
-    }
-    if let Some(p) = find_tool("iptables") {
-        let mut c = Command::new(p);
-        c.arg("-V");
-        let v = run_cmd(c, None).unwrap_or_default();
-        let backend = if v.contains("nf_tables") {
-            "nf_tables (iptables-nft)"
-        } else if v.contains("legacy") {
-            "legacy (x_tables)"
-        } else {
-            "unknown"
-        };
-        checks.push(check(
-            "iptables backend",
-            true,
-            false,
-            format!("{} - {backend}", v.trim()),
-            None,
-        ));
-    }
     checks.push(tool_check("tc", false));
     checks.push(tool_check("ping", false));
-    if root && find_tool("ip").is_some() && find_tool("iptables").is_some() {
-        let (netem, nfq, stat) = probe_kernel();
-        let (delay_ok, delay_detail) = match (&netem, &nfq) {
-            (Ok(true), _) => (true, "netem (kernel)".to_string()),
+    if root {
+        let p = probe_kernel();
+        checks.push(check(
+            "rtnetlink",
+            p.rtnl.is_ok(),
+            true,
+            p.rtnl.clone().err().unwrap_or_else(|| {
+                "links, addresses and namespaces are made over netlink (no `ip` needed)".into()
+            }),
+            Some("a kernel with network namespaces, veth and bridge".into()),
+        ));
+        checks.push(check(
+            "nftables",
+            p.nft.is_ok(),
+            true,
+            match &p.nft {
+                Ok(q) => format!(
+                    "partitions, loss (numgen random) and the delay queue rule ({q}) are nftables rules over netlink (no `iptables` or `nft` needed)"
+                ),
+                Err(e) => e.clone(),
+            },
+            Some("a kernel with CONFIG_NF_TABLES, NFT_NUMGEN and NFT_QUEUE".into()),
+        ));
+        let (delay_ok, delay_detail) = match (&p.netem, &p.nfq) {
+            (Ok(true), _) => (true, "netem (kernel, via `tc`)".to_string()),
             (_, Ok(())) => (
                 true,
-                "no netem in this kernel; userspace NFQUEUE fallback works".to_string(),
+                "userspace NFQUEUE holder (no netem here, or no `tc`)".to_string(),
             ),
             (n, Err(e)) => (false, format!("netem: {n:?}; NFQUEUE: {e}")),
         };
@@ -172,13 +234,6 @@ pub fn run_doctor(args: DoctorArgs) -> Exit {
             delay_detail,
             Some("a kernel with CONFIG_NET_SCH_NETEM or CONFIG_NETFILTER_NETLINK_QUEUE".into()),
         ));
-        checks.push(check(
-            "loss (iptables statistic)",
-            stat.is_ok(),
-            true,
-            stat.err().unwrap_or_else(|| "works".into()),
-            Some("a kernel with CONFIG_NETFILTER_XT_MATCH_STATISTIC".into()),
-        ));
     }
     let br = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
         .map(|s| s.trim() == "1")
@@ -188,9 +243,10 @@ pub fn run_doctor(args: DoctorArgs) -> Exit {
         true,
         false,
         if br {
-            "bridged traffic passes the root FORWARD chain; faultline adds its own FL-<lab>-FWD accept chain when the policy is not ACCEPT".into()
+            forward_detail()
         } else {
-            "bridged traffic bypasses iptables in the root namespace".into()
+            "bridged traffic does not pass the root namespace's forward hook (br_netfilter off)"
+                .into()
         },
         None,
     ));

@@ -229,7 +229,6 @@ fn spawn_delay_holder(
     spec: DelaySpec,
     seed: u64,
 ) -> Result<(), NemesisError> {
-    use std::os::unix::process::CommandExt;
     let exe =
         std::env::current_exe().map_err(|e| LabError::io("finding the faultline binary", e))?;
     std::fs::create_dir_all(lab.dir())
@@ -249,14 +248,7 @@ fn spawn_delay_holder(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(logf);
-    // SAFETY: setsid(2) is async-signal-safe.
-    unsafe {
-        c.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
-        });
-    }
+    crate::lab::proc::in_new_session(&mut c);
     let mut child = c
         .spawn()
         .map_err(|e| LabError::io("starting the delay holder", e))?;

@@ -36,6 +36,7 @@ pub struct SynthArgs {
     /// in flight).
     #[arg(
         long,
+        visible_alias = "clients",
         value_name = "P",
         allow_hyphen_values = true,
         default_value = "10"
@@ -58,14 +59,16 @@ pub struct SynthArgs {
         default_value = "0"
     )]
     pub seed: Box<str>,
-    /// Register model: `register` (read, write) or `cas-register` (read,
-    /// write, cas).
+    /// Model: `register` (read, write), `cas-register` (read, write, cas) or
+    /// `kv` (Porcupine's string store: get, put, append of unique strings).
     #[arg(long, value_name = "MODEL", default_value = "cas-register")]
     pub model: Box<str>,
-    /// Operation mix, normalized; kinds not named get weight 0, `cas` is
-    /// ignored for `register`.
-    #[arg(long, value_name = "MIX", default_value = "read=0.5,write=0.3,cas=0.2")]
-    pub mix: Box<str>,
+    /// Operation mix (read, write, cas, append), normalized; kinds not named
+    /// get weight 0, `cas` counts only for `cas-register` and `append` only
+    /// for `kv` (where read is `get` and write is `put`). Default:
+    /// read=0.5,write=0.3,cas=0.2, for kv read=0.5,write=0.1,append=0.4.
+    #[arg(long, value_name = "MIX")]
+    pub mix: Option<Box<str>>,
     /// Probability that an operation completes `info` (error timeout); it
     /// then takes effect with probability 1/2, and its process id is retired.
     #[arg(
@@ -88,6 +91,11 @@ pub struct SynthArgs {
     /// stderr as one JSON line.
     #[arg(long, value_name = "ANOMALY", default_value = "none")]
     pub inject: Box<str>,
+    /// Draw written values from 1..=N instead of writing every value once:
+    /// the checker then cannot use the unique-value decision and searches.
+    /// Cannot be combined with --inject.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub values: Option<Box<str>>,
     /// Output file (`-` or absent: standard output).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -108,10 +116,17 @@ pub fn config(args: &SynthArgs) -> Result<SynthConfig, SynthError> {
         keys: number("--keys", &args.keys, "a positive integer")?,
         seed: number("--seed", &args.seed, "an integer between 0 and 2^64-1")?,
         model: Model::from_str(&args.model)?,
-        mix: Mix::from_str(&args.mix)?,
+        mix: match &args.mix {
+            Some(m) => Mix::from_str(m)?,
+            None => Mix::default_for(Model::from_str(&args.model)?),
+        },
         info: number("--info", &args.info, "a probability between 0 and 1")?,
         fail: number("--fail", &args.fail, "a probability between 0 and 1")?,
         inject: synth::parse_inject(&args.inject)?,
+        values: match &args.values {
+            Some(v) => Some(number("--values", v, "a positive integer")?),
+            None => None,
+        },
     };
     cfg.validate()?;
     Ok(cfg)

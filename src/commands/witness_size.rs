@@ -83,10 +83,16 @@ pub fn shorten_json(v: &mut Value) {
 /// their lines).
 pub fn shortened_witness(w: &Witness) -> Witness {
     let mut w = w.clone();
-    let cut = |v: &mut Value| {
-        let text = compact(v);
-        if text.len() > VALUE_BYTES {
-            *v = Value::String(shorten(&text));
+    // A long string stays a string, cut; another long value becomes the
+    // string of its cut JSON.
+    let cut = |v: &mut Value| match v {
+        Value::String(s) if s.len() > VALUE_BYTES => *s = shorten(s),
+        Value::String(_) => {}
+        other => {
+            let text = compact(other);
+            if text.len() > VALUE_BYTES {
+                *other = Value::String(shorten(&text));
+            }
         }
     };
     w.states.iter_mut().for_each(cut);

@@ -17,8 +17,13 @@
 //! runner can call it from `spawn_blocking`.
 
 pub mod client_socket;
+pub mod hold;
 pub mod net;
+pub mod netlink;
+pub mod netns;
+pub mod nft;
 pub mod proc;
+pub mod rtnl;
 pub mod signals;
 pub mod state;
 pub mod sys;
@@ -37,7 +42,7 @@ pub use state::{LabState, NodeState, ServerState};
 pub enum LabError {
     /// Not running as root.
     #[error(
-        "this command needs root (network namespaces and iptables need CAP_NET_ADMIN and CAP_SYS_ADMIN); run it as root, e.g. with sudo"
+        "this command needs root (network namespaces and nftables need CAP_NET_ADMIN and CAP_SYS_ADMIN); run it as root, e.g. with sudo"
     )]
     NotRoot,
     /// A required program is not installed.
@@ -91,6 +96,14 @@ pub enum LabError {
         command: String,
         /// Its stderr, or why it could not run.
         reason: String,
+    },
+    /// The kernel refused a netlink request.
+    #[error("{what}: {}", std::io::Error::from_raw_os_error(*errno))]
+    Netlink {
+        /// The request, and the namespace it was sent in.
+        what: String,
+        /// The kernel's error number.
+        errno: i32,
     },
     /// The state file could not be read or written.
     #[error("state file {path}: {reason}")]

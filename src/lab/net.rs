@@ -9,14 +9,23 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use std::os::fd::AsRawFd;
+
+use super::nft::{self, Change, Hook, Match, Nft, Rule, Verdict};
 use super::proc::{ProcId, pids_in_netns, stop_tree};
+use super::rtnl::Rtnl;
 use super::state::{self, LabState, NodeState};
-use super::sys::{self, netns_inode, run, tool, tool_in_netns};
-use super::{Lab, LabError, Result, validate_name};
+use super::sys::{self, netns_inode};
+use super::{Lab, LabError, Result, netlink, netns, validate_name};
 
 /// Most nodes in one lab (`fl-<8 chars>-n99` is 15 bytes, the kernel's limit).
 pub const MAX_NODES: usize = 99;
 
+/// faultline's nftables table (family `ip`) inside every node namespace.
+pub const NODE_TABLE: &str = "faultline";
+/// The base chain of [`NODE_TABLE`] on the input hook; it jumps to the
+/// fault chains, in [`NODE_CHAINS`] order.
+pub const NODE_INPUT: &str = "input";
 /// Chain for partitions, inside every node namespace.
 pub const CHAIN_PARTITION: &str = "FL-PART";
 /// Chain for packet loss, inside every node namespace.
@@ -62,7 +71,8 @@ pub fn bridge_name(lab: &str) -> String {
     format!("fl-{lab}-br")
 }
 
-/// faultline's chain in the root `filter` table for lab `lab`.
+/// faultline's chain for lab `lab` in the root namespace, next to each base
+/// chain on the forward hook whose policy drops (see [`forward_drop_chains`]).
 pub fn root_chain_name(lab: &str) -> String {
     format!("FL-{lab}-FWD")
 }
@@ -129,33 +139,7 @@ pub fn pick_subnet(used: &[Net]) -> Option<Ipv4Addr> {
 /// The IPv4 networks in use on this machine: every address (with its
 /// prefix), every route in every table except the default route.
 fn machine_networks() -> Result<Vec<Net>> {
-    let mut out = Vec::new();
-    let mut c = tool("ip")?;
-    c.args(["-j", "-4", "addr", "show"]);
-    let addrs: serde_json::Value = serde_json::from_str(&run(c, None)?).unwrap_or_default();
-    for link in addrs.as_array().into_iter().flatten() {
-        for a in link["addr_info"].as_array().into_iter().flatten() {
-            if let (Some(ip), Some(len)) = (a["local"].as_str(), a["prefixlen"].as_u64())
-                && let Some(mut n) = Net::parse(ip)
-            {
-                n.len = len.min(32) as u8;
-                out.push(n);
-            }
-        }
-    }
-    let mut c = tool("ip")?;
-    c.args(["-j", "-4", "route", "show", "table", "all"]);
-    let routes: serde_json::Value = serde_json::from_str(&run(c, None)?).unwrap_or_default();
-    for r in routes.as_array().into_iter().flatten() {
-        if let Some(d) = r["dst"].as_str()
-            && d != "default"
-            && let Some(n) = Net::parse(d)
-            && n.len > 0
-        {
-            out.push(n);
-        }
-    }
-    Ok(out)
+    Rtnl::open("root namespace")?.networks()
 }
 
 // ------------------------------------------------------------------ leftovers
@@ -190,44 +174,259 @@ pub fn leftovers(labs: &[LabState]) -> Vec<String> {
     }
     for c in root_chains() {
         if !known_chains.contains(&c) {
-            out.push(format!("iptables chain {c}"));
+            out.push(format!("root chain {c}"));
         }
     }
     out
 }
 
-/// faultline's chains in the root namespace's `filter` table.
+/// A chain in the root namespace: nftables family, table and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RootChain {
+    family: u8,
+    table: String,
+    name: String,
+}
+
+/// faultline's chains in the root namespace (`FL-<lab>-FWD`, in whatever
+/// table they hook into), and those iptables-legacy holds.
 fn root_chains() -> Vec<String> {
-    let Ok(mut c) = tool("iptables") else {
+    let mut out: Vec<String> = root_nft_chains()
+        .into_iter()
+        .map(|c| c.name)
+        .chain(legacy::chains())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn is_root_chain_name(c: &str) -> bool {
+    c.strip_prefix("FL-")
+        .and_then(|r| r.strip_suffix("-FWD"))
+        .is_some_and(|lab| validate_name(lab).is_ok())
+}
+
+fn root_nft_chains() -> Vec<RootChain> {
+    let Ok(chains) = Nft::open("root namespace").and_then(|mut n| n.chains()) else {
         return Vec::new();
     };
-    c.args(["-w", "5", "-S"]);
-    run(c, None)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix("-N "))
-        .filter(|c| {
-            c.strip_prefix("FL-")
-                .and_then(|r| r.strip_suffix("-FWD"))
-                .is_some_and(|lab| validate_name(lab).is_ok())
+    chains
+        .into_iter()
+        .filter(|c| is_root_chain_name(&c.name))
+        .map(|c| RootChain {
+            family: c.family,
+            table: c.table,
+            name: c.name,
         })
-        .map(str::to_string)
         .collect()
 }
 
-/// True if bridged frames go through the root `FORWARD` chain
-/// (br_netfilter) and that chain would not accept them by default.
-fn forward_needs_chain() -> Result<bool> {
-    let nf = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
+/// True if bridged frames go through the root namespace's forward hook
+/// (br_netfilter).
+fn bridged_frames_filtered() -> bool {
+    std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
         .map(|s| s.trim() == "1")
-        .unwrap_or(false);
-    if !nf {
-        return Ok(false);
+        .unwrap_or(false)
+}
+
+/// The base chains (family `ip` or `inet`) on the root namespace's forward
+/// hook whose policy is drop, e.g. iptables-nft's `ip filter FORWARD` after
+/// `iptables -P FORWARD DROP` (what Docker sets). An accept in a chain of
+/// faultline's own table would not help: every base chain on a hook sees
+/// the packet and any of them may drop it, so the accept must be reached
+/// from each dropping chain itself.
+pub fn forward_drop_chains() -> Result<Vec<nft::ChainInfo>> {
+    if !bridged_frames_filtered() {
+        return Ok(Vec::new());
     }
-    let mut c = tool("iptables")?;
-    c.args(["-w", "5", "-S", "FORWARD"]);
-    let out = run(c, None)?;
-    Ok(out.trim() != "-P FORWARD ACCEPT")
+    let chains = Nft::open("root namespace")?.chains()?;
+    Ok(chains
+        .into_iter()
+        .filter(|c| {
+            (c.family == nft::IPV4 || c.family == nft::INET)
+                && c.hook == Some(nft::HOOK_FORWARD)
+                && c.policy == Some(nft::DROP)
+        })
+        .collect())
+}
+
+/// True if bridged frames would be dropped in the root namespace's forward
+/// path unless faultline lets them through.
+fn forward_needs_chain() -> Result<bool> {
+    Ok(
+        !forward_drop_chains()?.is_empty()
+            || (bridged_frames_filtered() && legacy::forward_drops()),
+    )
+}
+
+/// The root namespace's forward accept for a lab: in each dropping base
+/// chain's table, faultline's chain `FL-<lab>-FWD` accepting frames from the
+/// bridge to the bridge, and one jump to it at the head of the base chain;
+/// all in one transaction.
+fn add_forward_accept(chain: &str, bridge: &str) -> Result<()> {
+    let mut changes = Vec::new();
+    for base in forward_drop_chains()? {
+        let (family, table) = (base.family, base.table.clone());
+        changes.push(Change::AddChain {
+            family,
+            table: table.clone(),
+            chain: chain.to_string(),
+            hook: None,
+        });
+        changes.push(Change::Flush {
+            family,
+            table: table.clone(),
+            chain: chain.to_string(),
+        });
+        changes.push(Change::AddRule {
+            family,
+            table: table.clone(),
+            chain: chain.to_string(),
+            rule: Rule::new(
+                vec![
+                    Match::Iifname(bridge.to_string()),
+                    Match::Oifname(bridge.to_string()),
+                ],
+                Verdict::Accept,
+            ),
+            append: true,
+        });
+        changes.push(Change::AddRule {
+            family,
+            table,
+            chain: base.name.clone(),
+            rule: Rule::new(Vec::new(), Verdict::Jump(chain.to_string())),
+            append: false,
+        });
+    }
+    Nft::open("root namespace")?.apply(&changes)?;
+    if bridged_frames_filtered() && legacy::forward_drops() {
+        legacy::add_forward_accept(chain, bridge)?;
+    }
+    Ok(())
+}
+
+/// Removes faultline's chain `chain` from every table of the root namespace
+/// that has it, with every rule that jumps to it (one transaction per
+/// table), and from iptables-legacy.
+fn remove_root_chain(chain: &str) {
+    let mut tables: Vec<(u8, String)> = root_nft_chains()
+        .into_iter()
+        .filter(|c| c.name == chain)
+        .map(|c| (c.family, c.table))
+        .collect();
+    tables.dedup();
+    if !tables.is_empty()
+        && let Ok(mut n) = Nft::open("root namespace")
+    {
+        let all = n.chains().unwrap_or_default();
+        for (family, table) in tables {
+            let mut changes = Vec::new();
+            for c in all
+                .iter()
+                .filter(|c| c.family == family && c.table == table && c.name != chain)
+            {
+                for r in n.rules(family, &table, &c.name).unwrap_or_default() {
+                    if r.jump.as_deref() == Some(chain) {
+                        changes.push(Change::DelRule {
+                            family,
+                            table: table.clone(),
+                            chain: c.name.clone(),
+                            handle: r.handle,
+                        });
+                    }
+                }
+            }
+            changes.push(Change::Flush {
+                family,
+                table: table.clone(),
+                chain: chain.to_string(),
+            });
+            changes.push(Change::DelChain {
+                family,
+                table,
+                chain: chain.to_string(),
+            });
+            if let Err(e) = n.apply(&changes)
+                && !netlink::is_enoent(&e)
+            {
+                eprintln!("faultline: warning: removing chain {chain}: {e}");
+            }
+        }
+    }
+    legacy::remove_chain(chain);
+}
+
+/// The iptables-legacy (x_tables) compatibility path: nftables cannot see
+/// or change x_tables, so when the legacy `filter` table is loaded and its
+/// `FORWARD` policy drops, faultline's accept chain goes there too, through
+/// the `iptables-legacy` program (the only way to program x_tables). On a
+/// machine without x_tables in use nothing here runs any program.
+mod legacy {
+    use super::super::sys::{find_tool, run};
+    use super::{Result, is_root_chain_name};
+    use std::process::Command;
+
+    /// True if the legacy `filter` table exists in this namespace.
+    fn loaded() -> bool {
+        std::fs::read_to_string("/proc/net/ip_tables_names")
+            .is_ok_and(|s| s.lines().any(|l| l.trim() == "filter"))
+    }
+
+    fn ipt(args: &[&str]) -> Option<String> {
+        if !loaded() {
+            return None;
+        }
+        let mut c = Command::new(find_tool("iptables-legacy")?);
+        c.args(["-w", "5"]).args(args);
+        run(c, None).ok()
+    }
+
+    /// True if the legacy `FORWARD` chain would drop bridged traffic.
+    pub fn forward_drops() -> bool {
+        if loaded() && find_tool("iptables-legacy").is_none() {
+            eprintln!(
+                "faultline: warning: the iptables-legacy filter table is loaded but `iptables-legacy` is not installed; if its FORWARD policy drops, nodes cannot reach each other"
+            );
+        }
+        ipt(&["-S", "FORWARD"]).is_some_and(|o| o.lines().any(|l| l == "-P FORWARD DROP"))
+    }
+
+    /// faultline's chains in the legacy `filter` table.
+    pub fn chains() -> Vec<String> {
+        ipt(&["-S"])
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("-N "))
+            .filter(|c| is_root_chain_name(c))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Adds the accept chain and its jump in one `iptables-legacy-restore`.
+    pub fn add_forward_accept(chain: &str, br: &str) -> Result<()> {
+        let rules = format!(
+            "*filter\n:{chain} - [0:0]\n-A {chain} -i {br} -o {br} -j ACCEPT\n-I FORWARD 1 -j {chain}\nCOMMIT\n"
+        );
+        let mut c = Command::new(super::super::sys::require_tool("iptables-legacy-restore")?);
+        c.args(["-w", "5", "--noflush"]);
+        run(c, Some(&rules)).map(|_| ())
+    }
+
+    /// Removes the chain and every jump to it (nothing if absent).
+    pub fn remove_chain(chain: &str) {
+        if !chains().iter().any(|c| c == chain) {
+            return;
+        }
+        for _ in 0..16 {
+            if ipt(&["-D", "FORWARD", "-j", chain]).is_none() {
+                break;
+            }
+        }
+        ipt(&["-F", chain]);
+        ipt(&["-X", chain]);
+    }
 }
 
 // ------------------------------------------------------------------ up
@@ -327,20 +526,22 @@ fn create(st: &LabState) -> Result<()> {
     std::fs::create_dir_all(&st.dir)
         .map_err(|e| LabError::io(format!("creating {}", st.dir.display()), e))?;
     let br = &st.bridge;
-    let mut batch = format!(
-        "link add {br} type bridge\naddr add {}/24 dev {br}\nlink set {br} up\n",
-        st.control_ip
-    );
+    netns::prepare_dir()?;
+    let mut rt = Rtnl::open("root namespace")?;
+    rt.add_bridge(br)?;
+    let bi = rt.index(br)?;
+    rt.batch(vec![Rtnl::addr_msg(bi, st.control_ip, 24)])?;
+    let mut files = Vec::new();
     for n in st.namespaces() {
-        batch.push_str(&format!(
-            "netns add {ns}\nlink add {v} type veth peer name eth0 netns {ns}\nlink set {v} master {br} up\n",
-            ns = n.netns,
-            v = n.veth
-        ));
+        files.push(netns::add(&n.netns)?);
     }
-    let mut c = tool("ip")?;
-    c.args(["-b", "-"]);
-    run(c, Some(&batch))?;
+    rt.batch(
+        st.namespaces()
+            .zip(&files)
+            .map(|(n, f)| Rtnl::veth_msg(&n.veth, bi, "eth0", f.as_raw_fd()))
+            .collect(),
+    )?;
+    drop(files);
     // Inside each node: addresses and faultline's chains, in parallel.
     let results: Vec<Result<()>> = std::thread::scope(|s| {
         let hs: Vec<_> = st
@@ -366,68 +567,113 @@ fn create(st: &LabState) -> Result<()> {
         setup_client_ns(c)?;
     }
     if let Some(chain) = &st.root_chain {
-        let rules = format!(
-            "*filter\n:{chain} - [0:0]\n-A {chain} -i {br} -o {br} -j ACCEPT\n-I FORWARD 1 -j {chain}\nCOMMIT\n"
-        );
-        let mut c = tool("iptables-restore")?;
-        c.args(["-w", "5", "--noflush"]);
-        run(c, Some(&rules))?;
+        add_forward_accept(chain, br)?;
     }
     Ok(())
+}
+
+/// faultline's table in a node: the input base chain jumping to each fault
+/// chain, in order.
+pub fn node_table() -> Vec<Change> {
+    let family = nft::IPV4;
+    let table = NODE_TABLE.to_string();
+    let mut c = vec![
+        Change::AddTable {
+            family,
+            table: table.clone(),
+        },
+        Change::AddChain {
+            family,
+            table: table.clone(),
+            chain: NODE_INPUT.into(),
+            hook: Some(Hook {
+                num: nft::HOOK_INPUT,
+                priority: 0,
+                policy: nft::ACCEPT,
+            }),
+        },
+    ];
+    for ch in NODE_CHAINS {
+        c.push(Change::AddChain {
+            family,
+            table: table.clone(),
+            chain: ch.into(),
+            hook: None,
+        });
+    }
+    for ch in NODE_CHAINS {
+        c.push(Change::AddRule {
+            family,
+            table: table.clone(),
+            chain: NODE_INPUT.into(),
+            rule: Rule::new(Vec::new(), Verdict::Jump(ch.into())),
+            append: true,
+        });
+    }
+    c
 }
 
 /// The clients' namespace: its address and only the on-link route, so
 /// nothing in it can reach anything but the lab.
 fn setup_client_ns(c: &NodeState) -> Result<()> {
-    let mut cmd = tool("ip")?;
-    cmd.args(["-n", &c.netns, "-b", "-"]);
-    run(
-        cmd,
-        Some(&format!(
-            "link set lo up\naddr add {}/24 dev eth0\nlink set eth0 up\n",
-            c.ip
-        )),
-    )
-    .map(|_| ())
+    let (ip, ctx) = (c.ip, format!("namespace {}", c.netns));
+    sys::in_netns(&c.netns, move || setup_links(&ctx, ip))?
 }
 
 fn setup_node(n: &NodeState) -> Result<()> {
-    let mut c = tool("ip")?;
-    c.args(["-n", &n.netns, "-b", "-"]);
-    run(
-        c,
-        Some(&format!(
-            "link set lo up\naddr add {}/24 dev eth0\nlink set eth0 up\n",
-            n.ip
-        )),
-    )?;
-    let mut rules = String::from("*filter\n");
-    for ch in NODE_CHAINS {
-        rules.push_str(&format!(":{ch} - [0:0]\n"));
-    }
-    for ch in NODE_CHAINS {
-        rules.push_str(&format!("-A INPUT -j {ch}\n"));
-    }
-    rules.push_str("COMMIT\n");
-    let mut c = tool_in_netns(&n.netns, "iptables-restore")?;
-    c.args(["-w", "5", "--noflush"]);
-    run(c, Some(&rules))?;
-    Ok(())
+    let ip = n.ip;
+    let ctx = format!("namespace {}", n.netns);
+    sys::in_netns(&n.netns, move || -> Result<()> {
+        setup_links(&ctx, ip)?;
+        Nft::open(&ctx)?.apply(&node_table())
+    })?
 }
 
-/// Empties faultline's chains in one node (one atomic `iptables-restore`).
+/// Inside a lab namespace (the calling thread is in it): `lo` and `eth0`
+/// up, `eth0` at `ip/24`, which gives the on-link route and no other.
+fn setup_links(ctx: &str, ip: Ipv4Addr) -> Result<()> {
+    let mut rt = Rtnl::open(ctx)?;
+    rt.batch(vec![Rtnl::up_msg("lo"), Rtnl::up_msg("eth0")])?;
+    let eth0 = rt.index("eth0")?;
+    rt.batch(vec![Rtnl::addr_msg(eth0, ip, 24)])
+}
+
+/// Replaces the rules of faultline's chain `chain` in one node with `rules`,
+/// in one transaction: a packet sees the old rules or the new ones.
+pub fn set_node_chain(n: &NodeState, chain: &str, rules: &[Rule]) -> Result<()> {
+    let mut changes = vec![Change::Flush {
+        family: nft::IPV4,
+        table: NODE_TABLE.into(),
+        chain: chain.into(),
+    }];
+    changes.extend(rules.iter().map(|r| Change::AddRule {
+        family: nft::IPV4,
+        table: NODE_TABLE.into(),
+        chain: chain.into(),
+        rule: r.clone(),
+        append: true,
+    }));
+    Nft::open_in(&n.netns)?.apply(&changes)
+}
+
+/// Empties faultline's chains in one node (one transaction). A node whose
+/// namespace or table is gone has nothing to empty.
 pub fn flush_node_chains(n: &NodeState, chains: &[&str]) -> Result<()> {
     if !std::path::Path::new(sys::NETNS_DIR).join(&n.netns).exists() {
         return Ok(());
     }
-    let mut rules = String::from("*filter\n");
-    for ch in chains {
-        rules.push_str(&format!(":{ch} - [0:0]\n"));
+    let changes: Vec<Change> = chains
+        .iter()
+        .map(|ch| Change::Flush {
+            family: nft::IPV4,
+            table: NODE_TABLE.into(),
+            chain: (*ch).into(),
+        })
+        .collect();
+    match Nft::open_in(&n.netns)?.apply(&changes) {
+        Err(e) if netlink::is_enoent(&e) => Ok(()),
+        r => r,
     }
-    rules.push_str("COMMIT\n");
-    let mut c = tool_in_netns(&n.netns, "iptables-restore")?;
-    c.args(["-w", "5", "--noflush"]);
-    run(c, Some(&rules)).map(|_| ())
 }
 
 // ------------------------------------------------------------------ teardown
@@ -498,27 +744,19 @@ pub fn teardown(name: &str) -> Result<()> {
         }
     }
     // 4. Links and namespaces. Deleting the root-side veth first removes both
-    //    ends at once (`ip netns del` is asynchronous).
+    //    ends at once (a namespace goes away asynchronously).
     let links = sys::list_links();
-    let namespaces = sys::list_netns();
-    let mut batch = String::new();
+    let mut rt = Rtnl::open("root namespace")?;
     for n in st.namespaces() {
         if links.contains(&n.veth) {
-            batch.push_str(&format!("link del {}\n", n.veth));
+            let _ = rt.del_link(&n.veth);
         }
-        if namespaces.contains(&n.netns) {
-            batch.push_str(&format!("netns del {}\n", n.netns));
-        }
+        let _ = netns::del(&n.netns);
     }
     if links.contains(&st.bridge) {
-        batch.push_str(&format!("link del {}\n", st.bridge));
+        let _ = rt.del_link(&st.bridge);
     }
-    if !batch.is_empty() {
-        let mut c = tool("ip")?;
-        c.args(["-force", "-b", "-"]);
-        let _ = run(c, Some(&batch));
-    }
-    // 5. Our root chain and its jump.
+    // 5. Our root chain and the jumps to it.
     if let Some(chain) = &st.root_chain {
         remove_root_chain(chain);
     }
@@ -540,7 +778,7 @@ pub fn teardown(name: &str) -> Result<()> {
     if let Some(chain) = &st.root_chain
         && root_chains().contains(chain)
     {
-        left.push(format!("iptables chain {chain}"));
+        left.push(format!("root chain {chain}"));
     }
     if !left.is_empty() {
         return Err(LabError::Incomplete {
@@ -564,26 +802,6 @@ fn remove_data_dir(st: &LabState) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(LabError::io(format!("removing {}", st.dir.display()), e)),
     }
-}
-
-fn remove_root_chain(chain: &str) {
-    let ipt = |args: &[&str]| -> bool {
-        match tool("iptables") {
-            Ok(mut c) => {
-                c.args(["-w", "5"]).args(args);
-                run(c, None).is_ok()
-            }
-            Err(_) => false,
-        }
-    };
-    // Remove every jump to our chain (there is one; loop in case of repeats).
-    for _ in 0..16 {
-        if !ipt(&["-D", "FORWARD", "-j", chain]) {
-            break;
-        }
-    }
-    ipt(&["-F", chain]);
-    ipt(&["-X", chain]);
 }
 
 /// Removes leftovers that no state file records (namespaces, interfaces and
@@ -612,18 +830,17 @@ pub fn remove_unrecorded(labs: &[LabState]) -> Vec<String> {
                     }
                 }
             }
-            if let Ok(mut c) = tool("ip") {
-                c.args(["-force", "-b", "-"]);
-                let _ = run(c, Some(&format!("link del {ns}\nnetns del {ns}\n")));
+            if let Ok(mut rt) = Rtnl::open("root namespace") {
+                let _ = rt.del_link(&ns);
             }
+            let _ = netns::del(&ns);
             removed.push(format!("network namespace {ns}"));
         }
     }
     for l in sys::list_links() {
         if is_ours(&l) && !known_links.contains(&l) {
-            if let Ok(mut c) = tool("ip") {
-                c.args(["link", "del", &l]);
-                let _ = run(c, None);
+            if let Ok(mut rt) = Rtnl::open("root namespace") {
+                let _ = rt.del_link(&l);
             }
             removed.push(format!("interface {l}"));
         }
@@ -631,7 +848,7 @@ pub fn remove_unrecorded(labs: &[LabState]) -> Vec<String> {
     for c in root_chains() {
         if !known_chains.contains(&c) {
             remove_root_chain(&c);
-            removed.push(format!("iptables chain {c}"));
+            removed.push(format!("root chain {c}"));
         }
     }
     removed

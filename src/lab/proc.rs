@@ -188,6 +188,19 @@ pub fn reap_children() -> Vec<(i32, WaitStatus)> {
     out
 }
 
+/// Makes `c` start its child in a session of its own (no controlling
+/// terminal, not in our process group), as holders run.
+pub fn in_new_session(c: &mut std::process::Command) {
+    // SAFETY: setsid(2) is async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// How to start a server on a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerSpec {

@@ -64,14 +64,11 @@ pub fn require_tool(name: &str) -> Result<PathBuf> {
     })
 }
 
-/// Checks everything the lab commands need: root, `ip`, `iptables` and
-/// `iptables-restore`.
+/// Checks what the lab commands need: root. They program the kernel
+/// directly (rtnetlink, nftables over netlink, namespaces with
+/// unshare/mount) and need no `ip` or `iptables` program.
 pub fn preflight() -> Result<()> {
-    require_root()?;
-    for t in ["ip", "iptables", "iptables-restore"] {
-        require_tool(t)?;
-    }
-    Ok(())
+    require_root()
 }
 
 fn describe(cmd: &Command) -> String {

@@ -2,8 +2,8 @@
 //!
 //! Where the kernel has netem, `tc qdisc replace dev eth0 root netem delay D J`
 //! inside the node. Where it does not (this project's CI machine), a
-//! userspace holder: faultline's `FL-DELAY` chain sends each packet a node
-//! receives from a peer to NFQUEUE (`--queue-bypass`, so traffic flows
+//! userspace holder: faultline's `FL-DELAY` chain (nftables) sends each
+//! packet a node receives from a peer to NFQUEUE (`bypass`, so traffic flows
 //! undelayed should the holder die), and one thread per node, bound to that
 //! queue inside the node's namespace, accepts each packet after D ± J ms
 //! (uniform). Out-of-order verdicts are allowed, so jitter reorders packets
@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 
-use super::{NemesisError, Result, each_node, restore_in};
-use crate::lab::net::{CHAIN_DELAY, flush_node_chains};
+use super::{NemesisError, Result, each_node, peer_rules};
+use crate::lab::net::{CHAIN_DELAY, flush_node_chains, set_node_chain};
+use crate::lab::nft::Verdict;
 use crate::lab::proc::stop_tree;
 use crate::lab::state;
 use crate::lab::sys::{self, run, tool_in_netns};
@@ -78,6 +79,33 @@ pub fn netem_available(node: &NodeState) -> bool {
         let _ = run(c, None);
     }
     true
+}
+
+/// The two ways to send a packet to [`QUEUE_NUM`], preferred first: the
+/// native nftables `queue` expression, and the x_tables `NFQUEUE` target
+/// through nft_compat (kernels built without `CONFIG_NFT_QUEUE`, like this
+/// project's CI machine).
+pub const QUEUE_VERDICTS: [Verdict; 2] = [
+    Verdict::QueueBypass(QUEUE_NUM),
+    Verdict::XtQueueBypass(QUEUE_NUM),
+];
+
+/// Calls `install` with each of [`QUEUE_VERDICTS`] until the kernel accepts
+/// one (it answers ENOENT for an expression it lacks); returns the one used.
+pub fn queue_verdict(
+    mut install: impl FnMut(Verdict) -> std::result::Result<(), LabError>,
+) -> Result<Verdict> {
+    let mut last = None;
+    for v in QUEUE_VERDICTS {
+        match install(v.clone()) {
+            Ok(()) => return Ok(v),
+            Err(e) if crate::lab::netlink::is_enoent(&e) => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| LabError::io("NFQUEUE rule", std::io::Error::other("no way")))
+        .into())
 }
 
 struct Held {
@@ -231,15 +259,9 @@ impl DelayHolder {
             }
         }
         holder.threads = threads;
-        let subnet = lab.state.subnet;
-        let exempt = super::client_exemptions(lab, CHAIN_DELAY);
         let r = each_node(nodes, |n| {
-            let rules = format!(
-                "*filter\n:{c} - [0:0]\n-A {c} -i lo -j RETURN\n{exempt}\
-                 -A {c} -s {subnet}/24 -j NFQUEUE --queue-num {QUEUE_NUM} --queue-bypass\nCOMMIT\n",
-                c = CHAIN_DELAY
-            );
-            restore_in(n, &rules)
+            queue_verdict(|v| set_node_chain(n, CHAIN_DELAY, &peer_rules(lab, Vec::new(), v)))
+                .map(|_| ())
         });
         if let Err(e) = r {
             holder.stop_inner();

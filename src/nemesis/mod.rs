@@ -1,10 +1,11 @@
 //! The nemesis: faults against a running lab.
 //!
-//! - [`partition`]: a [`grudge::Grudge`] applied as `DROP` rules by source
-//!   address in faultline's `FL-PART` chain inside each node, one atomic
-//!   `iptables-restore --noflush` per node. The control node is never cut.
+//! - [`partition`]: a [`grudge::Grudge`] applied as drop rules by source
+//!   address in faultline's `FL-PART` chain (nftables table `ip faultline`)
+//!   inside each node, one nftables transaction per node. The control node
+//!   is never cut.
 //! - [`loss`]: `FL-LOSS` drops a share of the packets arriving at a node from
-//!   its peers (iptables `statistic`).
+//!   its peers (nftables `numgen random`).
 //! - [`delay`]: netem where the kernel has it, otherwise an NFQUEUE holder
 //!   that re-injects each packet from a peer after D ± jitter ms.
 //! - [`kill`], [`start`], [`pause`], [`resume`]: signals to the whole process
@@ -20,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::lab::net::{CHAIN_LOSS, CHAIN_PARTITION, flush_node_chains};
+use crate::lab::net::{CHAIN_LOSS, CHAIN_PARTITION, flush_node_chains, set_node_chain};
+use crate::lab::nft::{Match, Rule, Verdict};
 use crate::lab::state::{self, ServerState};
-use crate::lab::sys::{run, tool_in_netns};
 use crate::lab::{Lab, LabError, NodeState};
 use grudge::{Grudge, GrudgeError};
 
@@ -58,6 +59,9 @@ pub enum NemesisError {
         /// Which service, if one was named.
         what: String,
     },
+    /// A run's own servers could not be killed, paused or started.
+    #[error("{0}")]
+    Servers(String),
     /// The process holding a server is gone.
     #[error(
         "the `faultline lab run` process holding {service} on {node} is gone; run `faultline clean`"
@@ -94,11 +98,24 @@ pub fn resolve_nodes(lab: &Lab, names: &[String]) -> Result<Vec<NodeState>> {
     Ok(out)
 }
 
-fn restore_in(node: &NodeState, rules: &str) -> Result<()> {
-    let mut c = tool_in_netns(&node.netns, "iptables-restore")?;
-    c.args(["-w", "5", "--noflush"]);
-    run(c, Some(rules))?;
-    Ok(())
+/// The rules that exempt loopback and the clients from a fault chain,
+/// then apply `verdict` to packets from the lab's other nodes.
+fn peer_rules(lab: &Lab, extra: Vec<Match>, verdict: Verdict) -> Vec<Rule> {
+    let mut peers = vec![Match::SaddrIn(lab.state.subnet, 24)];
+    peers.extend(extra);
+    // The clients (control node, clients' namespace) are never faulted.
+    let mut rules = vec![Rule::new(
+        vec![Match::Iifname("lo".into())],
+        Verdict::Return,
+    )];
+    rules.extend(
+        lab.state
+            .client_ips()
+            .into_iter()
+            .map(|ip| Rule::new(vec![Match::Saddr(ip)], Verdict::Return)),
+    );
+    rules.push(Rule::new(peers, verdict));
+    rules
 }
 
 fn each_node<T: Send>(
@@ -123,19 +140,19 @@ fn node_names(lab: &Lab) -> Vec<String> {
 
 /// Replaces the current partition with `g` (validated first, so an invalid
 /// grudge changes nothing). Each node's `FL-PART` chain is swapped in one
-/// `iptables-restore` transaction.
+/// nftables transaction.
 pub fn partition(lab: &Lab, g: &Grudge) -> Result<()> {
     grudge::validate(g, &node_names(lab))?;
     let ip_of = |name: &str| lab.nodes().iter().find(|n| n.name == name).map(|n| n.ip);
     each_node(lab.nodes(), |n| {
-        let mut rules = format!("*filter\n:{CHAIN_PARTITION} - [0:0]\n");
-        for src in g.get(&n.name).into_iter().flatten() {
-            if let Some(ip) = ip_of(src) {
-                rules.push_str(&format!("-A {CHAIN_PARTITION} -s {ip}/32 -j DROP\n"));
-            }
-        }
-        rules.push_str("COMMIT\n");
-        restore_in(n, &rules)
+        let rules: Vec<Rule> = g
+            .get(&n.name)
+            .into_iter()
+            .flatten()
+            .filter_map(|src| ip_of(src))
+            .map(|ip| Rule::new(vec![Match::Saddr(ip)], Verdict::Drop))
+            .collect();
+        Ok(set_node_chain(n, CHAIN_PARTITION, &rules)?)
     })?;
     let v = serde_json::to_value(g).unwrap_or_default();
     state::update(lab.name(), |s| {
@@ -155,15 +172,8 @@ pub fn heal_partition(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
-/// The rules of `chain` that let the clients' traffic through (the control
-/// node and the clients' namespace are never subject to faults).
-pub(crate) fn client_exemptions(lab: &Lab, chain: &str) -> String {
-    lab.state
-        .client_ips()
-        .iter()
-        .map(|ip| format!("-A {chain} -s {ip}/32 -j RETURN\n"))
-        .collect()
-}
+/// The modulus of the random draw behind [`loss`].
+pub const LOSS_SCALE: u32 = 10_000;
 
 /// Drops `percent`% of the packets arriving at each of `nodes` from the
 /// other nodes (not from the control node, nor loopback). Replaces any loss
@@ -172,17 +182,17 @@ pub fn loss(lab: &Lab, nodes: &[NodeState], percent: f64) -> Result<()> {
     if !(percent > 0.0 && percent <= 100.0) {
         return Err(NemesisError::BadPercent(percent));
     }
-    let p = percent / 100.0;
-    let subnet = lab.state.subnet;
-    let exempt = client_exemptions(lab, CHAIN_LOSS);
-    each_node(nodes, |n| {
-        let rules = format!(
-            "*filter\n:{c} - [0:0]\n-A {c} -i lo -j RETURN\n{exempt}\
-             -A {c} -s {subnet}/24 -m statistic --mode random --probability {p:.4} -j DROP\nCOMMIT\n",
-            c = CHAIN_LOSS
-        );
-        restore_in(n, &rules)
-    })?;
+    // A uniform draw in 0..10000 below percent*100: steps of 0.01 %.
+    let below = (percent * 100.0).round() as u32;
+    let rules = peer_rules(
+        lab,
+        vec![Match::Random {
+            below,
+            of: LOSS_SCALE,
+        }],
+        Verdict::Drop,
+    );
+    each_node(nodes, |n| Ok(set_node_chain(n, CHAIN_LOSS, &rules)?))?;
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
     state::update(lab.name(), |s| {
         let e = s
@@ -353,6 +363,46 @@ pub fn resume(lab: &Lab, node: &NodeState, service: Option<&str>) -> Result<Vec<
 
 // ------------------------------------------------------------------ runner API
 
+/// Who holds the servers that kill and pause faults act on: the holders of
+/// `faultline lab run` ([`HeldServers`], through the lab state file), or a
+/// run that holds its store's servers itself. [`apply_on`] and
+/// [`ActiveFault::end_on`] are the one place a kill or pause fault is
+/// carried out.
+pub trait ServerControl: Sync {
+    /// SIGKILLs the servers on `node`; they stay down until
+    /// [`ServerControl::start`].
+    fn kill(&self, lab: &Lab, node: &NodeState) -> Result<()>;
+    /// Starts the killed or exited servers on `node` again, on their data.
+    fn start(&self, lab: &Lab, node: &NodeState) -> Result<()>;
+    /// SIGSTOPs the servers on `node`.
+    fn pause(&self, lab: &Lab, node: &NodeState) -> Result<()>;
+    /// SIGCONTs the servers on `node`.
+    fn resume(&self, lab: &Lab, node: &NodeState) -> Result<()>;
+}
+
+/// The servers `faultline lab run` holders keep, found in the lab state
+/// file ([`kill`], [`start`], [`pause`], [`resume`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeldServers;
+
+impl ServerControl for HeldServers {
+    fn kill(&self, lab: &Lab, node: &NodeState) -> Result<()> {
+        kill(lab, node, None).map(drop)
+    }
+
+    fn start(&self, lab: &Lab, node: &NodeState) -> Result<()> {
+        start(lab, node, None).map(drop)
+    }
+
+    fn pause(&self, lab: &Lab, node: &NodeState) -> Result<()> {
+        pause(lab, node, None).map(drop)
+    }
+
+    fn resume(&self, lab: &Lab, node: &NodeState) -> Result<()> {
+        resume(lab, node, None).map(drop)
+    }
+}
+
 /// A fault in effect, as the runner drives a [`schedule::Window`]: made by
 /// [`apply`], undone by [`ActiveFault::end`].
 #[derive(Debug)]
@@ -371,6 +421,16 @@ fn fault_nodes(lab: &Lab, names: &[String]) -> Result<Vec<NodeState>> {
 /// [`ActiveFault::end`] or when dropped. Kill and pause act on the servers
 /// recorded for the nodes (held by `faultline lab run`).
 pub fn apply(lab: &Lab, fault: &schedule::Fault, seed: u64) -> Result<ActiveFault> {
+    apply_on(lab, fault, seed, &HeldServers)
+}
+
+/// [`apply`], with kill and pause acting through `servers`.
+pub fn apply_on(
+    lab: &Lab,
+    fault: &schedule::Fault,
+    seed: u64,
+    servers: &dyn ServerControl,
+) -> Result<ActiveFault> {
     use schedule::Fault as F;
     let fresh = Lab::open(lab.name())?; // servers may have started since `lab` was read
     let lab = &fresh;
@@ -400,12 +460,12 @@ pub fn apply(lab: &Lab, fault: &schedule::Fault, seed: u64) -> Result<ActiveFaul
         }
         F::Kill { nodes } => {
             for n in fault_nodes(lab, nodes)? {
-                kill(lab, &n, None)?;
+                servers.kill(lab, &n)?;
             }
         }
         F::Pause { nodes } => {
             for n in fault_nodes(lab, nodes)? {
-                pause(lab, &n, None)?;
+                servers.pause(lab, &n)?;
             }
         }
     }
@@ -418,7 +478,13 @@ pub fn apply(lab: &Lab, fault: &schedule::Fault, seed: u64) -> Result<ActiveFaul
 impl ActiveFault {
     /// Undoes the fault: heals the partition or loss, removes the delay,
     /// starts killed servers, resumes paused ones.
-    pub fn end(mut self, lab: &Lab) -> Result<()> {
+    pub fn end(self, lab: &Lab) -> Result<()> {
+        self.end_on(lab, &HeldServers)
+    }
+
+    /// [`ActiveFault::end`], with killed and paused servers started and
+    /// resumed through `servers`.
+    pub fn end_on(mut self, lab: &Lab, servers: &dyn ServerControl) -> Result<()> {
         use schedule::Fault as F;
         let lab = Lab::open(lab.name())?;
         match &self.fault {
@@ -433,13 +499,13 @@ impl ActiveFault {
             },
             F::Kill { nodes } => {
                 for n in fault_nodes(&lab, nodes)? {
-                    start(&lab, &n, None)?;
+                    servers.start(&lab, &n)?;
                 }
                 Ok(())
             }
             F::Pause { nodes } => {
                 for n in fault_nodes(&lab, nodes)? {
-                    resume(&lab, &n, None)?;
+                    servers.resume(&lab, &n)?;
                 }
                 Ok(())
             }

@@ -2,6 +2,12 @@
 //! over TCP that gives faultline a real networked target with known ground
 //! truth.
 //!
+//! **This is a system under test, not part of the tester.** faultline
+//! drives it like any other store, from `src/stores/builtin.rs`, through its
+//! client protocol ([`protocol`], [`client`]); nothing else in faultline
+//! uses its internals, and it uses nothing of faultline's but the lab's
+//! client sockets.
+//!
 //! Three modes, the textbook trade-offs:
 //!
 //! - [`Mode::Primary`]: one fixed primary sequences every write and

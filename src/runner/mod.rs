@@ -5,183 +5,43 @@
 //! nemesis); heal everything; a quiet period; final reads from every node;
 //! stop and tear down; check; report. Ctrl-C or SIGTERM ends the main phase
 //! early and the rest still happens.
+//!
+//! This file holds the phases; the parts they use are each in a file:
+//! `workers.rs` (clients and final reads), `faults.rs` (the nemesis task, kill
+//! and pause through the store's capabilities, healing), `progress.rs` (the
+//! progress line), `results.rs` (`results.json`), [`recorder`] (the history
+//! writer), [`checks`], [`interrupt`] (signals) and [`store`] (the store
+//! directory). The store itself is behind [`crate::stores::Store`].
 
 pub mod checks;
+mod config;
+mod context;
+mod faults;
 pub mod interrupt;
+mod progress;
 pub mod recorder;
+mod results;
 pub mod store;
+mod workers;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faultline_workloads::workload::{Generator, WorkloadConfig, final_reads};
-use serde::Serialize;
-use serde_json::{Value, json};
-
 use crate::lab::proc::Server;
 use crate::lab::{Lab, LabGuard, LabSpec};
-use crate::nemesis::schedule::{self, Fault, FaultSpec, Phase, Schedule, Target};
-use crate::stores::{
-    self, ClientError, Cluster, Completion, Launch, Operation, Programs, Role, Session, Store,
-    StoreError,
-};
-use recorder::{Ev, Recorder, Who};
+use crate::nemesis::schedule;
+use crate::stores::{self, Cluster, Launch, Programs, Store};
+use faults::{heal_all, nemesis_task, nemesis_windows};
+use progress::progress_task;
+use results::results_json;
+use workers::{final_read_phase, worker};
 
-/// A kind of fault the nemesis draws from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    /// Network partitions (isolate one node, or split majority/minority).
-    Partition,
-    /// Packet loss at one node.
-    Loss,
-    /// Packet delay at one node.
-    Delay,
-    /// SIGKILL a node's server, restart it at the end of the fault.
-    Kill,
-    /// SIGSTOP a node's server, SIGCONT at the end.
-    Pause,
-}
+use config::io;
+use context::Ctx;
 
-impl FaultKind {
-    /// Parses `--nemesis`: a comma-separated set, or `none` / `all`.
-    pub fn parse_list(s: &str) -> Result<Vec<FaultKind>, String> {
-        let mut out = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part {
-                "none" => {}
-                "all" => out.extend([
-                    FaultKind::Partition,
-                    FaultKind::Loss,
-                    FaultKind::Delay,
-                    FaultKind::Kill,
-                    FaultKind::Pause,
-                ]),
-                "partition" => out.push(FaultKind::Partition),
-                "loss" => out.push(FaultKind::Loss),
-                "delay" => out.push(FaultKind::Delay),
-                "kill" => out.push(FaultKind::Kill),
-                "pause" => out.push(FaultKind::Pause),
-                other => {
-                    return Err(format!(
-                        "unknown fault `{other}` (expected partition, loss, delay, kill, pause, none or all)"
-                    ));
-                }
-            }
-        }
-        out.dedup();
-        Ok(out)
-    }
-
-    /// The schedule's fault specifications for this kind.
-    fn specs(self) -> Vec<FaultSpec> {
-        match self {
-            FaultKind::Partition => vec![
-                FaultSpec::Partition {
-                    shape: "one".into(),
-                },
-                FaultSpec::Partition {
-                    shape: "majority".into(),
-                },
-            ],
-            FaultKind::Loss => vec![FaultSpec::Loss {
-                percent: 30.0,
-                target: Target::One,
-            }],
-            FaultKind::Delay => vec![FaultSpec::Delay {
-                ms: 50,
-                jitter_ms: 10,
-                target: Target::One,
-            }],
-            FaultKind::Kill => vec![FaultSpec::Kill {
-                target: Target::One,
-            }],
-            FaultKind::Pause => vec![FaultSpec::Pause {
-                target: Target::One,
-            }],
-        }
-    }
-}
-
-/// Everything a run needs.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunConfig {
-    /// Test name (the store directory's first level).
-    pub name: String,
-    /// The store, with its options.
-    #[serde(serialize_with = "crate::stores::serialize")]
-    pub db: Arc<dyn Store>,
-    /// Number of nodes.
-    pub nodes: usize,
-    /// The workload.
-    pub workload: WorkloadConfig,
-    /// Faults to draw from (empty: none).
-    pub faults: Vec<FaultKind>,
-    /// Seconds between the starts of two faults.
-    pub nemesis_interval: f64,
-    /// Seconds each fault lasts.
-    pub fault_duration: f64,
-    /// An explicit fault timeline instead of the random schedule.
-    pub timeline: Option<Vec<schedule::TimelineEntry>>,
-    /// Seconds of the main phase.
-    pub time_limit: f64,
-    /// Client workers.
-    pub concurrency: u32,
-    /// Operations per second for all workers together (None: as fast as
-    /// the store answers).
-    pub rate: Option<f64>,
-    /// The seed of the generators and the nemesis.
-    pub seed: u64,
-    /// The store directory.
-    pub store: PathBuf,
-    /// Client-side timeout of one operation (then `info`).
-    pub op_timeout: Duration,
-    /// Quiet period after healing, before the final reads.
-    pub quiet: Duration,
-    /// Time budget of the linearizability check.
-    pub check_time_limit: Option<f64>,
-    /// Show a progress bar.
-    #[serde(skip)]
-    pub progress: bool,
-}
-
-/// Why a run could not be carried out (exit code 2).
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The lab failed.
-    #[error(transparent)]
-    Lab(#[from] crate::lab::LabError),
-    /// A fault failed.
-    #[error(transparent)]
-    Nemesis(#[from] crate::nemesis::NemesisError),
-    /// The store could not be started.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Files of the store directory.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The history could not be checked.
-    #[error("checking the history: {0}")]
-    Check(String),
-    /// A signal arrived before the workload started: nothing was run, and
-    /// everything created was removed.
-    #[error("interrupted {0}: nothing was run; the lab and its servers were removed")]
-    Interrupted(&'static str),
-}
-
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
-    let context = context.into();
-    move |source| RunError::Io { context, source }
-}
+pub use config::{FaultKind, RunConfig, RunError};
 
 /// What a run produced.
 #[derive(Debug)]
@@ -192,26 +52,10 @@ pub struct RunOutcome {
     pub verdicts: checks::Verdicts,
 }
 
-/// Shared by the tasks of a run.
-struct Ctx {
-    cfg: RunConfig,
-    lab: Lab,
-    cluster: Arc<Cluster>,
-    servers: Mutex<Vec<Server>>,
-    active: Mutex<Vec<crate::nemesis::ActiveFault>>,
-    /// Faults started and not yet ended (their end event is still due).
-    open: Mutex<Vec<Fault>>,
-    rec: Recorder,
-    stop: AtomicBool,
-    /// Signals and the wind-down level.
-    interrupt: Arc<interrupt::Interrupt>,
-    active_fault: Mutex<Option<String>>,
-    max_process: AtomicU64,
-}
-
 /// Carries out a run with the `programs` the store's install check found.
-/// Infrastructure failures are errors; the verdict is in the outcome. SIGINT, SIGTERM and SIGHUP are handled from the first
-/// instruction (see [`interrupt`]).
+/// Infrastructure failures are errors; the verdict is in the outcome.
+/// SIGINT, SIGTERM and SIGHUP are handled from the first instruction (see
+/// [`interrupt`]).
 pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
     let interrupt = interrupt::Interrupt::install();
     crate::lab::sys::preflight()?;
@@ -258,14 +102,6 @@ struct Recorded {
     elapsed: Duration,
     history_path: PathBuf,
 }
-
-/// How long the final reads may take in all, whatever the stores do.
-const FINAL_READS_BUDGET: Duration = Duration::from_secs(30);
-
-/// How long the workers may take to finish the operations in flight when
-/// the main phase ends on time (they are cancelled after it, or at once on
-/// a signal).
-const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
 
 /// The store, started: its servers, and the cluster as clients see it.
 struct Started {
@@ -409,6 +245,11 @@ async fn run_in_lab(
     })
 }
 
+/// How long the workers may take to finish the operations in flight when
+/// the main phase ends on time (they are cancelled after it, or at once on
+/// a signal).
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
+
 /// Ends the main phase: no new operations; the workers get
 /// [`IN_FLIGHT_GRACE`] (none after a signal) to finish the operations in
 /// flight, which are then cancelled (recorded `info`).
@@ -467,502 +308,4 @@ fn copy_logs(lab: &Lab, dir: &Path) {
             }
         }
     }
-}
-
-fn nemesis_windows(
-    cfg: &RunConfig,
-    lab: &Lab,
-    primaries: &[String],
-) -> Result<Vec<schedule::Window>, RunError> {
-    let sched = match &cfg.timeline {
-        Some(t) => Schedule::Timeline(t.clone()),
-        None if cfg.faults.is_empty() => return Ok(Vec::new()),
-        None => Schedule::Random {
-            every: Duration::from_secs_f64(cfg.nemesis_interval),
-            duration: Duration::from_secs_f64(cfg.fault_duration),
-            faults: cfg.faults.iter().flat_map(|f| f.specs()).collect(),
-        },
-    };
-    let nodes: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
-    let primaries = primaries.to_vec();
-    Ok(sched.windows(
-        &nodes,
-        &primaries,
-        Duration::from_secs_f64(cfg.time_limit),
-        cfg.seed,
-    )?)
-}
-
-fn progress_task(
-    ctx: Arc<Ctx>,
-    start: Instant,
-) -> (
-    Option<indicatif::ProgressBar>,
-    Option<tokio::task::JoinHandle<()>>,
-) {
-    if !ctx.cfg.progress {
-        return (None, None);
-    }
-    let total = ctx.cfg.time_limit.ceil() as u64;
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:24}] {pos}/{len} s  {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    let b = bar.clone();
-    let task = tokio::spawn(async move {
-        while !ctx.stop.load(Ordering::Relaxed) {
-            let c = &ctx.rec.counts;
-            let fault = ctx
-                .active_fault
-                .lock()
-                .map(|f| f.clone())
-                .unwrap_or_default()
-                .unwrap_or_else(|| "none".into());
-            b.set_position(start.elapsed().as_secs().min(total));
-            b.set_message(format!(
-                "ops {}  ok {}  fail {}  info {}  fault: {fault}",
-                c.invoked.load(Ordering::Relaxed),
-                c.ok.load(Ordering::Relaxed),
-                c.fail.load(Ordering::Relaxed),
-                c.info.load(Ordering::Relaxed),
-            ));
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    (Some(bar), Some(task))
-}
-
-async fn worker(ctx: Arc<Ctx>, slot: u32) {
-    let c = u64::from(ctx.cfg.concurrency);
-    let mut generator = Generator::new(&ctx.cfg.workload, slot);
-    let mut process = u64::from(slot);
-    let mut client = Session::new(ctx.cfg.db.client(&ctx.cluster, Role::Worker(slot)));
-    let interval = ctx
-        .cfg
-        .rate
-        .map(|r| Duration::from_secs_f64(f64::from(ctx.cfg.concurrency) / r));
-    let mut next_at = first_op_at(interval, slot, ctx.cfg.concurrency);
-    while !ctx.stop.load(Ordering::Relaxed) {
-        if let Some(iv) = interval {
-            if !until_or_stopped(&ctx, next_at).await {
-                break;
-            }
-            next_at += iv;
-        }
-        let ready = tokio::select! {
-            r = client.ready(ctx.cfg.op_timeout) => r.is_ok(),
-            _ = ctx.interrupt.reached(interrupt::Level::Stop) => break,
-        };
-        if !ready {
-            if !until_or_stopped(
-                &ctx,
-                tokio::time::Instant::now() + Duration::from_millis(100),
-            )
-            .await
-            {
-                break;
-            }
-            continue;
-        }
-        let op = generator.next_op();
-        let node = client.target(op.f);
-        let ev = |kind: &'static str, value: Value, error: Option<String>, time: u64| Ev {
-            time,
-            process: Who::Client(process),
-            kind,
-            f: op.f.to_string(),
-            key: Some(op.key.clone()),
-            value,
-            node: Some(node.clone()),
-            error,
-            phase: None,
-        };
-        ctx.rec
-            .record(ev("invoke", op.value.clone(), None, ctx.rec.now()));
-        let r = tokio::select! {
-            r = client.call(op_of(process, &op), ctx.cfg.op_timeout) => r,
-            _ = ctx.interrupt.reached(interrupt::Level::Cancel) => Err(cancelled()),
-        };
-        let now = ctx.rec.now();
-        let transport_failed = r.is_err();
-        let (kind, value, error) = completion(op.f, &op.value, r);
-        // A node that refuses at once (no primary, no quorum) would
-        // otherwise fill the history with failures: back off a bit.
-        let refused = !transport_failed
-            && kind == "fail"
-            && error
-                .as_deref()
-                .is_some_and(|e| e.starts_with("unavailable"));
-        ctx.rec.record(ev(kind, value, error, now));
-        if refused {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if transport_failed && kind == "fail" {
-            client.reset();
-        }
-        let retire = kind == "info";
-        if retire {
-            // Jepsen's convention: the process may still be running the
-            // operation; the worker carries on under a new id.
-            process += c;
-            client.reset();
-        }
-    }
-    ctx.max_process.fetch_max(process, Ordering::Relaxed);
-}
-
-/// When worker `slot`'s first operation is due: with a rate, the workers'
-/// first operations are spread over one interval (rather than all waiting
-/// a whole interval); without one, now.
-fn first_op_at(interval: Option<Duration>, slot: u32, concurrency: u32) -> tokio::time::Instant {
-    let now = tokio::time::Instant::now();
-    match interval {
-        Some(iv) => now + iv.mul_f64(f64::from(slot) / f64::from(concurrency.max(1))),
-        None => now,
-    }
-}
-
-/// Sleeps until `at`; false if the main phase ended first.
-async fn until_or_stopped(ctx: &Ctx, at: tokio::time::Instant) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep_until(at) => !ctx.stop.load(Ordering::Relaxed),
-        _ = ctx.interrupt.reached(interrupt::Level::Stop) => false,
-    }
-}
-
-/// The error of an operation cancelled in flight: it may have happened.
-fn cancelled() -> ClientError {
-    ClientError::Indefinite("cancelled: the run ended while this operation was in flight".into())
-}
-
-/// What a call's result becomes in the history: the completion's type, its
-/// value (what was read, for an `ok` read; otherwise what was sent) and its
-/// error. A request that certainly never arrived is `fail`; one that may
-/// have is `info`.
-fn completion(
-    f: &str,
-    sent: &Value,
-    r: Result<Completion, ClientError>,
-) -> (&'static str, Value, Option<String>) {
-    match r {
-        Ok(Completion::Ok(read)) if f == "read" => ("ok", read, None),
-        Ok(Completion::Ok(_)) => ("ok", sent.clone(), None),
-        Ok(Completion::Fail(error)) => ("fail", sent.clone(), error),
-        Ok(Completion::Info(error)) => ("info", sent.clone(), error),
-        Err(ClientError::Definite(e)) => ("fail", sent.clone(), Some(e)),
-        Err(e) => ("info", sent.clone(), Some(e.to_string())),
-    }
-}
-
-/// A generated operation as the client performs it.
-fn op_of(process: u64, op: &faultline_workloads::workload::OpSpec) -> Operation<'_> {
-    Operation {
-        process,
-        f: op.f,
-        key: &op.key,
-        value: &op.value,
-    }
-}
-
-fn fault_label(f: &Fault) -> String {
-    match f {
-        Fault::Partition { grudge } => {
-            let cut: Vec<String> = grudge
-                .iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| format!("{k}x{}", v.len()))
-                .collect();
-            format!("partition ({})", cut.join(" "))
-        }
-        Fault::Loss { nodes, percent } => format!("loss {percent}% at {}", nodes.join(",")),
-        Fault::Delay { nodes, ms, .. } => format!("delay {ms} ms at {}", nodes.join(",")),
-        Fault::Kill { nodes } => format!("kill {}", nodes.join(",")),
-        Fault::Pause { nodes } => format!("pause {}", nodes.join(",")),
-    }
-}
-
-async fn nemesis_task(ctx: Arc<Ctx>, windows: Vec<schedule::Window>, start: Instant) {
-    for ev in schedule::events(&windows) {
-        let at = tokio::time::Instant::from_std(start + ev.time);
-        loop {
-            if ctx.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let now = tokio::time::Instant::now();
-            if now >= at {
-                break;
-            }
-            tokio::time::sleep((at - now).min(Duration::from_millis(50))).await;
-        }
-        let c = ctx.clone();
-        let e = ev.clone();
-        let applied = tokio::task::spawn_blocking(move || apply_fault(&c, &e.fault, e.phase))
-            .await
-            .unwrap_or_else(|e| Err(format!("the fault task panicked: {e}")));
-        if let Err(e) = &applied {
-            eprintln!("faultline: warning: fault {} failed: {e}", ev.fault.name());
-        }
-        record_fault(&ctx, &ev.fault, ev.phase, applied.err());
-        if let Ok(mut open) = ctx.open.lock() {
-            match ev.phase {
-                Phase::Start => open.push(ev.fault.clone()),
-                Phase::End => {
-                    if let Some(i) = open.iter().position(|f| f == &ev.fault) {
-                        open.remove(i);
-                    }
-                }
-            }
-        }
-        if let Ok(mut a) = ctx.active_fault.lock() {
-            *a = match ev.phase {
-                Phase::Start => Some(fault_label(&ev.fault)),
-                Phase::End => None,
-            };
-        }
-    }
-}
-
-/// Records a nemesis event.
-fn record_fault(ctx: &Ctx, fault: &Fault, phase: Phase, error: Option<String>) {
-    let mut line = schedule::Event {
-        time: Duration::ZERO,
-        phase,
-        fault: fault.clone(),
-    }
-    .to_history();
-    ctx.rec.record(Ev {
-        time: ctx.rec.now(),
-        process: Who::Nemesis,
-        kind: "info",
-        f: fault.name().to_string(),
-        key: None,
-        value: line["value"].take(),
-        node: None,
-        error,
-        phase: Some(match phase {
-            Phase::Start => "start",
-            Phase::End => "end",
-        }),
-    });
-}
-
-fn with_servers(ctx: &Ctx, names: &[String], mut f: impl FnMut(&mut Server, &Lab)) {
-    let mut servers = ctx.servers.lock().unwrap_or_else(|e| e.into_inner());
-    for s in servers.iter_mut().filter(|s| names.contains(&s.spec.node)) {
-        f(s, &ctx.lab);
-    }
-}
-
-/// Applies (start) or heals (end) one fault. Blocking. Network faults go
-/// through [`crate::nemesis::apply`] (netem where the kernel has it, the
-/// NFQUEUE holder otherwise); kill and pause act on the servers this run
-/// holds.
-fn apply_fault(ctx: &Ctx, fault: &Fault, phase: Phase) -> Result<(), String> {
-    match (fault, phase) {
-        (Fault::Kill { nodes }, Phase::Start) => {
-            let kill = ctx.cfg.db.kill().ok_or_else(|| cannot(ctx, "killed"))?;
-            with_servers(ctx, nodes, |s, lab| {
-                let _ = kill.kill(lab, s);
-            });
-            Ok(())
-        }
-        (Fault::Kill { nodes }, Phase::End) => {
-            let kill = ctx.cfg.db.kill().ok_or_else(|| cannot(ctx, "killed"))?;
-            let mut failed = None;
-            with_servers(ctx, nodes, |s, lab| {
-                if let Err(e) = kill.restart(lab, s) {
-                    failed = Some(e.to_string());
-                }
-            });
-            failed.map_or(Ok(()), Err)
-        }
-        (Fault::Pause { nodes }, Phase::Start) => {
-            let pause = ctx.cfg.db.pause().ok_or_else(|| cannot(ctx, "paused"))?;
-            with_servers(ctx, nodes, |s, _| pause.pause(s));
-            Ok(())
-        }
-        (Fault::Pause { nodes }, Phase::End) => {
-            let pause = ctx.cfg.db.pause().ok_or_else(|| cannot(ctx, "paused"))?;
-            with_servers(ctx, nodes, |s, _| pause.resume(s));
-            Ok(())
-        }
-        (f, Phase::Start) => {
-            let active =
-                crate::nemesis::apply(&ctx.lab, f, ctx.cfg.seed).map_err(|e| e.to_string())?;
-            ctx.active
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(active);
-            Ok(())
-        }
-        (f, Phase::End) => {
-            let found = {
-                let mut active = ctx.active.lock().unwrap_or_else(|e| e.into_inner());
-                active
-                    .iter()
-                    .position(|a| &a.fault == f)
-                    .map(|i| active.remove(i))
-            };
-            match found {
-                Some(a) => a.end(&ctx.lab).map_err(|e| e.to_string()),
-                None => Ok(()),
-            }
-        }
-    }
-}
-
-fn cannot(ctx: &Ctx, what: &str) -> String {
-    format!("--db {} cannot be {what}", ctx.cfg.db.name())
-}
-
-/// Heals every fault that may still be active: the network, paused and
-/// killed servers.
-async fn heal_all(ctx: &Arc<Ctx>) {
-    let c = ctx.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        // Faults cut short (Ctrl-C): end each one and record its end.
-        let open: Vec<Fault> = c
-            .open
-            .lock()
-            .map(|mut o| o.drain(..).collect())
-            .unwrap_or_default();
-        for f in open {
-            let r = apply_fault(&c, &f, Phase::End);
-            record_fault(&c, &f, Phase::End, r.err());
-        }
-        let active: Vec<_> = c
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .collect();
-        for a in active {
-            let _ = a.end(&c.lab);
-        }
-        if let Err(e) = crate::nemesis::heal(&c.lab) {
-            eprintln!("faultline: warning: healing the network: {e}");
-        }
-        let names: Vec<String> = c.lab.nodes().iter().map(|n| n.name.clone()).collect();
-        with_servers(&c, &names, |s, lab| {
-            s.resume();
-            if s.process.is_none_or(|p| !p.is_alive()) {
-                if let Err(e) = s.restart(lab) {
-                    eprintln!("faultline: warning: restarting {}: {e}", s.spec.node);
-                }
-                let _ = s.record(lab, "running");
-            }
-        });
-    })
-    .await;
-    if let Ok(mut a) = ctx.active_fault.lock() {
-        *a = None;
-    }
-}
-
-/// After healing: every node reads every key once (retrying a few times),
-/// recorded with `"phase": "final"`. All of it within
-/// [`FINAL_READS_BUDGET`]; a second signal ends it at once.
-async fn final_read_phase(ctx: &Arc<Ctx>) {
-    let deadline = tokio::time::Instant::now() + FINAL_READS_BUDGET;
-    let mut process = ctx.max_process.load(Ordering::Relaxed) + 1;
-    let reads = final_reads(&ctx.cfg.workload);
-    for i in 0..ctx.cluster.nodes.len() {
-        let node = ctx.cluster.name(i);
-        let mut client = Session::new(ctx.cfg.db.client(&ctx.cluster, Role::Final(i)));
-        for op in &reads {
-            for _attempt in 0..5 {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left.is_zero() || ctx.interrupt.level() >= interrupt::Level::Teardown {
-                    eprintln!(
-                        "faultline: warning: final reads cut short ({})",
-                        if left.is_zero() {
-                            "out of their time budget"
-                        } else {
-                            "interrupted"
-                        }
-                    );
-                    return;
-                }
-                let timeout = left.min(Duration::from_secs(2));
-                let ready = tokio::select! {
-                    r = client.ready(timeout) => r.is_ok(),
-                    _ = ctx.interrupt.reached(interrupt::Level::Teardown) => false,
-                };
-                if !ready {
-                    client.reset();
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    continue;
-                }
-                let ev = |kind: &'static str, value: Value, error: Option<String>, time: u64| Ev {
-                    time,
-                    process: Who::Client(process),
-                    kind,
-                    f: op.f.to_string(),
-                    key: Some(op.key.clone()),
-                    value,
-                    node: Some(node.clone()),
-                    error,
-                    phase: Some("final"),
-                };
-                ctx.rec
-                    .record(ev("invoke", Value::Null, None, ctx.rec.now()));
-                let r = tokio::select! {
-                    r = client.call(Operation { process, f: op.f, key: &op.key, value: &Value::Null }, timeout) => r,
-                    _ = ctx.interrupt.reached(interrupt::Level::Teardown) => Err(cancelled()),
-                };
-                let now = ctx.rec.now();
-                let (kind, value, error) = completion(op.f, &Value::Null, r);
-                ctx.rec.record(ev(kind, value, error, now));
-                let done = kind == "ok";
-                process += 1;
-                if done {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        }
-    }
-}
-
-/// The run's `results.json` (without the classification).
-fn results_json(
-    dir: &Path,
-    cfg: &RunConfig,
-    windows: &[schedule::Window],
-    v: &checks::Verdicts,
-    elapsed: Duration,
-) -> Value {
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    for op in &v.history.ops {
-        let k = match op.outcome {
-            faultline_checkers::Outcome::Ok => "ok",
-            faultline_checkers::Outcome::Fail => "fail",
-            faultline_checkers::Outcome::Info => "info",
-            faultline_checkers::Outcome::Pending => "pending",
-        };
-        *counts.entry(k).or_default() += 1;
-    }
-    let results = json!({
-        "faultline": env!("CARGO_PKG_VERSION"),
-        "name": cfg.name,
-        "dir": dir.display().to_string(),
-        "valid": v.valid,
-        "checks": v.checks,
-        "seed": cfg.seed,
-        "config": cfg,
-        "stats": {
-            "ops": v.ops,
-            "outcomes": counts,
-            "faults": windows.len(),
-            "duration_s": elapsed.as_secs_f64(),
-            "ok_per_s": counts.get("ok").copied().unwrap_or(0) as f64 / cfg.time_limit.max(0.001),
-            "check_ms": v.check_ms,
-        },
-        "faults": windows,
-    });
-    results
 }

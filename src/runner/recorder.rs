@@ -18,6 +18,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use faultline_checkers::EventType;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -48,7 +49,7 @@ pub struct Ev {
     pub process: Who,
     /// invoke, ok, fail, info.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: EventType,
     /// The function.
     pub f: String,
     /// The key.
@@ -107,10 +108,12 @@ impl Recorder {
     pub fn record(&self, ev: Ev) {
         let c = &self.counts;
         match ev.kind {
-            "invoke" if ev.process != Who::Nemesis => c.invoked.fetch_add(1, Ordering::Relaxed),
-            "ok" => c.ok.fetch_add(1, Ordering::Relaxed),
-            "fail" => c.fail.fetch_add(1, Ordering::Relaxed),
-            "info" if ev.process != Who::Nemesis => c.info.fetch_add(1, Ordering::Relaxed),
+            EventType::Invoke if ev.process != Who::Nemesis => {
+                c.invoked.fetch_add(1, Ordering::Relaxed)
+            }
+            EventType::Ok => c.ok.fetch_add(1, Ordering::Relaxed),
+            EventType::Fail => c.fail.fetch_add(1, Ordering::Relaxed),
+            EventType::Info if ev.process != Who::Nemesis => c.info.fetch_add(1, Ordering::Relaxed),
             _ => 0,
         };
         let _ = self.tx.send(ev);
@@ -193,7 +196,11 @@ mod tests {
             rec.record(Ev {
                 time: rec.now(),
                 process: Who::Client(i % 7),
-                kind: if i % 2 == 0 { "invoke" } else { "ok" },
+                kind: if i % 2 == 0 {
+                    EventType::Invoke
+                } else {
+                    EventType::Ok
+                },
                 f: "write".into(),
                 key: Some("k".into()),
                 value: Value::from(i),

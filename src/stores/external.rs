@@ -28,6 +28,7 @@ use super::{
 use crate::lab::Lab;
 use crate::lab::sys::find_tool;
 use crate::node::Mode;
+use faultline_checkers::EventType;
 
 /// The registry line's entry.
 pub const ENTRY: Entry = Entry {
@@ -248,27 +249,23 @@ impl External {
 struct AdapterReply {
     id: u64,
     #[serde(rename = "type")]
-    kind: ReplyKind,
+    kind: EventType,
     #[serde(default)]
     value: Value,
     #[serde(default)]
     error: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum ReplyKind {
-    Ok,
-    Fail,
-    Info,
-}
-
 impl AdapterReply {
-    fn completion(self) -> Completion {
+    /// The reply as a completion; `invoke` is no reply.
+    fn completion(self) -> Result<Completion, ClientError> {
         match self.kind {
-            ReplyKind::Ok => Completion::Ok(self.value),
-            ReplyKind::Fail => Completion::Fail(self.error),
-            ReplyKind::Info => Completion::Info(self.error),
+            EventType::Ok => Ok(Completion::Ok(self.value)),
+            EventType::Fail => Ok(Completion::Fail(self.error)),
+            EventType::Info => Ok(Completion::Info(self.error)),
+            EventType::Invoke => Err(ClientError::Indefinite(
+                "bad reply from the adapter: type invoke (expected ok, fail or info)".into(),
+            )),
         }
     }
 }
@@ -376,15 +373,11 @@ impl Client for ExternalClient {
             // Python and friends need a moment to start: at least 5 s.
             let d = deadline.max(Instant::now() + Duration::from_secs(5));
             match exchange(&mut a, &hello, 0, d).await {
-                Ok(r) if r.kind == ReplyKind::Ok => {}
+                Ok(r) if r.kind == EventType::Ok => {}
                 Ok(r) => {
                     return Err(ClientError::Definite(format!(
                         "adapter handshake: {} {}",
-                        if r.kind == ReplyKind::Fail {
-                            "fail"
-                        } else {
-                            "info"
-                        },
+                        r.kind,
                         r.error.unwrap_or_default()
                     )));
                 }
@@ -435,7 +428,7 @@ impl Client for ExternalClient {
             .ok_or_else(|| ClientError::Definite("no adapter".into()))?;
         let r = exchange(a, &req, id, deadline)
             .await
-            .map(AdapterReply::completion);
+            .and_then(AdapterReply::completion);
         if let Err(e) = &r
             && !e.to_string().starts_with("timeout")
         {

@@ -19,13 +19,14 @@
 //! 6. Faults: [`Store::kill`] and [`Store::pause`] give the optional
 //!    capabilities (Jepsen's `Kill` and `Pause`), by default on the whole
 //!    process tree of the node's servers.
-//! 7. [`Launch::stop`] with [`Store::stop_signal`].
+//! 7. [`stop`] with [`Store::stop_signal`].
 //!
 //! - `builtin`: `faultline node` on every node (the system under test that
 //!   ships with faultline, in `src/node/`).
 //! - `etcd`: one member per node; clients use the v3 JSON gateway.
 //! - `redis`: a primary (n1) and replicas, optionally Sentinel on every node.
 //! - `postgres`: a primary (n1) and streaming hot standbys.
+//! - `nats`: a NATS JetStream cluster and one replicated key-value bucket.
 //! - `external`: a program of the user's that speaks newline-delimited JSON
 //!   (see `docs/stores.md`), optionally with servers started on the nodes.
 
@@ -35,6 +36,7 @@ mod error;
 pub mod etcd;
 pub mod external;
 mod launch;
+pub mod nats;
 mod options;
 pub mod postgres;
 pub mod redis;

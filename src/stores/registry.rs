@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{DbOpts, Store, builtin, etcd, external, postgres, redis};
+use super::{DbOpts, Store, builtin, etcd, external, nats, postgres, redis};
 
 /// The stores, in the order `faultline doctor` and error messages list them.
 pub const STORES: &[Entry] = &[
@@ -12,6 +12,7 @@ pub const STORES: &[Entry] = &[
     etcd::ENTRY,
     redis::ENTRY,
     postgres::ENTRY,
+    nats::ENTRY,
     external::ENTRY,
 ];
 
@@ -132,7 +133,7 @@ mod tests {
             (
                 "mongo",
                 &[],
-                "--db mongo: unknown store (available: builtin, etcd, redis, postgres, external)",
+                "--db mongo: unknown store (available: builtin, etcd, redis, postgres, nats, external)",
             ),
             (
                 "builtin",

@@ -1,5 +1,7 @@
-//! Shared helpers for the lab tests. They need root, `ip`, `iptables` and
-//! `ping`; without them they FAIL (CI runs as root), unless
+//! Shared helpers for the lab tests. They need root and `ping` (faultline
+//! itself needs no `ip`, `iptables` or `nft`, and neither do these helpers:
+//! they inspect nftables through faultline's own netlink client); without
+//! them they FAIL (CI runs as root), unless
 //! `FAULTLINE_SKIP_LAB=1` is set, which makes them print "skipped".
 //! Tests take a machine-wide lock, so they run one at a time even across
 //! test binaries.
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use faultline::lab::nft::{self, Change, Hook, Nft};
 use faultline::lab::{Lab, sys};
 use nix::fcntl::{Flock, FlockArg};
 
@@ -45,13 +48,11 @@ pub fn guard(test: &str) -> Option<Guard> {
         nix::unistd::geteuid().is_root(),
         "{test} needs root (CI runs as root); set FAULTLINE_SKIP_LAB=1 to skip the lab tests"
     );
-    for t in ["ip", "iptables", "iptables-restore", "ping"] {
-        assert!(
-            sys::find_tool(t).is_some(),
-            "{test} needs `{t}`: apt-get install -y {}",
-            sys::package_of(t)
-        );
-    }
+    assert!(
+        sys::find_tool("ping").is_some(),
+        "{test} needs `ping`: apt-get install -y {}",
+        sys::package_of("ping")
+    );
     let f = File::create("/run/faultline-tests.lock").expect("creating the test lock");
     let l = Flock::lock(f, FlockArg::LockExclusive)
         .map_err(|_| ())
@@ -138,6 +139,17 @@ pub fn echo_everywhere(lab: &Lab, port: u16) {
             &p,
         ]);
     }
+    // `lab run` returns once the server process exists; on a loaded machine
+    // it may take a moment to listen. Wait (bounded) until every node
+    // answers the control node, so probes never race the start-up.
+    let t0 = std::time::Instant::now();
+    while let Err(e) = control_reaches_all(lab, port) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "echo servers not answering after 20 s: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// One echo round trip to `addr`, with `timeout` for connect and read.
@@ -206,13 +218,15 @@ pub fn leftovers() -> Vec<String> {
             out.push(format!("link {l}"));
         }
     }
-    let o = Command::new(sys::find_tool("iptables").expect("iptables"))
-        .args(["-w", "5", "-S"])
-        .output()
-        .expect("iptables -S");
-    for l in String::from_utf8_lossy(&o.stdout).lines() {
-        if l.contains("FL-") {
-            out.push(format!("rule {l}"));
+    let chains = Nft::open("test").and_then(|mut n| n.chains());
+    for c in chains.expect("listing nftables chains") {
+        if c.name.contains("FL-") || c.table.contains("faultline") {
+            out.push(format!(
+                "chain {} {} {}",
+                nft::family_name(c.family),
+                c.table,
+                c.name
+            ));
         }
     }
     if let Ok(rd) = std::fs::read_dir("/run/faultline") {
@@ -273,4 +287,88 @@ pub fn ping(
 /// A path that exists for the whole test.
 pub fn tmp(name: &str) -> PathBuf {
     Path::new("/tmp").join(format!("faultline-test-{name}"))
+}
+
+/// Makes the root namespace's forward path drop by default, as
+/// `iptables -P FORWARD DROP` (Docker) does with iptables-nft: a base chain
+/// `ip filter FORWARD` with policy drop (created if absent). Restored on
+/// drop, even on failure.
+pub struct ForwardDrop {
+    /// The policy before, if the chain existed.
+    was: Option<u32>,
+    /// Whether the table `ip filter` existed.
+    had_table: bool,
+}
+
+fn set_forward_policy(policy: u32) {
+    Nft::open("test")
+        .and_then(|mut n| {
+            n.apply(&[
+                Change::AddTable {
+                    family: nft::IPV4,
+                    table: "filter".into(),
+                },
+                Change::AddChain {
+                    family: nft::IPV4,
+                    table: "filter".into(),
+                    chain: "FORWARD".into(),
+                    hook: Some(Hook {
+                        num: nft::HOOK_FORWARD,
+                        priority: 0,
+                        policy,
+                    }),
+                },
+            ])
+        })
+        .expect("setting the policy of ip filter FORWARD");
+}
+
+impl ForwardDrop {
+    /// Sets the policy to drop.
+    pub fn set() -> ForwardDrop {
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
+                .unwrap_or_default()
+                .trim(),
+            "1",
+            "these tests expect br_netfilter on (bridged frames through the forward hook)"
+        );
+        let chains = Nft::open("test")
+            .and_then(|mut n| n.chains())
+            .expect("listing chains");
+        let filter = || {
+            chains
+                .iter()
+                .filter(|c| c.family == nft::IPV4 && c.table == "filter")
+        };
+        let had_table = filter().next().is_some();
+        let was = filter()
+            .find(|c| c.name == "FORWARD")
+            .map(|c| c.policy.unwrap_or(nft::ACCEPT));
+        set_forward_policy(nft::DROP);
+        ForwardDrop { was, had_table }
+    }
+}
+
+impl Drop for ForwardDrop {
+    fn drop(&mut self) {
+        match self.was {
+            Some(p) => set_forward_policy(p),
+            None => {
+                let change = if self.had_table {
+                    Change::DelChain {
+                        family: nft::IPV4,
+                        table: "filter".into(),
+                        chain: "FORWARD".into(),
+                    }
+                } else {
+                    Change::DelTable {
+                        family: nft::IPV4,
+                        table: "filter".into(),
+                    }
+                };
+                let _ = Nft::open("test").and_then(|mut n| n.apply(&[change]));
+            }
+        }
+    }
 }

@@ -49,6 +49,8 @@ use std::fmt;
 use std::io::{BufWriter, Write};
 use std::str::FromStr;
 
+use faultline_checkers::Outcome;
+
 use crate::rng::{Rng, splitmix64};
 
 /// Largest accepted `--ops` (operations are numbered with 32-bit ids).
@@ -68,6 +70,9 @@ pub enum Model {
     /// Read, write and compare-and-set.
     #[default]
     CasRegister,
+    /// Porcupine's string key-value store: `get`, `put` and `append` of
+    /// strings (each written string unique, `"x N y"`).
+    Kv,
 }
 
 impl Model {
@@ -76,6 +81,7 @@ impl Model {
         match self {
             Model::Register => "register",
             Model::CasRegister => "cas-register",
+            Model::Kv => "kv",
         }
     }
 }
@@ -92,9 +98,10 @@ impl FromStr for Model {
         match s.trim() {
             "register" => Ok(Model::Register),
             "cas-register" => Ok(Model::CasRegister),
+            "kv" => Ok(Model::Kv),
             other => Err(SynthError::invalid(
                 "--model",
-                format!("unknown model {other:?} (expected register or cas-register)"),
+                format!("unknown model {other:?} (expected register, cas-register or kv)"),
             )),
         }
     }
@@ -110,6 +117,8 @@ pub struct Mix {
     pub write: f64,
     /// Weight of compare-and-set operations.
     pub cas: f64,
+    /// Weight of appends (kv only).
+    pub append: f64,
 }
 
 impl Default for Mix {
@@ -119,6 +128,32 @@ impl Default for Mix {
             read: 0.5,
             write: 0.3,
             cas: 0.2,
+            append: 0.0,
+        }
+    }
+}
+
+impl Mix {
+    /// The default mix of `model`: [`Mix::default`] for registers,
+    /// `read=0.5,write=0.1,append=0.4` for kv (like Porcupine's kv tests).
+    pub fn default_for(model: Model) -> Mix {
+        match model {
+            Model::Kv => Mix {
+                read: 0.5,
+                write: 0.1,
+                cas: 0.0,
+                append: 0.4,
+            },
+            _ => Mix::default(),
+        }
+    }
+
+    /// The weight of cas and of append that `model` uses.
+    fn extra(&self, model: Model) -> (f64, f64) {
+        match model {
+            Model::Register => (0.0, 0.0),
+            Model::CasRegister => (self.cas, 0.0),
+            Model::Kv => (0.0, self.append),
         }
     }
 }
@@ -134,8 +169,9 @@ impl FromStr for Mix {
             read: 0.0,
             write: 0.0,
             cas: 0.0,
+            append: 0.0,
         };
-        let mut seen = [false; 3];
+        let mut seen = [false; 4];
         for part in s.split(',') {
             let part = part.trim();
             if part.is_empty() {
@@ -149,9 +185,10 @@ impl FromStr for Mix {
                 "read" => 0,
                 "write" => 1,
                 "cas" => 2,
+                "append" => 3,
                 _ => {
                     return Err(bad(format!(
-                        "unknown operation {name:?} (expected read, write or cas)"
+                        "unknown operation {name:?} (expected read, write, cas or append)"
                     )));
                 }
             };
@@ -170,7 +207,8 @@ impl FromStr for Mix {
             match slot {
                 0 => mix.read = w,
                 1 => mix.write = w,
-                _ => mix.cas = w,
+                2 => mix.cas = w,
+                _ => mix.append = w,
             }
         }
         if !seen.iter().any(|&s| s) {
@@ -276,6 +314,9 @@ pub struct SynthConfig {
     pub fail: f64,
     /// Anomaly to inject, if any.
     pub inject: Option<Anomaly>,
+    /// Draw written values from `1..=N` instead of writing each value once
+    /// (so the checker must search; no injection then).
+    pub values: Option<u64>,
 }
 
 impl Default for SynthConfig {
@@ -292,6 +333,7 @@ impl Default for SynthConfig {
             info: 0.0,
             fail: 0.0,
             inject: None,
+            values: None,
         }
     }
 }
@@ -328,8 +370,18 @@ impl SynthConfig {
                 ));
             }
         }
-        let Mix { read, write, cas } = self.mix;
-        for (name, w) in [("read", read), ("write", write), ("cas", cas)] {
+        let Mix {
+            read,
+            write,
+            cas,
+            append,
+        } = self.mix;
+        for (name, w) in [
+            ("read", read),
+            ("write", write),
+            ("cas", cas),
+            ("append", append),
+        ] {
             if !w.is_finite() || w < 0.0 {
                 return Err(SynthError::invalid(
                     "--mix",
@@ -337,13 +389,17 @@ impl SynthConfig {
                 ));
             }
         }
-        let total = read
-            + write
-            + if self.model == Model::CasRegister {
-                cas
-            } else {
-                0.0
-            };
+        if self.values == Some(0) {
+            return Err(SynthError::invalid("--values", "must be at least 1"));
+        }
+        if self.values.is_some() && self.inject.is_some() {
+            return Err(SynthError::invalid(
+                "--values",
+                "cannot be combined with --inject (the injections need unique values)",
+            ));
+        }
+        let (cas, append) = self.mix.extra(self.model);
+        let total = read + write + cas + append;
         if total <= 0.0 || !total.is_finite() {
             return Err(SynthError::invalid(
                 "--mix",
@@ -367,10 +423,10 @@ pub struct Injected {
     pub process: u64,
     /// The read's key (`None` for single-key histories, which omit it).
     pub key: Option<String>,
-    /// The value the read now returns (`None` is `null`).
-    pub value: Option<u64>,
+    /// The value the read now returns.
+    pub value: serde_json::Value,
     /// The value the read returned in the simulation.
-    pub original: Option<u64>,
+    pub original: serde_json::Value,
 }
 
 impl Injected {
@@ -378,7 +434,6 @@ impl Injected {
     /// `{"injected":"stale-read","index":..,"invoke_index":..,"process":..,"key":..,"value":..,"original":..}`
     /// where `index` is the event index of the changed completion.
     pub fn to_json_line(&self) -> String {
-        let opt = |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
         let key = match &self.key {
             Some(k) => serde_json::Value::from(k.as_str()).to_string(),
             None => "null".to_string(),
@@ -390,8 +445,8 @@ impl Injected {
             self.invoke_index,
             self.process,
             key,
-            opt(self.value),
-            opt(self.original),
+            self.value,
+            self.original,
         )
     }
 }
@@ -463,23 +518,20 @@ enum F {
     Read,
     Write,
     Cas,
+    Append,
 }
 
 impl F {
-    fn name(self) -> &'static [u8] {
-        match self {
-            F::Read => b"read",
-            F::Write => b"write",
-            F::Cas => b"cas",
+    fn name(self, model: Model) -> &'static [u8] {
+        match (self, model) {
+            (F::Read, Model::Kv) => b"get",
+            (F::Write, Model::Kv) => b"put",
+            (F::Read, _) => b"read",
+            (F::Write, _) => b"write",
+            (F::Cas, _) => b"cas",
+            (F::Append, _) => b"append",
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    Ok,
-    Fail,
-    Info,
 }
 
 /// One simulated operation (values use [`NIL`] for `null`).
@@ -499,8 +551,9 @@ struct Op {
     arg: u64,
     /// Cas: the expected value.
     from: u64,
-    /// Read: the value read; write/cas that took effect: the key's value
-    /// just before.
+    /// Read: the value read (kv: `segment << 32 | length`, see
+    /// [`Sim::segments`]); write/cas that took effect: the key's value just
+    /// before.
     result: u64,
 }
 
@@ -523,18 +576,18 @@ struct Sim {
     events: Vec<u32>,
     /// `producer[v]`: the operation that wrote value `v` (index 0 unused).
     producer: Vec<u32>,
+    /// Kv only: every list a key held since its last put: the put's value
+    /// (or [`NIL`] for the initial value) then the appended values. A get
+    /// saw a prefix of one of them.
+    segments: Vec<Vec<u64>>,
 }
 
 fn simulate(cfg: &SynthConfig) -> Sim {
     let mut rng = Rng::new(cfg.seed);
     let n = cfg.ops;
     let p = u64::from(cfg.processes);
-    let cas_w = if cfg.model == Model::CasRegister {
-        cfg.mix.cas
-    } else {
-        0.0
-    };
-    let total = cfg.mix.read + cfg.mix.write + cas_w;
+    let (cas_w, append_w) = cfg.mix.extra(cfg.model);
+    let total = cfg.mix.read + cfg.mix.write + cas_w + append_w;
     let read_cut = cfg.mix.read / total;
     let write_cut = (cfg.mix.read + cfg.mix.write) / total;
 
@@ -543,6 +596,13 @@ fn simulate(cfg: &SynthConfig) -> Sim {
     let mut events: Vec<u32> = Vec::with_capacity(cap.saturating_mul(2));
     let mut producer: Vec<u32> = vec![NONE];
     let mut state: Vec<u64> = vec![NIL; cfg.keys as usize];
+    let kv = cfg.model == Model::Kv;
+    // Kv: each key's current segment (they start as `[NIL]`).
+    let mut segments: Vec<Vec<u64>> = Vec::new();
+    if kv {
+        segments = vec![vec![NIL]; cfg.keys as usize];
+        state = (0..u64::from(cfg.keys)).collect();
+    }
     let mut workers: Vec<Worker> = (0..p)
         .map(|i| Worker {
             process: i,
@@ -566,15 +626,20 @@ fn simulate(cfg: &SynthConfig) -> Sim {
             let x = rng.f64();
             let f = if x < read_cut {
                 F::Read
-            } else if x < write_cut || cas_w <= 0.0 {
+            } else if x < write_cut || (cas_w <= 0.0 && append_w <= 0.0) {
                 F::Write
+            } else if append_w > 0.0 {
+                F::Append
             } else {
                 F::Cas
             };
             let key = rng.below(u64::from(cfg.keys)) as u32;
             let (mut arg, mut from) = (NIL, NIL);
             if f != F::Read {
-                arg = next_value;
+                arg = match cfg.values {
+                    Some(n) => 1 + rng.below(n),
+                    None => next_value,
+                };
                 next_value += 1;
                 producer.push(ops.len() as u32);
             }
@@ -621,6 +686,25 @@ fn simulate(cfg: &SynthConfig) -> Sim {
                 (Outcome::Ok, true)
             };
             op.outcome = outcome;
+            if kv {
+                // `*slot` is the key's current segment.
+                match op.f {
+                    F::Read => {
+                        op.result = *slot << 32 | segments[*slot as usize].len() as u64;
+                    }
+                    F::Write if effect => {
+                        op.applied = true;
+                        *slot = segments.len() as u64;
+                        segments.push(vec![op.arg]);
+                    }
+                    F::Append if effect => {
+                        op.applied = true;
+                        segments[*slot as usize].push(op.arg);
+                    }
+                    _ => {}
+                }
+                continue;
+            }
             match op.f {
                 F::Read => op.result = *slot,
                 F::Write => {
@@ -641,6 +725,7 @@ fn simulate(cfg: &SynthConfig) -> Sim {
                         }
                     }
                 }
+                F::Append => {}
             }
         } else {
             // Completion.
@@ -660,6 +745,7 @@ fn simulate(cfg: &SynthConfig) -> Sim {
         ops,
         events,
         producer,
+        segments,
     }
 }
 
@@ -797,10 +883,33 @@ fn lost_write_candidates(sim: &Sim, keys: usize, pick: &mut Reservoir) {
     }
 }
 
+/// Candidates for either anomaly on a kv history: `(get, shorter list)`.
+/// The get saw a list whose last append `A` is `ok` and completed before
+/// the get was invoked; it is made to return the list without `A`. That
+/// list only existed just before `A` took effect (values are unique), and
+/// `A` precedes the get in every linearization.
+fn missed_append_candidates(sim: &Sim, pick: &mut Reservoir) {
+    for (id, r) in sim.ops.iter().enumerate() {
+        if !is_ok_read(r) {
+            continue;
+        }
+        let (seg, len) = (r.result >> 32, r.result & 0xffff_ffff);
+        if len < 2 {
+            continue;
+        }
+        let last = sim.segments[seg as usize][len as usize - 1];
+        let a = &sim.ops[sim.producer[last as usize] as usize];
+        if a.f == F::Append && a.outcome == Outcome::Ok && a.complete_time < r.invoke_time {
+            pick.offer(id as u32, r.result - 1);
+        }
+    }
+}
+
 fn inject(sim: &mut Sim, cfg: &SynthConfig, kind: Anomaly) -> Result<Injected, SynthError> {
     let mut pick = Reservoir::new(cfg.seed);
     let keys = cfg.keys as usize;
     match kind {
+        _ if cfg.model == Model::Kv => missed_append_candidates(sim, &mut pick),
         Anomaly::StaleRead => stale_read_candidates(sim, keys, &mut pick),
         Anomaly::LostWrite => lost_write_candidates(sim, keys, &mut pick),
     }
@@ -808,6 +917,9 @@ fn inject(sim: &mut Sim, cfg: &SynthConfig, kind: Anomaly) -> Result<Injected, S
         return Err(SynthError::CannotInject {
             kind,
             reason: match kind {
+                _ if cfg.model == Model::Kv => {
+                    "no ok get that saw an ok append completed before it was invoked"
+                }
                 Anomaly::StaleRead => {
                     "no ok read invoked after two ok writes of its key that completed one \
                      after the other"
@@ -819,18 +931,20 @@ fn inject(sim: &mut Sim, cfg: &SynthConfig, kind: Anomaly) -> Result<Injected, S
             },
         });
     };
+    let original = read_value(sim, cfg.model, sim.ops[read as usize].result);
     let r = &mut sim.ops[read as usize];
-    let original = r.result;
     r.result = value;
-    let some = |v: u64| (v != NIL).then_some(v);
+    let (invoke_index, complete_index, process, key) =
+        (r.invoke_index, r.complete_index, r.process, r.key);
+    let json = |bytes: Vec<u8>| serde_json::from_slice(&bytes).unwrap_or_default();
     Ok(Injected {
         kind,
-        invoke_index: r.invoke_index,
-        complete_index: r.complete_index,
-        process: r.process,
-        key: (cfg.keys > 1).then(|| format!("k{}", r.key)),
-        value: some(value),
-        original: some(original),
+        invoke_index,
+        complete_index,
+        process,
+        key: (cfg.keys > 1).then(|| format!("k{key}")),
+        value: json(read_value(sim, cfg.model, value)),
+        original: json(original),
     })
 }
 
@@ -861,6 +975,36 @@ fn push_value(buf: &mut Vec<u8>, v: u64) {
     }
 }
 
+/// A kv value: `"x N y"`.
+fn push_piece(buf: &mut Vec<u8>, v: u64) {
+    buf.extend_from_slice(b"x ");
+    push_u64(buf, v);
+    buf.extend_from_slice(b" y");
+}
+
+/// What a read returned, as JSON text.
+fn read_value(sim: &Sim, model: Model, result: u64) -> Vec<u8> {
+    let mut buf = Vec::new();
+    push_read_value(&mut buf, sim, model, result);
+    buf
+}
+
+fn push_read_value(buf: &mut Vec<u8>, sim: &Sim, model: Model, result: u64) {
+    if model != Model::Kv {
+        return push_value(buf, result);
+    }
+    let (seg, len) = (result >> 32, result & 0xffff_ffff);
+    let pieces = &sim.segments[seg as usize][..len as usize];
+    if pieces == [NIL] {
+        return buf.extend_from_slice(b"null");
+    }
+    buf.push(b'"');
+    for &p in pieces.iter().filter(|&&p| p != NIL) {
+        push_piece(buf, p);
+    }
+    buf.push(b'"');
+}
+
 fn write_history<W: Write>(sim: &Sim, cfg: &SynthConfig, out: W) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, out);
     let mut line: Vec<u8> = Vec::with_capacity(256);
@@ -887,10 +1031,10 @@ fn write_history<W: Write>(sim: &Sim, cfg: &SynthConfig, out: W) -> std::io::Res
             (false, _) => b"invoke",
             (true, Outcome::Ok) => b"ok",
             (true, Outcome::Fail) => b"fail",
-            (true, Outcome::Info) => b"info",
+            (true, Outcome::Info | Outcome::Pending) => b"info",
         });
         line.extend_from_slice(b"\",\"f\":\"");
-        line.extend_from_slice(op.f.name());
+        line.extend_from_slice(op.f.name(cfg.model));
         line.push(b'"');
         if with_key {
             line.extend_from_slice(b",\"key\":\"k");
@@ -901,12 +1045,17 @@ fn write_history<W: Write>(sim: &Sim, cfg: &SynthConfig, out: W) -> std::io::Res
         match op.f {
             F::Read => {
                 if completion && op.outcome == Outcome::Ok {
-                    push_value(&mut line, op.result);
+                    push_read_value(&mut line, sim, cfg.model, op.result);
                 } else {
                     line.extend_from_slice(b"null");
                 }
             }
-            F::Write => push_value(&mut line, op.arg),
+            F::Write | F::Append if cfg.model == Model::Kv => {
+                line.push(b'"');
+                push_piece(&mut line, op.arg);
+                line.push(b'"');
+            }
+            F::Write | F::Append => push_value(&mut line, op.arg),
             F::Cas => {
                 line.push(b'[');
                 push_value(&mut line, op.from);
@@ -1334,7 +1483,7 @@ mod tests {
                         .unwrap();
                 assert_eq!(line["type"], "ok");
                 assert_eq!(line["f"], "read");
-                assert_eq!(num(&line["value"]), inj.value);
+                assert_eq!(line["value"], inj.value);
                 assert_eq!(line["process"].as_u64(), Some(inj.process));
                 assert_eq!(line["key"].as_str(), inj.key.as_deref());
                 assert_ne!(inj.value, inj.original);
@@ -1464,7 +1613,8 @@ mod tests {
             Mix {
                 read: 2.0,
                 write: 0.0,
-                cas: 1.0
+                cas: 1.0,
+                append: 0.0,
             }
         );
         assert_eq!("register".parse::<Model>().unwrap(), Model::Register);
@@ -1490,5 +1640,59 @@ mod tests {
             assert_eq!(op.complete_pos, Some(2 * i + 1));
         }
         assert!(linearizable(&h));
+    }
+
+    #[test]
+    fn kv_histories_are_unique_linearizable_and_injections_are_caught() {
+        use faultline_checkers::linear::{self, LinearOptions};
+        use faultline_checkers::{ModelKind, Validity};
+        let mut injected = 0;
+        for seed in 0..30 {
+            let c = SynthConfig {
+                ops: 300,
+                processes: 20,
+                keys: 1 + seed as u32 % 3,
+                seed,
+                model: Model::Kv,
+                mix: Mix::default_for(Model::Kv),
+                info: 0.05,
+                fail: 0.05,
+                ..SynthConfig::default()
+            };
+            let (out, _) = run(&c);
+            let h = parse(&out);
+            let mut written = HashSet::new();
+            for op in &h.ops {
+                match &*op.f {
+                    "put" | "append" => {
+                        let v = op.invoke_value.as_str().expect("a string").to_string();
+                        assert!(written.insert(v), "seed {seed}: a value written twice");
+                    }
+                    f => assert_eq!(f, "get"),
+                }
+            }
+            let opts = LinearOptions::new(ModelKind::Kv);
+            let r = linear::check(&h, &opts).expect("fits kv");
+            assert_eq!(r.valid, Validity::Valid, "seed {seed}");
+            assert_eq!(r.stats.polynomial, r.stats.partitions, "seed {seed}");
+            let mut dirty = Vec::new();
+            let Ok(report) = synthesize(
+                &SynthConfig {
+                    inject: Some(Anomaly::StaleRead),
+                    ..c.clone()
+                },
+                &mut dirty,
+            ) else {
+                continue;
+            };
+            injected += 1;
+            let inj = report.injected.expect("named");
+            let r = linear::check(&parse(&dirty), &opts).expect("fits kv");
+            assert_eq!(r.valid, Validity::Invalid, "seed {seed}");
+            let w = &r.anomalies[0];
+            assert_eq!(w.op.complete_index, Some(inj.complete_index), "seed {seed}");
+            assert_eq!(w.op.result, inj.value, "seed {seed}");
+        }
+        assert!(injected > 20, "{injected} injections");
     }
 }

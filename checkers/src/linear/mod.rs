@@ -13,13 +13,16 @@ use crate::error::ModelError;
 use crate::history::{History, Operation, Outcome, compact};
 use crate::model::multi_register::MultiRegisterModel;
 use crate::model::mutex::MutexModel;
-use crate::model::register::RegisterModel;
+use crate::model::register::{RegOp, RegisterModel};
 use crate::model::{EncodeOptions, Entry, Model, ModelKind, Partition, partition};
 use crate::verdict::Validity;
 
 pub mod search;
 #[cfg(test)]
 mod tests;
+pub mod unique;
+#[cfg(test)]
+mod unique_tests;
 
 use search::{Budget, GaveUp, SearchResult, SearchStats};
 
@@ -34,6 +37,9 @@ pub struct LinearOptions {
     pub time_limit: Option<f64>,
     /// Memory bound in bytes for all search caches together.
     pub memory_limit: usize,
+    /// Always search, even where the written values are unique (for
+    /// benchmarks and tests of the search itself).
+    pub search_only: bool,
     /// Decide every key even after one is proven not linearizable (by
     /// default the others then get as much extra time as the check took so
     /// far, and those still open are reported as not decided).
@@ -41,16 +47,29 @@ pub struct LinearOptions {
 }
 
 impl LinearOptions {
-    /// Defaults: no time limit, 4 GiB of cache.
+    /// Defaults: no time limit, [`default_memory_limit`].
     pub fn new(model: ModelKind) -> Self {
         LinearOptions {
             model,
             initial: None,
             time_limit: None,
-            memory_limit: 4 << 30,
+            memory_limit: default_memory_limit(),
             all_keys: false,
+            search_only: false,
         }
     }
+}
+
+/// The default memory bound of the search: a quarter of the machine's
+/// physical memory, at most 4 GiB (1 GiB when the amount is unknown).
+pub fn default_memory_limit() -> usize {
+    const MAX: usize = 4 << 30;
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib.saturating_mul(1024))
+    });
+    total.map_or(1 << 30, |t| (t / 4).min(MAX))
 }
 
 /// An operation as shown in a witness.
@@ -146,6 +165,9 @@ pub struct LinearStats {
     pub steps: u64,
     /// Largest cache of one partition, in bytes.
     pub peak_cache_bytes: usize,
+    /// Partitions decided in polynomial time (unique written values),
+    /// without the search.
+    pub polynomial: usize,
 }
 
 /// A key whose verdict was not decided because another key was already
@@ -188,21 +210,33 @@ pub fn check(history: &History, opts: &LinearOptions) -> Result<LinearReport, Mo
             let mut m = RegisterModel::new(kind);
             m.set_initial(&enc.initial);
             let parts = partition(history, true, |op| m.encode(op, &enc))?;
-            Ok(run(&m, history, parts, opts))
+            let decide = |e: &[Entry<RegOp>]| {
+                if opts.search_only {
+                    None
+                } else {
+                    unique::decide(&m, e)
+                }
+            };
+            Ok(run(&m, history, parts, opts, &decide))
         }
         ModelKind::MultiRegister => {
             let mut m = MultiRegisterModel::new();
             m.set_initial(&enc.initial);
             let parts = partition(history, false, |op| m.encode(op, &enc))?;
-            Ok(run(&m, history, parts, opts))
+            Ok(run(&m, history, parts, opts, &|_| None))
         }
         ModelKind::Mutex => {
             let m = MutexModel;
             let parts = partition(history, false, |op| m.encode(op))?;
-            Ok(run(&m, history, parts, opts))
+            Ok(run(&m, history, parts, opts, &|_| None))
         }
     }
 }
+
+/// A decision procedure tried before the search: `None` when it does not
+/// apply to the partition.
+type Decider<'a, M> =
+    dyn Fn(&[Entry<<M as Model>::Op>]) -> Option<SearchResult<<M as Model>::State>> + Sync + 'a;
 
 enum PartOutcome<M: Model> {
     Valid,
@@ -215,6 +249,7 @@ fn run<M: Model>(
     history: &History,
     mut parts: Vec<Partition<M::Op>>,
     opts: &LinearOptions,
+    decide: &Decider<'_, M>,
 ) -> LinearReport {
     let mut budget = Budget::new(opts.time_limit, opts.memory_limit);
     budget.stop_after_violation = !opts.all_keys;
@@ -226,10 +261,19 @@ fn run<M: Model>(
         .with_max_len(1)
         .map(|p| {
             let mut stats = SearchStats::default();
-            if budget.past_violation_grace() {
-                return (PartOutcome::GaveUp(GaveUp::AfterViolation), stats);
-            }
-            let r = match search::search(model, &p.entries, &budget, &mut stats) {
+            // The polynomial decision is always made (it is quick); the
+            // search only while no violation has been found for long.
+            let result = match decide(&p.entries) {
+                Some(r) => {
+                    stats.polynomial = true;
+                    r
+                }
+                None if budget.past_violation_grace() => {
+                    return (PartOutcome::GaveUp(GaveUp::AfterViolation), stats);
+                }
+                None => search::search(model, &p.entries, &budget, &mut stats),
+            };
+            let r = match result {
                 SearchResult::Linearizable => PartOutcome::Valid,
                 SearchResult::NotLinearizable(s) => {
                     budget.record_violation();
@@ -253,6 +297,7 @@ fn run<M: Model>(
     for (part, (outcome, s)) in parts.iter().zip(results) {
         stats.configs += s.configs;
         stats.steps += s.steps;
+        stats.polynomial += usize::from(s.polynomial);
         stats.peak_cache_bytes = stats.peak_cache_bytes.max(s.cache_bytes);
         match outcome {
             PartOutcome::Valid => {}
@@ -361,13 +406,21 @@ fn witness<M: Model>(
         1 => "the one operation concurrent with it does not help".to_string(),
         n => format!("no order of the {n} operations concurrent with it helps"),
     };
+    let object = if part.key.is_some() { "key" } else { "object" };
+    let before = if stuck.exhaustive {
+        format!("after every operation that completed before it, the {object} could only be")
+    } else {
+        format!(
+            "the written values are unique, which fixes the order of the writes; after one \
+             longest linearizable prefix the {object} is"
+        )
+    };
     let explanation = format!(
-        "process {}'s {} (line {}) cannot be placed in any order: after every operation that \
-         completed before it, the {} could only be {}, where it cannot happen, and {others}.",
+        "process {}'s {} (line {}) cannot be placed in any order: {before} {}, where it cannot \
+         happen, and {others}.",
         bad_op.process,
         what,
         bad_op.complete_line.unwrap_or(bad_op.invoke_line),
-        if part.key.is_some() { "key" } else { "object" },
         states_text,
     );
     Witness {

@@ -129,6 +129,10 @@ pub struct Stuck<S> {
     pub states: Vec<S>,
     /// Whether there were more distinct states than kept.
     pub more_states: bool,
+    /// True when `states` are all the states every search path reached;
+    /// false when they are those of one longest linearizable prefix (the
+    /// polynomial decision of unique values).
+    pub exhaustive: bool,
 }
 
 /// How many distinct states a witness keeps.
@@ -143,6 +147,8 @@ pub struct SearchStats {
     pub steps: u64,
     /// Peak bytes of the cache.
     pub cache_bytes: usize,
+    /// Decided in polynomial time, without the search.
+    pub polynomial: bool,
 }
 
 const NIL: u32 = u32::MAX;
@@ -235,14 +241,57 @@ struct Cache<S> {
     entries: Vec<CacheEntry<S>>,
     words: Vec<u64>,
     infos: Vec<u32>,
+    /// Heap bytes the cached states own (appended text).
+    state_heap: usize,
 }
+
+/// Bytes per element of the table's capacity (a 12-byte slot padded to 16,
+/// a control byte, and the 1/8 the table keeps free).
+const BUCKET_BYTES: usize = 24;
 
 impl<S: Eq> Cache<S> {
     fn bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<CacheEntry<S>>()
             + self.words.capacity() * 8
             + self.infos.capacity() * 4
-            + self.buckets.capacity() * 24
+            + self.buckets.capacity() * BUCKET_BYTES
+            + self.state_heap
+    }
+
+    /// Bytes the next insert would newly allocate (each store doubles when
+    /// full; the old buffer lives until the new one is filled), 0 when it
+    /// fits.
+    fn growth(&self, window: usize, info: usize) -> usize {
+        fn grow(len: usize, cap: usize, add: usize, elem: usize) -> usize {
+            if len + add > cap {
+                (cap + cap.max(add).max(4)) * elem
+            } else {
+                0
+            }
+        }
+        grow(
+            self.entries.len(),
+            self.entries.capacity(),
+            1,
+            std::mem::size_of::<CacheEntry<S>>(),
+        ) + grow(self.words.len(), self.words.capacity(), window, 8)
+            + grow(self.infos.len(), self.infos.capacity(), info, 4)
+            + grow(self.buckets.len(), self.buckets.capacity(), 1, BUCKET_BYTES)
+    }
+
+    /// Makes room for the next insert, as [`Cache::growth`] counted.
+    fn reserve(&mut self, window: usize, info: usize) {
+        fn room<T>(v: &mut Vec<T>, add: usize) {
+            if v.len() + add > v.capacity() {
+                v.reserve_exact(v.capacity().max(add).max(4));
+            }
+        }
+        room(&mut self.entries, 1);
+        room(&mut self.words, window);
+        room(&mut self.infos, info);
+        if self.buckets.len() + 1 > self.buckets.capacity() {
+            self.buckets.reserve(self.buckets.capacity().max(4));
+        }
     }
 
     /// True when a configuration with this placed set and state, and a
@@ -509,8 +558,35 @@ pub fn search<M: Model>(
         entries: Vec::new(),
         words: Vec::new(),
         infos: Vec::new(),
+        state_heap: 0,
     };
+    // Bytes of this cache counted in the shared budget.
     let mut counted_bytes = 0usize;
+    // Counts the cache's growth in the budget, and gives up before a growth
+    // that would pass the memory bound.
+    let account = |cache: &Cache<M::State>,
+                   counted: &mut usize,
+                   stats: &mut SearchStats,
+                   need: usize|
+     -> Option<GaveUp> {
+        let bytes = cache.bytes();
+        if bytes > *counted {
+            budget
+                .memory_used
+                .fetch_add(bytes - *counted, Ordering::Relaxed);
+            *counted = bytes;
+            stats.cache_bytes = stats.cache_bytes.max(bytes);
+        }
+        (budget.memory_used.load(Ordering::Relaxed) + need > budget.memory_limit)
+            .then_some(GaveUp::Memory)
+    };
+    let give_up = |counted: usize, g: GaveUp| -> SearchResult<M::State> {
+        if g != GaveUp::AfterViolation {
+            budget.exhausted.store(true, Ordering::Relaxed);
+        }
+        budget.memory_used.fetch_sub(counted, Ordering::Relaxed);
+        SearchResult::GaveUp(g)
+    };
 
     // The window of the placed set that is not all ones.
     let window = |p: &Placed, min_ret: usize| -> (u32, usize, usize) {
@@ -550,33 +626,20 @@ pub fn search<M: Model>(
     loop {
         iterations += 1;
         if iterations & 0x3ff == 0 {
-            let bytes = cache.bytes();
-            if bytes > counted_bytes {
-                budget
-                    .memory_used
-                    .fetch_add(bytes - counted_bytes, Ordering::Relaxed);
-                counted_bytes = bytes;
-                stats.cache_bytes = stats.cache_bytes.max(bytes);
-            }
+            let over = account(&cache, &mut counted_bytes, stats, 0);
             let gave_up = if budget.exhausted.load(Ordering::Relaxed) {
                 Some(GaveUp::Elsewhere)
             } else if budget.past_violation_grace() {
                 Some(GaveUp::AfterViolation)
-            } else if budget.memory_used.load(Ordering::Relaxed) > budget.memory_limit {
-                Some(GaveUp::Memory)
+            } else if over.is_some() {
+                over
             } else if budget.deadline.is_some_and(|d| Instant::now() >= d) {
                 Some(GaveUp::Time)
             } else {
                 None
             };
             if let Some(g) = gave_up {
-                if g != GaveUp::AfterViolation {
-                    budget.exhausted.store(true, Ordering::Relaxed);
-                }
-                budget
-                    .memory_used
-                    .fetch_sub(counted_bytes, Ordering::Relaxed);
-                return SearchResult::GaveUp(g);
+                return give_up(counted_bytes, g);
             }
         }
 
@@ -632,6 +695,7 @@ pub fn search<M: Model>(
                     prefix,
                     states: best_states,
                     more_states,
+                    exhaustive: true,
                 });
             };
             p.unplace(frame.placed);
@@ -715,6 +779,15 @@ pub fn search<M: Model>(
             p.unplace(cand);
             continue;
         }
+        let need = cache.growth(b - a, p.info.len());
+        if need > 0 {
+            if let Some(g) = account(&cache, &mut counted_bytes, stats, need) {
+                return give_up(counted_bytes, g);
+            }
+            cache.reserve(b - a, p.info.len());
+            account(&cache, &mut counted_bytes, stats, 0);
+        }
+        cache.state_heap += model.state_heap_bytes(&next_state);
         let child = cache.insert(
             h,
             fw,

@@ -10,16 +10,16 @@ use crate::model::mutex::MutexModel;
 use crate::model::register::RegisterModel;
 use crate::model::{EncodeOptions, Entry, Model, ModelKind, partition};
 
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -116,7 +116,7 @@ fn random_events(
     events
 }
 
-fn build(events: Vec<Event>, sem: Semantics) -> crate::history::History {
+pub(super) fn build(events: Vec<Event>, sem: Semantics) -> crate::history::History {
     let mut b = HistoryBuilder::new("random", sem);
     for e in events {
         b.push(e).expect("generated history is well-formed");

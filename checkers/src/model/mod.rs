@@ -47,6 +47,11 @@ pub trait Model: Sync {
     fn is_blind(&self, _op: &Self::Op) -> bool {
         false
     }
+    /// Bytes a state owns on the heap (the search counts them against its
+    /// memory bound).
+    fn state_heap_bytes(&self, _s: &Self::State) -> usize {
+        0
+    }
 }
 
 /// Which model to check against.

@@ -161,10 +161,34 @@ impl RegisterModel {
         }
     }
 
-    fn text_of<'a>(&'a self, s: &'a RegState) -> Option<&'a str> {
+    /// The value of an interned id.
+    pub fn value(&self, id: u32) -> &Value {
+        self.interner.value(id)
+    }
+
+    /// The initial value's id.
+    pub fn initial_id(&self) -> u32 {
+        match self.init {
+            RegState::Known(id) => id,
+            // `set_initial` always interns.
+            RegState::Text(_) => 0,
+        }
+    }
+
+    /// The text an interned value stands for when appended to.
+    pub fn text_of_id(&self, id: u32) -> Option<&str> {
+        if id == 0 {
+            Some("")
+        } else {
+            self.interner.value(id).as_str()
+        }
+    }
+
+    /// The text a state stands for when appended to: `""` for null, the
+    /// string itself, or `None` when appends cannot apply (a number...).
+    pub fn text_of<'a>(&'a self, s: &'a RegState) -> Option<&'a str> {
         match s {
-            RegState::Known(0) => Some(""),
-            RegState::Known(id) => self.interner.value(*id).as_str(),
+            RegState::Known(id) => self.text_of_id(*id),
             RegState::Text(t) => Some(t),
         }
     }
@@ -209,6 +233,14 @@ impl Model for RegisterModel {
 
     fn is_blind(&self, op: &RegOp) -> bool {
         matches!(op, RegOp::Write(_))
+    }
+
+    fn state_heap_bytes(&self, s: &RegState) -> usize {
+        match s {
+            RegState::Known(_) => 0,
+            // The text and the Arc's two counters.
+            RegState::Text(t) => t.len() + 16,
+        }
     }
 
     fn render(&self, s: &RegState) -> Value {
