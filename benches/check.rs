@@ -34,10 +34,6 @@ use faultline_checkers::linear::{self, LinearOptions};
 use faultline_checkers::{ModelKind, Validity};
 use faultline_workloads::synth::{SynthConfig, synthesize};
 
-/// The allocator of the `faultline` binary, so that in-process figures
-/// (reading JSON Lines) are those of the command.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));

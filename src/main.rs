@@ -3,13 +3,6 @@
 
 use clap::Parser;
 
-/// mimalloc: the readers allocate small values (strings, arrays, maps) on
-/// every core and the history layer frees some of them on another; glibc's
-/// malloc spent a third of the time of reading a large history in its
-/// arenas, mimalloc a fraction of that, and keeps less memory resident.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = faultline::cli::Cli::parse();
     let code = faultline::cli::output::finish(faultline::cli::dispatch(cli));
