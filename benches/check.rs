@@ -23,7 +23,7 @@
 //!    injected stale get; 10 keys, 1,712 and 2,024 operations, linearizable
 //!    and with a violation. Check time (median) decided from the unique
 //!    values, and once with the search alone (`search_only`, 10 s limit)
-//!    for comparison.
+//!    for comparison; likewise the 100k-operation cas-register history.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -409,6 +409,17 @@ fn bench_kv_50_clients() {
         (
             "kv 50 clients, 10 keys, 2024 ops, bad",
             kv(2024, 10, Some(Anomaly::StaleRead)),
+        ),
+        (
+            "cas-register 100k ops, 10 keys",
+            SynthConfig {
+                ops: 100_000,
+                keys: 10,
+                processes: 10,
+                info: 0.05,
+                seed: 1,
+                ..SynthConfig::default()
+            },
         ),
     ];
     for (label, cfg) in cases {

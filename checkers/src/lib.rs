@@ -22,6 +22,7 @@ pub mod rw;
 pub mod session;
 pub mod set;
 pub mod tuples;
+pub mod txn;
 pub mod verdict;
 #[cfg(test)]
 mod workload_tests;

@@ -28,6 +28,7 @@ use faultline_checkers::{ModelKind, Validity};
 use faultline_workloads::workload::WorkloadKind;
 use serde_json::{Map, Value, json};
 
+use super::check_txn::{self, ModelChoice};
 use crate::Exit;
 use crate::commands::witness_size::{shorten_json, shorten_text, shortened_witness};
 use faultline_checkers::error::{echo, one_line};
@@ -40,10 +41,20 @@ pub struct CheckArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
-    /// The model: register, cas-register, kv, multi-register, mutex.
+    /// The model: register, cas-register, kv, multi-register, mutex;
+    /// list-append, rw-register (transactions, see docs/transactions.md).
     /// Default: inferred from the functions the history uses.
     #[arg(long, short = 'm', value_name = "M", value_parser = parse_model)]
-    pub model: Option<ModelKind>,
+    pub model: Option<ModelChoice>,
+
+    /// Transactional histories: the consistency models to check,
+    /// comma-separated (read-uncommitted, read-committed, read-atomic,
+    /// causal, snapshot-isolation, repeatable-read, serializable,
+    /// strong-session-serializable, strict-serializable). Default:
+    /// strict-serializable, or strong-session-serializable when the format
+    /// has no real-time order.
+    #[arg(long, value_name = "LIST", value_parser = check_txn::parse_models)]
+    pub consistency_models: Option<check_txn::ModelList>,
 
     /// The file format: auto, json, edn, porcupine-etcd, porcupine-kv.
     #[arg(long, default_value = "auto", value_name = "F", value_parser = parse_format)]
@@ -114,7 +125,7 @@ fn parse_key_in_value(s: &str) -> Result<KeyInValue, String> {
     s.parse()
 }
 
-fn parse_model(s: &str) -> Result<ModelKind, String> {
+fn parse_model(s: &str) -> Result<ModelChoice, String> {
     s.parse()
 }
 
@@ -197,6 +208,15 @@ fn outputs_are_not_inputs(args: &CheckArgs) -> Result<(), String> {
 enum FileOutcome {
     Checked(Validity),
     Error,
+}
+
+/// The memory budget of one file's checks, in bytes: `--memory-limit` MiB,
+/// or by default a quarter of physical memory, at most 4 GiB.
+fn memory_limit_bytes(args: &CheckArgs) -> usize {
+    match args.memory_limit {
+        Some(mib) => usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        None => linear::default_memory_limit(),
+    }
 }
 
 /// Runs `faultline check`.
@@ -328,7 +348,8 @@ fn check_run_dir(
                     Some(WorkloadKind::Kv) => Some(ModelKind::Kv),
                     Some(WorkloadKind::Register) => Some(ModelKind::CasRegister),
                     _ => None,
-                };
+                }
+                .map(ModelChoice::Single);
             }
             check_file(&history, &args2, collected)
         }
@@ -348,6 +369,9 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
         Ok(x) => x,
         Err(e) => return report_error(args, &name, &e.to_string()),
     };
+    if let Some(m) = check_txn::txn_model(args.model, &history) {
+        return check_txn_file(&name, &history, fmt, m, args, t0, collected);
+    }
     let only_completions = completions_only(&history);
     if only_completions && !wants_rw {
         let first = &history.ops[0];
@@ -369,7 +393,10 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
         Err(e) => return report_error(args, &name, &format!("{name}:{}: {}", e.line, e.reason)),
     };
     let parse_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let model = args.model.unwrap_or_else(|| ModelKind::infer(&history));
+    let model = match args.model {
+        Some(ModelChoice::Single(m)) => m,
+        _ => ModelKind::infer(&history),
+    };
     let checks: Vec<Check> = match explicit {
         Some(list) => {
             if let Some(c) = list.iter().find(|c| !c.applies_to(model)) {
@@ -392,10 +419,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
     let deadline = args
         .time_limit
         .map(|s| t1 + Duration::from_secs_f64(s.min(MAX_SECONDS)));
-    let memory_limit = match args.memory_limit {
-        Some(mib) => usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
-        None => linear::default_memory_limit(),
-    };
+    let memory_limit = memory_limit_bytes(args);
     let mut lin: Option<LinearReport> = None;
     if checks.contains(&Check::Linearizable) {
         let opts = LinearOptions {
@@ -509,6 +533,44 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
         }
     }
     FileOutcome::Checked(valid)
+}
+
+/// A transactional history: the isolation checker instead of the others.
+fn check_txn_file(
+    name: &str,
+    history: &History,
+    format: Format,
+    model: faultline_checkers::txn::TxnModel,
+    args: &CheckArgs,
+    t0: Instant,
+    collected: &mut Vec<Value>,
+) -> FileOutcome {
+    let run = check_txn::TxnRun {
+        name,
+        format,
+        model,
+        models: args.consistency_models.as_ref().map(|m| m.0.as_slice()),
+        time_limit: args.time_limit,
+        memory_limit: memory_limit_bytes(args),
+        json: args.json,
+        parse_ms: t0.elapsed().as_secs_f64() * 1e3,
+    };
+    match check_txn::check(history, &run) {
+        Ok((valid, line)) => {
+            if args.html.is_some() || args.junit.is_some() || args.summary_md.is_some() {
+                if let Err(e) = crate::report::check_file_outputs(
+                    args.html.as_deref(),
+                    history,
+                    &line,
+                    collected,
+                ) {
+                    return report_error(args, name, &e);
+                }
+            }
+            FileOutcome::Checked(valid)
+        }
+        Err(e) => report_error(args, name, &e),
+    }
 }
 
 /// Everything the output of one file needs.

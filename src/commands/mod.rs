@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod check_txn;
 pub mod clean;
 pub mod doctor;
 pub mod lab;
@@ -9,4 +10,5 @@ pub mod node;
 pub mod report;
 pub mod run;
 pub mod synth;
+pub mod synth_txn;
 pub mod witness_size;

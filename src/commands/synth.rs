@@ -59,10 +59,17 @@ pub struct SynthArgs {
         default_value = "0"
     )]
     pub seed: Box<str>,
-    /// Model: `register` (read, write), `cas-register` (read, write, cas) or
-    /// `kv` (Porcupine's string store: get, put, append of unique strings).
+    /// Model: `register` (read, write), `cas-register` (read, write, cas),
+    /// `kv` (Porcupine's string store: get, put, append of unique strings);
+    /// or transactions: `list-append`, `rw-register` (then `--ops` counts
+    /// transactions, `--isolation` applies, and `--inject` takes g1c,
+    /// g-single, write-skew or lost-update).
     #[arg(long, value_name = "MODEL", default_value = "cas-register")]
     pub model: Box<str>,
+    /// Transactions only: the simulated store's isolation level,
+    /// serializable, snapshot-isolation or read-committed.
+    #[arg(long, value_name = "LEVEL", default_value = "serializable")]
+    pub isolation: Box<str>,
     /// Operation mix (read, write, cas, append), normalized; kinds not named
     /// get weight 0, `cas` counts only for `cas-register` and `append` only
     /// for `kv` (where read is `get` and write is `put`). Default:
@@ -134,6 +141,9 @@ pub fn config(args: &SynthArgs) -> Result<SynthConfig, SynthError> {
 
 /// Runs `faultline synth`.
 pub fn run(args: SynthArgs) -> Exit {
+    if let Some(exit) = super::synth_txn::run_if_txn(&args) {
+        return exit;
+    }
     let cfg = match config(&args) {
         Ok(cfg) => cfg,
         Err(e) => return fail(e),

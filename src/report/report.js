@@ -145,6 +145,7 @@
         var bp = posOfIndex(a.op.index); if (bp >= 0) witnessSet[bp] = 2;
       }
       if (a.explanation) box.appendChild(el('div', { text: a.explanation }));
+      if (typeof a.svg === 'string') { var fig = el('div', { cls: 'cycle' }); fig.innerHTML = a.svg; box.appendChild(fig); }
       if (a.states) box.appendChild(el('div', { cls: 'small', text: 'States the object could be in just before it: ' + a.states.map(function (s) { return JSON.stringify(s); }).join(', ') + (a.more_states ? ', …' : '') }));
       var rel = [];
       if (a.concurrent) rel = a.concurrent; else collectOps(a, rel, 0);

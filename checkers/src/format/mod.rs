@@ -7,6 +7,7 @@
 //! | `edn` | Jepsen/Knossos EDN: one op map per line, or one vector/list of maps |
 //! | `porcupine-etcd` | Porcupine's copies of Jepsen etcd logs (`INFO  jepsen.util - ...`) |
 //! | `porcupine-kv` | Porcupine's kv logs: one EDN map per line with `:key` (get/put/append) |
+//! | `plume` | Plume/PolySI/IsoVista text: `r(KEY,VALUE,SESSION,TXN)` / `w(...)` a line |
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -19,6 +20,7 @@ use crate::history::{CompletionsMode, History};
 pub mod edn;
 pub mod json;
 pub mod json_event;
+pub mod plume;
 pub mod porcupine;
 
 /// A history file format.
@@ -34,6 +36,8 @@ pub enum Format {
     PorcupineEtcd,
     /// Porcupine's kv logs (EDN lines with get/put/append).
     PorcupineKv,
+    /// Plume/PolySI/IsoVista transactions, one micro-op a line.
+    Plume,
 }
 
 impl Format {
@@ -45,12 +49,19 @@ impl Format {
             Format::Edn => "edn",
             Format::PorcupineEtcd => "porcupine-etcd",
             Format::PorcupineKv => "porcupine-kv",
+            Format::Plume => "plume",
         }
     }
 
     /// All names accepted by [`Format::from_str`].
-    pub const NAMES: &'static [&'static str] =
-        &["auto", "json", "edn", "porcupine-etcd", "porcupine-kv"];
+    pub const NAMES: &'static [&'static str] = &[
+        "auto",
+        "json",
+        "edn",
+        "porcupine-etcd",
+        "porcupine-kv",
+        "plume",
+    ];
 }
 
 impl FromStr for Format {
@@ -62,6 +73,7 @@ impl FromStr for Format {
             "edn" | "jepsen" | "knossos" => Format::Edn,
             "porcupine-etcd" => Format::PorcupineEtcd,
             "porcupine-kv" => Format::PorcupineKv,
+            "plume" | "polysi" | "isovista" => Format::Plume,
             _ => {
                 return Err(format!(
                     "unknown format `{s}` (expected one of: {})",
@@ -131,6 +143,9 @@ fn peek(head: &[u8], complete: bool) -> Peek {
     };
     if first.contains("jepsen.util") {
         return Peek::Format(Format::PorcupineEtcd);
+    }
+    if plume::looks_like(first) {
+        return Peek::Format(Format::Plume);
     }
     // Look inside the first map, possibly after an opening bracket, possibly
     // on the next line: JSON objects have quoted keys, EDN maps keywords.
@@ -288,7 +303,9 @@ fn unknown_format(source: &str) -> HistoryError {
     whole_file_error(
         source,
         HistoryErrorKind::UnknownFormat(
-            "expected JSON Lines, a JSON array, EDN, or Porcupine's etcd log; pass --format".into(),
+            "expected JSON Lines, a JSON array, EDN, Porcupine's etcd log, or Plume's \
+             r(...)/w(...) lines; pass --format"
+                .into(),
         ),
     )
 }
@@ -312,6 +329,7 @@ fn read_format<R: BufRead>(
                 Format::Edn => edn::read_with(source, text, false, mode)?,
                 Format::PorcupineKv => edn::read_with(source, text, true, mode)?,
                 Format::PorcupineEtcd => porcupine::read_etcd(source, text)?,
+                Format::Plume => plume::read(source, text)?,
                 Format::Json | Format::Auto => unreachable!("handled above"),
             }
         }
@@ -370,6 +388,10 @@ mod tests {
         assert_eq!(
             detect(b"{:process 0, :type :invoke, :f :get, :key \"5\", :value nil}\n"),
             Some(Format::PorcupineKv)
+        );
+        assert_eq!(
+            detect(b"w(4283,1,0,0)\nr(9119,0,0,0)\n"),
+            Some(Format::Plume)
         );
         assert_eq!(detect(b"hello world"), None);
         assert_eq!(detect(b"{\n  \"process\": 1}"), Some(Format::Json));
