@@ -34,7 +34,6 @@ use faultline_checkers::linear::{self, LinearOptions};
 use faultline_checkers::{ModelKind, Validity};
 use faultline_workloads::synth::{SynthConfig, synthesize};
 
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
