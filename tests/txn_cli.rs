@@ -2,24 +2,16 @@
 //! the shared corpus's samples in every format, synthesized histories with
 //! injected anomalies, malformed input, exit codes, the HTML report.
 
+mod cli_common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use cli_common::{faultline as run, stderr};
 use serde_json::{Value, json};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .output()
-        .expect("runs faultline")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 fn json_of(o: &Output) -> Value {
