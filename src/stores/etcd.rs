@@ -95,12 +95,7 @@ impl Store for Etcd {
     }
 
     fn check_workload(&self, w: WorkloadKind) -> Result<(), String> {
-        match w {
-            WorkloadKind::Register | WorkloadKind::Kv => Ok(()),
-            _ => Err(format!(
-                "--workload {w}: --db etcd supports register and kv"
-            )),
-        }
+        super::register_and_kv_only("etcd", w)
     }
 
     fn check_install(&self) -> Result<Programs, StoreError> {

@@ -311,3 +311,14 @@ pub fn serialize<S: serde::Serializer>(store: &Arc<dyn Store>, s: S) -> Result<S
     }
     serde::Serialize::serialize(&v, s)
 }
+
+/// [`Store::check_workload`] for a store that keeps registers only (no set
+/// or counter): register and kv, else the error naming `--db NAME`.
+pub fn register_and_kv_only(name: &str, w: WorkloadKind) -> Result<(), String> {
+    match w {
+        WorkloadKind::Register | WorkloadKind::Kv => Ok(()),
+        _ => Err(format!(
+            "--workload {w}: --db {name} supports register and kv"
+        )),
+    }
+}

@@ -146,12 +146,7 @@ impl Store for Nats {
     }
 
     fn check_workload(&self, w: WorkloadKind) -> Result<(), String> {
-        match w {
-            WorkloadKind::Register | WorkloadKind::Kv => Ok(()),
-            _ => Err(format!(
-                "--workload {w}: --db nats supports register and kv"
-            )),
-        }
+        super::register_and_kv_only("nats", w)
     }
 
     fn check_install(&self) -> Result<Programs, StoreError> {
