@@ -913,6 +913,10 @@ fn ambiguous_flags_and_schedules_are_errors() {
 /// Item 7: `results.json` counts the faults the nemesis applied (as the
 /// history records them), not the ones it was scheduled to; a config
 /// file's `store` is relative to the file, like its `nemesis-schedule`.
+///
+/// The two counts are made to differ deterministically: the run is
+/// scheduled for about 30 faults over 6 s and interrupted (SIGINT) once the
+/// first fault has started, so most windows are never applied.
 #[test]
 fn results_count_applied_faults_and_config_paths_follow_the_file() {
     let Some(_g) = guard("results_count_applied_faults_and_config_paths_follow_the_file") else {
@@ -922,19 +926,36 @@ fn results_count_applied_faults_and_config_paths_follow_the_file() {
     let config = dir.path().join("run.toml");
     std::fs::write(
         &config,
-        "store = \"relstore\"\nnodes = 2\nnemesis = \"partition\"\nnemesis-interval = 0.02\n\
-         fault-duration = 0.01\ntime-limit = 2\nquiet = 0\n",
+        "store = \"relstore\"\nnodes = 2\nnemesis = \"partition\"\nnemesis-interval = 0.2\n\
+         fault-duration = 0.1\ntime-limit = 6\nquiet = 0\n",
     )
     .expect("write");
     let elsewhere = tempfile::tempdir().expect("tempdir");
-    let o = Command::new(bin())
+    let mut child = Command::new(bin())
         .current_dir(elsewhere.path())
         .args(["run", "--no-progress", "--config"])
         .arg(&config)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let store = dir.path().join("relstore");
+    let t0 = Instant::now();
+    while count(&history_lines(&store), |e| {
+        e["process"] == "nemesis" && e["phase"] == "start"
+    }) < 1
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no fault started (is the store next to the config file?)"
+        );
+        assert!(child.try_wait().expect("try_wait").is_none(), "ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let target = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let o = wait_bounded(child, Duration::from_secs(45));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
         store.join("latest").exists(),
         "the store is next to the config file"
@@ -943,9 +964,16 @@ fn results_count_applied_faults_and_config_paths_follow_the_file() {
     let h = stores_common::history(&store);
     let started = count(&h, |e| e["process"] == "nemesis" && e["phase"] == "start");
     assert_eq!(r["stats"]["faults"], started, "{}", r["stats"]);
+    assert!(started >= 1, "{}", r["stats"]);
+    let scheduled = r["stats"]["faults_scheduled"].as_u64().expect("scheduled");
     assert!(
-        r["stats"]["faults_scheduled"].as_u64().expect("scheduled") > started as u64,
-        "the nemesis fell behind a 20 ms period: {}",
+        (25..=30).contains(&scheduled),
+        "about one fault per 0.2 s of a 6 s run: {}",
+        r["stats"]
+    );
+    assert!(
+        (started as u64) < scheduled / 2,
+        "the run was interrupted after the first fault: {}",
         r["stats"]
     );
 }
