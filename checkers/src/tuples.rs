@@ -76,7 +76,7 @@ fn misfit(op: &Operation) -> Option<String> {
     let Some(k) = key_of_pair(&op.invoke_value) else {
         return Some("its value is not a [key value] pair".into());
     };
-    let completed = op.complete_pos.is_some() && op.complete_pos != Some(op.invoke_pos);
+    let completed = op.complete_pos().is_some() && op.complete_pos() != Some(op.invoke_pos());
     if completed && (op.outcome == Outcome::Ok || !op.value.is_null()) {
         match key_of_pair(&op.value) {
             None => return Some("its completion's value is not a [key value] pair".into()),
@@ -103,7 +103,7 @@ pub fn apply(history: &mut History, mode: KeyInValue) -> Result<bool, ModelError
                 return Ok(false);
             }
             return Err(ModelError {
-                line: op.complete_line.unwrap_or(op.invoke_line),
+                line: op.complete_line().unwrap_or(op.invoke_line()),
                 reason: format!("--key-in-value yes: {why}"),
             });
         }

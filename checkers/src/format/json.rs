@@ -426,7 +426,7 @@ mod tests {
         assert_eq!(h.ops[0].outcome, Outcome::Ok);
         assert_eq!(h.ops[0].extra.as_ref().unwrap()["node"], "n2");
         assert_eq!(h.ops[1].outcome, Outcome::Pending);
-        assert_eq!(h.ops[1].invoke_line, 4);
+        assert_eq!(h.ops[1].invoke_line(), 4);
     }
 
     #[test]
@@ -436,7 +436,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(h.ops.len(), 1);
-        assert_eq!(h.ops[0].complete_line, Some(3));
+        assert_eq!(h.ops[0].complete_line(), Some(3));
         let e = read_str("[\n{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"},\n{\"process\":0,\"type\":\"bogus\",\"f\":\"read\"}\n]\n")
             .unwrap_err();
         assert_eq!(e.line, 3);
@@ -456,9 +456,12 @@ mod tests {
         assert!(
             h.ops
                 .iter()
-                .all(|o| Some(o.invoke_pos) == o.complete_pos && o.outcome == Outcome::Ok)
+                .all(|o| Some(o.invoke_pos()) == o.complete_pos() && o.outcome == Outcome::Ok)
         );
-        assert_eq!((h.ops[1].invoke_line, h.ops[1].complete_line), (3, Some(3)));
+        assert_eq!(
+            (h.ops[1].invoke_line(), h.ops[1].complete_line()),
+            (3, Some(3))
+        );
         // Mixing: an invocation after completions names the first completion
         // and the invocation.
         let e = auto(&format!("{w}\n{r}\n{inv}\n")).unwrap_err();
@@ -740,7 +743,7 @@ mod rules {
         for text in [jsonl, array] {
             let h = read("t.jsonl", text.as_bytes()).unwrap();
             assert_eq!(h.ops.len(), 1);
-            assert_eq!(h.ops[0].complete_line, Some(2));
+            assert_eq!(h.ops[0].complete_line(), Some(2));
             let (h, _) =
                 crate::format::read_from("t", text.as_bytes(), crate::format::Format::Json)
                     .unwrap();
@@ -812,7 +815,7 @@ mod rules {
         assert!(text.len() > 2 * BLOCK);
         let h = read("t.jsonl", text.as_bytes()).unwrap();
         assert_eq!(h.ops.len(), n);
-        assert_eq!(h.ops[n - 1].complete_line, Some(2 * n));
+        assert_eq!(h.ops[n - 1].complete_line(), Some(2 * n));
         assert_eq!(
             h.ops[n - 1].extra.as_ref().unwrap()["node"],
             format!("n{}", (n - 1) % 7)
@@ -829,6 +832,6 @@ mod rules {
         // And as one array.
         let array = format!("[{}]", lines.join(",\n"));
         let h = read("t.json", array.as_bytes()).unwrap();
-        assert_eq!(h.ops[n - 1].complete_line, Some(2 * n));
+        assert_eq!(h.ops[n - 1].complete_line(), Some(2 * n));
     }
 }

@@ -37,6 +37,8 @@ pub struct EventParser {
     scratch: Vec<u8>,
     buffers: Buffers,
     tape: Option<Tape<'static>>,
+    /// Function names already seen, shared by the events that name them.
+    names: Vec<std::sync::Arc<str>>,
 }
 
 impl Default for EventParser {
@@ -52,6 +54,7 @@ impl EventParser {
             scratch: Vec::with_capacity(512),
             buffers: Buffers::new(512),
             tape: Some(Tape(Vec::with_capacity(64))),
+            names: Vec::new(),
         }
     }
 
@@ -63,7 +66,7 @@ impl EventParser {
         self.scratch.extend_from_slice(text);
         let mut tape = self.tape.take().unwrap_or_else(|| Tape(Vec::new())).reset();
         let result = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
-            Ok(()) => decode(&tape.0, line),
+            Ok(()) => decode(&tape.0, line, &mut self.names),
             Err(e) => Err(diagnose(text, &e.to_string())),
         };
         self.tape = Some(tape.reset());
@@ -88,7 +91,26 @@ fn span(node: &Node) -> usize {
     }
 }
 
-fn decode(tape: &[Node], line: usize) -> Result<Event, HistoryErrorKind> {
+/// How many function names a parser keeps for sharing.
+const NAMES: usize = 32;
+
+/// `name` shared: the copy in `names` when there is one.
+fn shared_name(names: &mut Vec<std::sync::Arc<str>>, name: &str) -> std::sync::Arc<str> {
+    if let Some(a) = names.iter().find(|a| &***a == name) {
+        return a.clone();
+    }
+    let a: std::sync::Arc<str> = name.into();
+    if names.len() < NAMES {
+        names.push(a.clone());
+    }
+    a
+}
+
+fn decode(
+    tape: &[Node],
+    line: usize,
+    names: &mut Vec<std::sync::Arc<str>>,
+) -> Result<Event, HistoryErrorKind> {
     let len = match tape.first() {
         Some(Node::Object { len, .. }) => *len,
         _ => {
@@ -142,8 +164,8 @@ fn decode(tape: &[Node], line: usize) -> Result<Event, HistoryErrorKind> {
             TYPE => kind = Some(type_of(node)?),
             F => {
                 f = Some(match node {
-                    Node::String(s) => s.to_string(),
-                    _ => crate::history::compact(&to_value(tape, &mut i.clone(), 1)?),
+                    Node::String(s) => shared_name(names, s),
+                    _ => crate::history::compact(&to_value(tape, &mut i.clone(), 1)?).into(),
                 })
             }
             KEY => key = Some(to_value(tape, &mut i.clone(), 1)?),
@@ -161,7 +183,7 @@ fn decode(tape: &[Node], line: usize) -> Result<Event, HistoryErrorKind> {
     let kind = kind.ok_or(HistoryErrorKind::MissingField("type"))?;
     let f = match f {
         Some(f) => f,
-        None if matches!(process, Process::Other(_)) => String::new(),
+        None if matches!(process, Process::Other(_)) => "".into(),
         None => return Err(HistoryErrorKind::MissingField("f")),
     };
     Ok(Event {

@@ -108,15 +108,15 @@ impl OpView {
     pub fn of(op: &Operation) -> Self {
         OpView {
             index: op.invoke_index,
-            complete_index: op.complete_index,
+            complete_index: op.complete_index(),
             process: op.process,
             outcome: op.outcome,
             f: op.f.to_string(),
             key: op.key.clone(),
             value: op.invoke_value.clone(),
             result: op.value.clone(),
-            line: op.invoke_line,
-            complete_line: op.complete_line,
+            line: op.invoke_line(),
+            complete_line: op.complete_line(),
             text: op.describe(),
         }
     }
@@ -420,7 +420,7 @@ fn witness<M: Model>(
          happen, and {others}.",
         bad_op.process,
         what,
-        bad_op.complete_line.unwrap_or(bad_op.invoke_line),
+        bad_op.complete_line().unwrap_or(bad_op.invoke_line()),
         states_text,
     );
     Witness {

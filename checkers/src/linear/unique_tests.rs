@@ -39,7 +39,7 @@ fn event(line: usize, process: i64, kind: EventType, f: &str, value: Value) -> E
         time: None,
         process: Process::Client(process),
         kind,
-        f: f.to_string(),
+        f: f.into(),
         key: None,
         value,
         has_value: true,

@@ -246,13 +246,24 @@ pub fn partition<O>(
     let mut parts: Vec<Partition<O>> = Vec::new();
     for op in &history.ops {
         let slot = if split {
-            let k = match &op.key {
-                Some(Value::String(s)) => s.clone(),
-                Some(k) => format!("\u{0}{k}"),
-                None => String::from("\u{0}none"),
+            // Looked up before any allocation: a key string is made only
+            // for a key seen the first time.
+            let found = match &op.key {
+                Some(Value::String(s)) => index.get(s.as_str()).copied(),
+                _ => None,
             };
-            let next = parts.len();
-            *index.entry(k).or_insert(next)
+            match found {
+                Some(slot) => slot,
+                None => {
+                    let k = match &op.key {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(k) => format!("\u{0}{k}"),
+                        None => String::from("\u{0}none"),
+                    };
+                    let next = parts.len();
+                    *index.entry(k).or_insert(next)
+                }
+            }
         } else {
             0
         };
@@ -269,11 +280,11 @@ pub fn partition<O>(
             part.entries.push(Entry {
                 op: o,
                 id: op.id,
-                call: op.invoke_pos,
+                call: op.invoke_pos(),
                 ret: if op.outcome.is_indefinite() {
                     None
                 } else {
-                    op.complete_pos
+                    op.complete_pos()
                 },
             });
         }
@@ -285,9 +296,9 @@ pub fn partition<O>(
 pub fn model_error(op: &Operation, reason: impl Into<String>) -> ModelError {
     ModelError {
         line: if op.outcome == Outcome::Ok {
-            op.complete_line.unwrap_or(op.invoke_line)
+            op.complete_line().unwrap_or(op.invoke_line())
         } else {
-            op.invoke_line
+            op.invoke_line()
         },
         reason: reason.into(),
     }

@@ -52,7 +52,7 @@ impl<'a> Ctx<'a> {
             index: op.invoke_index,
             f: "txn",
             process: op.process,
-            line: op.complete_line.unwrap_or(op.invoke_line),
+            line: op.complete_line().unwrap_or(op.invoke_line()),
             value: op.effective_value().clone(),
         }
     }

@@ -84,9 +84,9 @@ impl Edges {
                 continue;
             }
             let op = &history.ops[t.op as usize];
-            invocations.push((op.invoke_pos, i as u32));
+            invocations.push((op.invoke_pos(), i as u32));
             if t.status == Status::Committed {
-                if let Some(c) = op.complete_pos {
+                if let Some(c) = op.complete_pos() {
                     completions.push((c, i as u32));
                 }
             }
@@ -150,9 +150,9 @@ pub fn why_order(ctx: &super::context::Ctx<'_>, from: u32, to: u32, kind: Kinds)
         format!(
             "{} completed (line {}) before {} was invoked (line {})",
             ctx.name(from),
-            a.complete_line.unwrap_or(a.invoke_line),
+            a.complete_line().unwrap_or(a.invoke_line()),
             ctx.name(to),
-            b.invoke_line
+            b.invoke_line()
         )
     }
 }

@@ -74,7 +74,7 @@ pub fn analyze(ctx: &mut Ctx<'_>) -> Result<(ListFacts, Edges), TxnInputError> {
                     };
                     if let Some(prev) = facts.elems.insert((key, value), e) {
                         let op = &ctx.history.ops[txns.txns[prev.writer as usize].op as usize];
-                        let line = ctx.history.ops[txn.op as usize].invoke_line;
+                        let line = ctx.history.ops[txn.op as usize].invoke_line();
                         return Err(TxnInputError {
                             line,
                             reason: format!(
@@ -82,7 +82,7 @@ pub fn analyze(ctx: &mut Ctx<'_>) -> Result<(ListFacts, Edges), TxnInputError> {
                                  list-append needs unique appended values",
                                 ctx.val(value),
                                 ctx.key(key),
-                                op.invoke_line
+                                op.invoke_line()
                             ),
                         });
                     }

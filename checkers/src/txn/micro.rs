@@ -316,9 +316,9 @@ impl Txns {
     fn push(&mut self, op: &Operation, model: TxnModel) -> Result<(), TxnInputError> {
         let line = match op.outcome {
             Outcome::Ok | Outcome::Fail | Outcome::Info => {
-                op.complete_line.unwrap_or(op.invoke_line)
+                op.complete_line().unwrap_or(op.invoke_line())
             }
-            Outcome::Pending => op.invoke_line,
+            Outcome::Pending => op.invoke_line(),
         };
         let err = |reason: String| TxnInputError { line, reason };
         if &*op.f != "txn" {
@@ -351,7 +351,7 @@ impl Txns {
                     return Err(err(format!(
                         "the ok completion has {} micro-ops but the invocation (line {}) had {}",
                         micros.len(),
-                        op.invoke_line,
+                        op.invoke_line(),
                         inv.len()
                     )));
                 }

@@ -68,13 +68,13 @@ pub fn analyze(ctx: &mut Ctx<'_>) -> Result<(RegisterFacts, Edges), TxnInputErro
             if let Some(prev) = facts.writes.insert((key, value), w) {
                 let other = &ctx.history.ops[txns.txns[prev.writer as usize].op as usize];
                 return Err(TxnInputError {
-                    line: ctx.history.ops[txn.op as usize].invoke_line,
+                    line: ctx.history.ops[txn.op as usize].invoke_line(),
                     reason: format!(
                         "value {} is written to key {} twice (also at line {}): rw-register \
                          needs unique written values",
                         ctx.val(value),
                         ctx.key(key),
-                        other.invoke_line
+                        other.invoke_line()
                     ),
                 });
             }
