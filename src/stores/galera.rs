@@ -63,7 +63,7 @@ pub const ENTRY: Entry = Entry {
             also_in: None,
         },
         Requirement {
-            what: "rsync (--db galera's state transfers)",
+            what: "rsync (--db galera SST)",
             program: "rsync",
             install: INSTALL,
             also_in: None,
