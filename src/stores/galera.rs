@@ -144,29 +144,15 @@ const SETUP: &str = "CREATE USER IF NOT EXISTS 'faultline'@'%';\n\
      CREATE DATABASE IF NOT EXISTS faultline;\n\
      CREATE TABLE IF NOT EXISTS faultline.kv (k VARCHAR(255) PRIMARY KEY, v TEXT) ENGINE=InnoDB;\n";
 
-fn chown_mysql(p: &Path) -> Result<(), StoreError> {
-    let user = nix::unistd::User::from_name("mysql")
-        .ok()
-        .flatten()
-        .ok_or_else(|| StoreError::Down("no `mysql` user".into()))?;
-    for e in walk(p) {
-        nix::unistd::chown(&e, Some(user.uid), Some(user.gid))
-            .map_err(|err| StoreError::Down(format!("chown {}: {err}", e.display())))?;
+/// Gives `dirs` (not their contents) to the `mysql` user.
+fn chown_mysql(dirs: &[&Path]) -> Result<(), StoreError> {
+    let user = nix::unistd::User::from_name("mysql").ok().flatten();
+    let user = user.ok_or_else(|| StoreError::Down("no `mysql` user".into()))?;
+    for d in dirs {
+        nix::unistd::chown(*d, Some(user.uid), Some(user.gid))
+            .map_err(|e| StoreError::Down(format!("chown {}: {e}", d.display())))?;
     }
     Ok(())
-}
-
-/// `p` and everything under it.
-fn walk(p: &Path) -> Vec<PathBuf> {
-    let mut out = vec![p.to_path_buf()];
-    if p.is_dir()
-        && let Ok(rd) = std::fs::read_dir(p)
-    {
-        for e in rd.flatten() {
-            out.extend(walk(&e.path()));
-        }
-    }
-    out
 }
 
 #[async_trait]
@@ -263,7 +249,7 @@ impl Store for Galera {
                     format!("--init-file={}", setup.display()),
                 ]);
             }
-            chown_mysql(&dir)?;
+            chown_mysql(&[&dir, &data])?;
         }
         launch.spawn(&nodes[0].name, "galera", argvs[0].clone())?;
         let first = SocketAddr::new(nodes[0].ip.into(), PORT);
