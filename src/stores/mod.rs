@@ -27,6 +27,7 @@
 //! - `redis`: a primary (n1) and replicas, optionally Sentinel on every node.
 //! - `postgres`: a primary (n1) and streaming hot standbys.
 //! - `nats`: a NATS JetStream cluster and one replicated key-value bucket.
+//! - `zookeeper`: a ZooKeeper ensemble; znodes as registers.
 //! - `external`: a program of the user's that speaks newline-delimited JSON
 //!   (see `docs/stores.md`), optionally with servers started on the nodes.
 
@@ -44,6 +45,7 @@ pub mod redis;
 pub mod registry;
 mod session;
 pub mod wire;
+pub mod zookeeper;
 
 use std::fmt::Debug;
 use std::net::{Ipv4Addr, SocketAddr};
