@@ -130,16 +130,25 @@ impl ZooKeeper {
     }
 
     /// The node's config: the ensemble, the client port on the node's
-    /// address, and the four-letter word `srvr` (readiness, leader).
+    /// address, the four-letter words `srvr` (readiness, leader) and
+    /// `isro` (the crate's read-only sessions look for a writable server
+    /// with it), and no limit on connections from one address (every
+    /// client comes from the control node's).
     fn config(&self, lab: &Lab, ip: std::net::Ipv4Addr, data: &Path) -> String {
         let mut c = format!(
             "tickTime={TICK_MS}\ninitLimit=20\nsyncLimit={SYNC_LIMIT}\ndataDir={}\n\
              clientPortAddress={ip}\nclientPort={CLIENT_PORT}\n\
-             4lw.commands.whitelist=srvr\nadmin.enableServer=false\n",
+             4lw.commands.whitelist=srvr,isro\nadmin.enableServer=false\nmaxClientCnxns=0\n",
             data.display()
         );
         for (i, n) in lab.nodes().iter().enumerate() {
             c += &format!("server.{}={}:2888:3888\n", i + 1, n.ip);
+        }
+        if self.readonly {
+            // A read-only server cannot commit a global session: without
+            // local sessions it answers every connect with "throttled"
+            // (measured on 3.8.0).
+            c += "localSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true\n";
         }
         c
     }
