@@ -134,7 +134,7 @@ mod tests {
             (
                 "mongo",
                 &[],
-                "--db mongo: unknown store (available: builtin, etcd, redis, postgres, nats, external)",
+                "--db mongo: unknown store (available: builtin, etcd, redis, postgres, nats, zookeeper, external)",
             ),
             (
                 "builtin",
