@@ -59,7 +59,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::checks::{Anomaly, MAX_ANOMALIES, finish};
+use crate::anomaly::{Anomaly, MAX_ANOMALIES, finish};
 use crate::graph::{Edge, GraphBuilder};
 use crate::history::Operation;
 use crate::linear::OpView;

@@ -6,6 +6,7 @@
 //! beyond reading files, so it builds anywhere.
 #![warn(missing_docs)]
 
+pub mod anomaly;
 pub mod causal;
 pub mod checks;
 pub mod convergence;

@@ -53,7 +53,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
-use crate::checks::{Anomaly, MAX_ANOMALIES, finish};
+use crate::anomaly::{Anomaly, MAX_ANOMALIES, finish};
 use crate::graph::{Edge, Graph, GraphBuilder};
 use crate::linear::OpView;
 use crate::rw::{Ret, RwHistory, Step, WriteStatus};
