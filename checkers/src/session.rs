@@ -567,7 +567,7 @@ fn capitalize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use crate::checks::Check;
-    use crate::checks::testing::{failing, history, run, verdicts};
+    use crate::rw_checks::testing::{failing, history, run, verdicts};
     use crate::verdict::Validity;
 
     fn session_failing(ops: &str) -> Vec<&'static str> {

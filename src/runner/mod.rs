@@ -20,7 +20,7 @@ mod faults;
 pub mod interrupt;
 mod progress;
 pub mod recorder;
-mod results;
+pub mod results;
 pub mod store;
 mod workers;
 
@@ -298,7 +298,12 @@ fn check_and_report(r: Recorded, dir: &Path) -> Result<checks::Verdicts, RunErro
         checks::check_history(&r.history_path, r.cfg.workload.kind, r.cfg.check_time_limit)
             .map_err(RunError::Check)?;
     let mut results = results_json(dir, &r.cfg, &r.windows, &verdicts, r.elapsed);
-    crate::report::add_classification(&verdicts.history, &mut results);
+    let input = crate::report::ClassifyInput {
+        valid: verdicts.valid,
+        model: verdicts.model,
+        time_limit: r.cfg.check_time_limit.map(|t| t.min(120.0)),
+    };
+    crate::report::add_classification(&verdicts.history, &input, &mut results);
     let path = dir.join("results.json");
     let text = serde_json::to_string_pretty(&results).unwrap_or_default();
     std::fs::write(&path, text + "\n").map_err(io(format!("writing {}", path.display())))?;
