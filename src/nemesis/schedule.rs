@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::clock::ClockMode;
 use super::grudge::{self, Grudge, Rng, Shape};
 use super::{NemesisError, Result};
 
@@ -70,6 +71,18 @@ pub enum FaultSpec {
         /// Where.
         target: Target,
     },
+    /// Move the targets' clocks (bump, skew or strobe); reset at the end.
+    Clock {
+        /// How.
+        mode: ClockMode,
+        /// Milliseconds (negative: back).
+        ms: i64,
+        /// Strobe only: milliseconds between flips.
+        #[serde(default)]
+        period_ms: u64,
+        /// Where.
+        target: Target,
+    },
 }
 
 /// A fault with its targets drawn: what the nemesis does.
@@ -107,6 +120,22 @@ pub enum Fault {
         /// Nodes.
         nodes: Vec<String>,
     },
+    /// Move the clocks of the servers on these nodes.
+    Clock {
+        /// Nodes.
+        nodes: Vec<String>,
+        /// How.
+        mode: ClockMode,
+        /// Milliseconds.
+        ms: i64,
+        /// Strobe only: milliseconds between flips (0 otherwise).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        period_ms: u64,
+    },
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Fault {
@@ -118,6 +147,7 @@ impl Fault {
             Fault::Delay { .. } => "delay",
             Fault::Kill { .. } => "kill",
             Fault::Pause { .. } => "pause",
+            Fault::Clock { .. } => "clock",
         }
     }
 }
@@ -404,6 +434,20 @@ pub fn draw(f: &FaultSpec, nodes: &[String], primaries: &[String], rng: &mut Rng
         FaultSpec::Pause { target } => Fault::Pause {
             nodes: targets(target, nodes, primaries, rng)?,
         },
+        FaultSpec::Clock {
+            mode,
+            ms,
+            period_ms,
+            target,
+        } => {
+            super::clock::validate(*mode, *ms, *period_ms)?;
+            Fault::Clock {
+                nodes: targets(target, nodes, primaries, rng)?,
+                mode: *mode,
+                ms: *ms,
+                period_ms: *period_ms,
+            }
+        }
     })
 }
 

@@ -190,6 +190,13 @@ impl Store for Builtin {
         Ok(Programs::default())
     }
 
+    /// The servers are this binary (`faultline node`).
+    fn clock_programs(&self, _: &Programs) -> Result<Vec<std::path::PathBuf>, String> {
+        std::env::current_exe()
+            .map(|p| vec![p])
+            .map_err(|e| format!("finding the faultline binary: {e}"))
+    }
+
     async fn start(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
         for node in launch.lab.nodes() {
             let argv = self.argv(launch.lab, node)?;
