@@ -108,10 +108,7 @@ impl FakeClock {
         let shared = shared_name(lab);
         vec![
             ("LD_PRELOAD".into(), self.library.display().to_string()),
-            (
-                "FAKETIME_TIMESTAMP_FILE".into(),
-                file.display().to_string(),
-            ),
+            ("FAKETIME_TIMESTAMP_FILE".into(), file.display().to_string()),
             // Read the file on every call: a strobe flips it every few ms.
             ("FAKETIME_NO_CACHE".into(), "1".into()),
             ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
@@ -202,8 +199,8 @@ pub fn read_offset(file: &Path) -> i64 {
 /// `gettimeofday` or `time` from libc. Go binaries, even dynamically linked
 /// ones, read the clock through the vDSO.
 pub fn check_binary(program: &Path) -> std::result::Result<(), String> {
-    let bytes = std::fs::read(program)
-        .map_err(|e| format!("cannot read {}: {e}", program.display()))?;
+    let bytes =
+        std::fs::read(program).map_err(|e| format!("cannot read {}: {e}", program.display()))?;
     let imports = elf_imports(&bytes).map_err(|why| format!("{}: {why}", program.display()))?;
     match imports {
         None => Err(format!(
@@ -246,11 +243,11 @@ fn elf_imports(b: &[u8]) -> std::result::Result<Option<Vec<String>>, String> {
     let section = |i: usize| -> Option<(u64, usize, usize, usize, usize)> {
         let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
         Some((
-            le(b, h + 4, 4)?,            // type
-            le(b, h + 24, 8)? as usize,  // offset
-            le(b, h + 32, 8)? as usize,  // size
-            le(b, h + 40, 4)? as usize,  // link
-            le(b, h + 56, 8)? as usize,  // entry size
+            le(b, h + 4, 4)?,           // type
+            le(b, h + 24, 8)? as usize, // offset
+            le(b, h + 32, 8)? as usize, // size
+            le(b, h + 40, 4)? as usize, // link
+            le(b, h + 56, 8)? as usize, // entry size
         ))
     };
     const SHT_DYNSYM: u64 = 11;
@@ -260,7 +257,9 @@ fn elf_imports(b: &[u8]) -> std::result::Result<Option<Vec<String>>, String> {
             continue;
         }
         let (_, stroff, strsize, _, _) = section(link).ok_or_else(bad)?;
-        let strtab = b.get(stroff..stroff.saturating_add(strsize)).ok_or_else(bad)?;
+        let strtab = b
+            .get(stroff..stroff.saturating_add(strsize))
+            .ok_or_else(bad)?;
         let ent = if ent == 0 { 24 } else { ent };
         let mut out = Vec::new();
         for s in (off..off.saturating_add(size)).step_by(ent) {

@@ -265,21 +265,13 @@ pub fn start_detached(
         .try_clone()
         .map_err(|e| LabError::io(format!("opening {}", holder_log.display()), e))?;
     let mut c = std::process::Command::new(exe);
-    c.args([
-        "lab",
-        "run",
-        "--name",
-        name,
-        "--service",
-        &service,
-        &n.name,
-    ])
-    .args(fake_clock.then_some("--fake-clock"))
-    .arg("--")
-    .args(cmd)
-    .stdin(Stdio::null())
-    .stdout(logf)
-    .stderr(logf2);
+    c.args(["lab", "run", "--name", name, "--service", &service, &n.name])
+        .args(fake_clock.then_some("--fake-clock"))
+        .arg("--")
+        .args(cmd)
+        .stdin(Stdio::null())
+        .stdout(logf)
+        .stderr(logf2);
     super::proc::in_new_session(&mut c);
     let mut child = c
         .spawn()

@@ -205,11 +205,9 @@ impl Strobe {
         self.stop.store(true, Ordering::Relaxed);
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(LabError::io(
-                "the clock strobe",
-                std::io::Error::other("panicked"),
-            )
-            .into()),
+            Some(Err(_)) => {
+                Err(LabError::io("the clock strobe", std::io::Error::other("panicked")).into())
+            }
             None => Ok(()),
         }
     }

@@ -235,7 +235,10 @@ impl NodeConfig {
         if self.timestamps == Timestamps::Wall && self.mode != Mode::Quorum {
             return bad(
                 "--timestamps",
-                format!("wall only means something in quorum mode (this node is in {} mode)", self.mode),
+                format!(
+                    "wall only means something in quorum mode (this node is in {} mode)",
+                    self.mode
+                ),
             );
         }
         let n = self.cluster_size();

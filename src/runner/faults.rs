@@ -65,12 +65,13 @@ pub(super) fn has_clock_faults(cfg: &RunConfig) -> bool {
 /// Before anything is created, for a run with clock faults: libfaketime is
 /// installed, and every program whose clock the store's servers run reads
 /// the clock through libc (a Go binary does not: "not applicable").
-pub(super) fn check_clock(cfg: &RunConfig, programs: &Programs) -> Result<(), RunError> {
+pub fn check_clock(cfg: &RunConfig, programs: &Programs) -> Result<(), RunError> {
     if !has_clock_faults(cfg) {
         return Ok(());
     }
     FakeClock::find()?;
-    let refuse = |why: String| RunError::Faults(format!("--db {} with clock faults: {why}", cfg.db.name()));
+    let refuse =
+        |why: String| RunError::Faults(format!("--db {} with clock faults: {why}", cfg.db.name()));
     let list = cfg.db.clock_programs(programs).map_err(refuse)?;
     for p in list {
         check_binary(&p).map_err(refuse)?;

@@ -33,9 +33,7 @@ use crate::lab::proc::Server;
 use crate::lab::{Lab, LabGuard, LabSpec};
 use crate::nemesis::schedule;
 use crate::stores::{self, Cluster, Launch, Programs, Store, StoreError};
-use faults::{
-    check_clock, check_faults, has_clock_faults, heal_all, nemesis_task, nemesis_windows, node_names,
-};
+use faults::{check_faults, has_clock_faults, heal_all, nemesis_task, nemesis_windows, node_names};
 use progress::progress_task;
 use results::results_json;
 use workers::{final_read_phase, worker};
@@ -44,6 +42,7 @@ use config::io;
 use context::Ctx;
 
 pub use config::{FaultKind, RunConfig, RunError};
+pub use faults::check_clock;
 
 /// What a run produced.
 #[derive(Debug)]

@@ -103,10 +103,8 @@ pub struct Builtin {
 }
 
 impl Choice for Timestamps {
-    const CHOICES: &'static [(&'static str, Timestamps)] = &[
-        ("lamport", Timestamps::Lamport),
-        ("wall", Timestamps::Wall),
-    ];
+    const CHOICES: &'static [(&'static str, Timestamps)] =
+        &[("lamport", Timestamps::Lamport), ("wall", Timestamps::Wall)];
 }
 
 impl Builtin {
@@ -127,9 +125,7 @@ impl Builtin {
                 .ok_or_else(|| format!("--db-opt mode={m}: expected primary, async or quorum"))?,
         };
         if mode != Mode::Quorum
-            && let Some(k) = ["r", "w", "timestamps"]
-                .into_iter()
-                .find(|k| opts.has(k))
+            && let Some(k) = ["r", "w", "timestamps"].into_iter().find(|k| opts.has(k))
         {
             return Err(format!(
                 "--db-opt {k}: only means something with mode=quorum (this run has mode={})",

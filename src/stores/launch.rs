@@ -13,9 +13,9 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 
 use super::{Cluster, StoreError};
-use crate::lab::{Lab, fake_clock};
 use crate::lab::proc::{Server, ServerSpec, stop_tree};
 use crate::lab::sys::find_tool;
+use crate::lab::{Lab, fake_clock};
 
 /// The programs a store found in its install check, by name.
 #[derive(Clone, Debug, Default)]
