@@ -93,13 +93,21 @@ impl FakeClock {
             if fd < 0 {
                 return Err(err("shared memory"));
             }
-            // libfaketime maps 16 bytes (`struct ft_shared_s`).
-            let ok = libc::ftruncate(fd, 4096) == 0;
+            // libfaketime maps 16 bytes (`struct ft_shared_s`). Servers that
+            // drop root (PostgreSQL runs as `postgres`) must open both, or
+            // they make (and leak) objects of their own.
+            let ok = libc::ftruncate(fd, 4096) == 0 && libc::fchmod(fd, 0o666) == 0;
             libc::close(fd);
             if !ok {
                 return Err(err("shared memory"));
             }
         }
+        let sem_file = format!("/dev/shm/sem.{}", &shared_name(lab)[1..]);
+        std::fs::set_permissions(
+            &sem_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o666),
+        )
+        .map_err(|e| LabError::io(format!("opening {sem_file} to every user"), e))?;
         Ok(())
     }
 
@@ -196,29 +204,35 @@ pub fn read_offset(file: &Path) -> i64 {
 
 /// Why libfaketime cannot fake `program`'s clock, if it cannot: it must be
 /// a dynamically linked ELF file that imports `clock_gettime`,
-/// `gettimeofday` or `time` from libc. Go binaries, even dynamically linked
-/// ones, read the clock through the vDSO.
+/// `gettimeofday` or `time` from libc (Go binaries, even dynamically linked
+/// ones, read the clock through the vDSO), and must not load jemalloc
+/// (whose start-up calls `clock_gettime` while libfaketime 0.9.10 is still
+/// starting: the server deadlocks before it serves, as Debian's
+/// redis-server does).
 pub fn check_binary(program: &Path) -> std::result::Result<(), String> {
     let bytes =
         std::fs::read(program).map_err(|e| format!("cannot read {}: {e}", program.display()))?;
-    let imports = elf_imports(&bytes).map_err(|why| format!("{}: {why}", program.display()))?;
-    match imports {
-        None => Err(format!(
+    let dynamic = elf_dynamic(&bytes).map_err(|why| format!("{}: {why}", program.display()))?;
+    let Some(d) = dynamic else {
+        return Err(format!(
             "not applicable: {} is statically linked, and libfaketime works through LD_PRELOAD",
             program.display()
-        )),
-        Some(names) => {
-            const CLOCK: &[&str] = &["clock_gettime", "gettimeofday", "time", "ftime"];
-            if names.iter().any(|n| CLOCK.contains(&n.as_str())) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "not applicable: {} reads the clock without libc (a Go binary, say), so libfaketime cannot fake its time",
-                    program.display()
-                ))
-            }
-        }
+        ));
+    };
+    const CLOCK: &[&str] = &["clock_gettime", "gettimeofday", "time", "ftime"];
+    if !d.imports.iter().any(|n| CLOCK.contains(&n.as_str())) {
+        return Err(format!(
+            "not applicable: {} reads the clock without libc (a Go binary, say), so libfaketime cannot fake its time",
+            program.display()
+        ));
     }
+    if let Some(j) = d.needed.iter().find(|n| n.starts_with("libjemalloc")) {
+        return Err(format!(
+            "not applicable: {} loads {j}, which reads the clock while libfaketime starts, and the server deadlocks before it serves",
+            program.display()
+        ));
+    }
+    Ok(())
 }
 
 fn le(b: &[u8], at: usize, n: usize) -> Option<u64> {
@@ -226,10 +240,24 @@ fn le(b: &[u8], at: usize, n: usize) -> Option<u64> {
     Some(s.iter().rev().fold(0u64, |a, &x| (a << 8) | u64::from(x)))
 }
 
-/// The undefined (imported) dynamic symbols of a 64-bit little-endian ELF
-/// file, without their versions; `None` when it has no dynamic symbol
-/// table (statically linked).
-fn elf_imports(b: &[u8]) -> std::result::Result<Option<Vec<String>>, String> {
+/// What the dynamic linker reads in an ELF file.
+struct Dynamic {
+    /// Undefined (imported) dynamic symbols, without their versions.
+    imports: Vec<String>,
+    /// The libraries it needs (`DT_NEEDED`).
+    needed: Vec<String>,
+}
+
+/// The string at `at` in the section `strtab`.
+fn c_string(strtab: &[u8], at: usize) -> Option<String> {
+    let rest = strtab.get(at..)?;
+    let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+/// The dynamic symbols and needed libraries of a 64-bit little-endian ELF
+/// file; `None` when it has no dynamic symbol table (statically linked).
+fn elf_dynamic(b: &[u8]) -> std::result::Result<Option<Dynamic>, String> {
     if b.get(..4) != Some(b"\x7fELF") {
         return Err("not an ELF executable".into());
     }
@@ -240,41 +268,52 @@ fn elf_imports(b: &[u8]) -> std::result::Result<Option<Vec<String>>, String> {
     let shoff = le(b, 0x28, 8).ok_or_else(bad)? as usize;
     let shentsize = le(b, 0x3a, 2).ok_or_else(bad)? as usize;
     let shnum = le(b, 0x3c, 2).ok_or_else(bad)? as usize;
+    // (type, offset, size, link, entry size) of section `i`.
     let section = |i: usize| -> Option<(u64, usize, usize, usize, usize)> {
         let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
         Some((
-            le(b, h + 4, 4)?,           // type
-            le(b, h + 24, 8)? as usize, // offset
-            le(b, h + 32, 8)? as usize, // size
-            le(b, h + 40, 4)? as usize, // link
-            le(b, h + 56, 8)? as usize, // entry size
+            le(b, h + 4, 4)?,
+            le(b, h + 24, 8)? as usize,
+            le(b, h + 32, 8)? as usize,
+            le(b, h + 40, 4)? as usize,
+            le(b, h + 56, 8)? as usize,
         ))
     };
+    let strings = |link: usize| -> Option<&[u8]> {
+        let (_, off, size, _, _) = section(link)?;
+        b.get(off..off.checked_add(size)?)
+    };
+    const SHT_DYNAMIC: u64 = 6;
     const SHT_DYNSYM: u64 = 11;
+    const DT_NEEDED: u64 = 1;
+    let mut imports = None;
+    let mut needed = Vec::new();
     for i in 0..shnum {
         let (kind, off, size, link, ent) = section(i).ok_or_else(bad)?;
-        if kind != SHT_DYNSYM {
+        if kind != SHT_DYNSYM && kind != SHT_DYNAMIC {
             continue;
         }
-        let (_, stroff, strsize, _, _) = section(link).ok_or_else(bad)?;
-        let strtab = b
-            .get(stroff..stroff.saturating_add(strsize))
-            .ok_or_else(bad)?;
-        let ent = if ent == 0 { 24 } else { ent };
-        let mut out = Vec::new();
-        for s in (off..off.saturating_add(size)).step_by(ent) {
-            let name = le(b, s, 4).ok_or_else(bad)? as usize;
-            let shndx = le(b, s + 6, 2).ok_or_else(bad)?;
-            if shndx != 0 || name == 0 {
-                continue;
+        let strtab = strings(link).ok_or_else(bad)?;
+        let default = if kind == SHT_DYNSYM { 24 } else { 16 };
+        let ent = if ent == 0 { default } else { ent };
+        let mut names = Vec::new();
+        for e in (off..off.saturating_add(size)).step_by(ent) {
+            if kind == SHT_DYNSYM {
+                let name = le(b, e, 4).ok_or_else(bad)? as usize;
+                let shndx = le(b, e + 6, 2).ok_or_else(bad)?;
+                if shndx == 0 && name != 0 {
+                    names.push(c_string(strtab, name).ok_or_else(bad)?);
+                }
+            } else if le(b, e, 8).ok_or_else(bad)? == DT_NEEDED {
+                let at = le(b, e + 8, 8).ok_or_else(bad)? as usize;
+                needed.push(c_string(strtab, at).ok_or_else(bad)?);
             }
-            let rest = strtab.get(name..).ok_or_else(bad)?;
-            let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
-            out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
         }
-        return Ok(Some(out));
+        if kind == SHT_DYNSYM {
+            imports = Some(names);
+        }
     }
-    Ok(None)
+    Ok(imports.map(|imports| Dynamic { imports, needed }))
 }
 
 #[cfg(test)]
