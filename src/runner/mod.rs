@@ -33,7 +33,7 @@ use crate::lab::proc::Server;
 use crate::lab::{Lab, LabGuard, LabSpec};
 use crate::nemesis::schedule;
 use crate::stores::{self, Cluster, Launch, Programs, Store, StoreError};
-use faults::{check_faults, heal_all, nemesis_task, nemesis_windows, node_names};
+use faults::{check_faults, has_clock_faults, heal_all, nemesis_task, nemesis_windows, node_names};
 use progress::progress_task;
 use results::results_json;
 use workers::{final_read_phase, worker};
@@ -42,6 +42,7 @@ use config::io;
 use context::Ctx;
 
 pub use config::{FaultKind, RunConfig, RunError};
+pub use faults::check_clock;
 
 /// What a run produced.
 #[derive(Debug)]
@@ -60,6 +61,7 @@ pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
     let interrupt = interrupt::Interrupt::install();
     crate::lab::sys::preflight()?;
     check_faults(&cfg)?;
+    check_clock(&cfg, &programs)?;
     if interrupt.interrupted() {
         return Err(RunError::Interrupted("before anything was created"));
     }
@@ -120,8 +122,9 @@ async fn start_servers(
     programs: &Programs,
     lab: &Lab,
     dir: &Path,
+    fake_clock: bool,
 ) -> Result<Started, RunError> {
-    let mut launch = Launch::new(lab, programs, dir);
+    let mut launch = Launch::new(lab, programs, dir).with_fake_clock(fake_clock);
     let mut r = store.start(&mut launch).await;
     if r.is_ok() {
         r = store.ready(&mut launch).await;
@@ -152,7 +155,7 @@ async fn start_store(
     interrupt: &interrupt::Interrupt,
 ) -> Result<Started, RunError> {
     let started = tokio::select! {
-        r = start_servers(cfg.db.as_ref(), programs, lab, dir) => r,
+        r = start_servers(cfg.db.as_ref(), programs, lab, dir, has_clock_faults(cfg)) => r,
         _ = interrupt.reached(interrupt::Level::Cancel) => {
             Err(RunError::Interrupted("while the store was starting"))
         }
