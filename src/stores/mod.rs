@@ -101,6 +101,14 @@ pub trait Store: Send + Sync + Debug {
     /// exists.
     fn check_install(&self) -> Result<Programs, StoreError>;
 
+    /// The programs whose clocks clock faults fake (each must read the
+    /// clock through libc, see [`crate::lab::fake_clock::check_binary`]);
+    /// default: every program the install check found. An error: the store
+    /// starts no server whose clock faultline could fake.
+    fn clock_programs(&self, programs: &Programs) -> Result<Vec<PathBuf>, String> {
+        Ok(programs.paths().map(PathBuf::from).collect())
+    }
+
     /// Starts the store's servers on the lab's nodes with
     /// [`Launch::spawn`]; it may wait for steps it depends on (a primary
     /// before its standbys).
