@@ -134,7 +134,7 @@ mod tests {
             &'static [(&'static str, &'static str)],
             &'static str,
         );
-        let cases: [Case; 8] = [
+        let cases: [Case; 10] = [
             (
                 "mongo",
                 &[],
