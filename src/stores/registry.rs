@@ -104,6 +104,11 @@ mod tests {
                 "redis-sentinel-primary",
             ),
             (
+                store("builtin", &[("mode", "quorum"), ("timestamps", "wall")]),
+                json!({"db": "builtin", "mode": "quorum", "r": "quorum", "w": "quorum", "timestamps": "wall"}),
+                "builtin-quorum-wall",
+            ),
+            (
                 store("postgres", &[("reads", "standby"), ("sync", "apply")]),
                 json!({"db": "postgres", "reads": "standby", "sync": "apply", "bindir": null}),
                 "postgres-standby",
@@ -131,7 +136,7 @@ mod tests {
             &'static [(&'static str, &'static str)],
             &'static str,
         );
-        let cases: [Case; 8] = [
+        let cases: [Case; 10] = [
             (
                 "mongo",
                 &[],
@@ -151,6 +156,16 @@ mod tests {
                 "builtin",
                 &[("r", "1")],
                 "--db-opt r: only means something with mode=quorum (this run has mode=primary)",
+            ),
+            (
+                "builtin",
+                &[("timestamps", "wall")],
+                "--db-opt timestamps: only means something with mode=quorum (this run has mode=primary)",
+            ),
+            (
+                "builtin",
+                &[("mode", "quorum"), ("timestamps", "hlc")],
+                "--db-opt timestamps=hlc: expected lamport or wall",
             ),
             (
                 "etcd",
