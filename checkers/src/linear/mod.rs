@@ -375,17 +375,17 @@ fn witness<M: Model>(
 ) -> Witness {
     let entries: &[Entry<M::Op>] = &part.entries;
     let bad = &entries[stuck.op];
-    let bad_op = &history.ops[bad.id];
-    let bad_ret = bad.ret.unwrap_or(usize::MAX);
+    let bad_op = &history.ops[bad.id as usize];
+    let bad_ret = bad.ret.unwrap_or(u32::MAX);
     let concurrent: Vec<OpView> = entries
         .iter()
         .filter(|e| e.id != bad.id && e.call < bad_ret && e.ret.is_none_or(|r| r > bad.call))
-        .map(|e| OpView::of(&history.ops[e.id]))
+        .map(|e| OpView::of(&history.ops[e.id as usize]))
         .collect();
     let prefix_len = stuck.prefix.len();
     let prefix: Vec<OpView> = stuck.prefix[prefix_len.saturating_sub(PREFIX_SHOWN)..]
         .iter()
-        .map(|&i| OpView::of(&history.ops[entries[i].id]))
+        .map(|&i| OpView::of(&history.ops[entries[i].id as usize]))
         .collect();
     let states: Vec<Value> = stuck.states.iter().map(|s| model.render(s)).collect();
     let shown: Vec<String> = states.iter().map(compact).collect();

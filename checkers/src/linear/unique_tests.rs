@@ -226,11 +226,12 @@ fn compare(family: Family, cases: usize, seed: u64) -> (usize, usize, usize) {
         for p in &parts {
             let budget = Budget::new(Some(20.0), 1 << 30);
             let searched = search(&m, &p.entries, &budget, &mut SearchStats::default());
-            assert!(
-                !matches!(searched, SearchResult::GaveUp(_)),
-                "case {case}: the search gave up on {:#?}",
-                p.entries
-            );
+            if let SearchResult::GaveUp(why) = &searched {
+                panic!(
+                    "case {case}: the search gave up ({why:?}) on {:#?}",
+                    p.entries
+                );
+            }
             let Some(decided) = decide(&m, &p.entries) else {
                 fallback += 1;
                 continue;

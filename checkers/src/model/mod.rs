@@ -126,14 +126,15 @@ impl FromStr for ModelKind {
 pub struct Entry<O> {
     /// The model operation, with its observed result.
     pub op: O,
-    /// Index of the operation in [`History::ops`].
-    pub id: usize,
+    /// Index of the operation in [`History::ops`] (32-bit, as the
+    /// history's positions: a partition holds one entry per operation).
+    pub id: u32,
     /// Event position of the invocation.
-    pub call: usize,
+    pub call: u32,
     /// Event position of the completion; `None` when the outcome is unknown
     /// (`info` or never completed): it may take effect at any point after
     /// its invocation, or never.
-    pub ret: Option<usize>,
+    pub ret: Option<u32>,
 }
 
 /// An independent sub-history (one key, or the whole history).
@@ -279,12 +280,14 @@ pub fn partition<O>(
         if let Encoded::Op(o) = encode(op)? {
             part.entries.push(Entry {
                 op: o,
-                id: op.id,
-                call: op.invoke_pos(),
+                // Positions fit in 32 bits (the reader refuses longer
+                // histories), and so do operation ids.
+                id: op.id as u32,
+                call: op.invoke_pos() as u32,
                 ret: if op.outcome.is_indefinite() {
                     None
                 } else {
-                    op.complete_pos()
+                    op.complete_pos().map(|p| p as u32)
                 },
             });
         }
