@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{DbOpts, Store, builtin, etcd, external, nats, postgres, redis};
+use super::{DbOpts, Store, builtin, etcd, external, galera, nats, postgres, redis, zookeeper};
 
 /// The stores, in the order `faultline doctor` and error messages list them.
 pub const STORES: &[Entry] = &[
@@ -13,6 +13,8 @@ pub const STORES: &[Entry] = &[
     redis::ENTRY,
     postgres::ENTRY,
     nats::ENTRY,
+    zookeeper::ENTRY,
+    galera::ENTRY,
     external::ENTRY,
 ];
 
@@ -138,7 +140,7 @@ mod tests {
             (
                 "mongo",
                 &[],
-                "--db mongo: unknown store (available: builtin, etcd, redis, postgres, nats, external)",
+                "--db mongo: unknown store (available: builtin, etcd, redis, postgres, nats, zookeeper, galera, external)",
             ),
             (
                 "builtin",
