@@ -22,22 +22,18 @@ pub struct RunArgs {
     /// A TOML file with the same settings as the flags (see `examples/`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The store: builtin (faultline's own replicated key-value store),
-    /// etcd, redis, postgres, or external (an adapter program).
+    /// The store (the list `--help` shows comes from the registry).
     #[arg(long, value_name = "D")]
     pub db: Option<String>,
-    /// A store option, KEY=VALUE; repeat it. builtin: mode=primary|async|quorum,
-    /// r=N, w=N, timestamps=lamport|wall. etcd: reads=linearizable|serializable. redis:
-    /// failover=none|sentinel, reads=primary|replicas, wait=N. postgres:
-    /// reads=primary|standby, sync=off|on|apply. etcd, redis, postgres:
-    /// bindir=DIR. external: command="PROGRAM ARGS", server=builtin|"SHELL
-    /// COMMAND", mode=..., handshake=true|false, primaries=n1,...
+    /// A store option, KEY=VALUE; repeat it. Each store's options are in
+    /// docs/real-stores.md; an option the store does not have is an error
+    /// that lists the ones it has.
     #[arg(long = "db-opt", value_name = "KEY=VALUE")]
     pub db_opt: Vec<String>,
     /// Number of nodes (1-9).
     #[arg(long, value_name = "N")]
     pub nodes: Option<usize>,
-    /// The workload: register, kv, set, counter.
+    /// The workload (the list `--help` shows comes from the workloads).
     #[arg(long, value_name = "W")]
     pub workload: Option<String>,
     /// Faults, comma-separated: partition, loss, delay, kill, pause, clock
