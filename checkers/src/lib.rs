@@ -6,6 +6,7 @@
 //! beyond reading files, so it builds anywhere.
 #![warn(missing_docs)]
 
+pub mod bank;
 pub mod causal;
 pub mod checks;
 pub mod convergence;
@@ -19,6 +20,7 @@ pub mod history;
 pub mod linear;
 pub mod model;
 pub mod rw;
+pub mod seats;
 pub mod session;
 pub mod set;
 pub mod tuples;

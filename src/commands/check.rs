@@ -321,7 +321,12 @@ fn check_run_dir(
     }
     let workload = stored_workload(dir);
     match workload {
-        Some(w @ (WorkloadKind::Set | WorkloadKind::Counter)) => {
+        Some(
+            w @ (WorkloadKind::Set
+            | WorkloadKind::Counter
+            | WorkloadKind::Bank
+            | WorkloadKind::Seats),
+        ) => {
             let name = history.display().to_string();
             let v = match crate::runner::checks::check_history(&history, w, args.time_limit) {
                 Ok(v) => v,

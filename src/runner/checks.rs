@@ -65,7 +65,14 @@ pub fn check_history(
             "set" => result(&mut valid, faultline_checkers::set::check(&history)),
             "counter" => result(&mut valid, faultline_checkers::counter::check(&history)),
             "convergence" => result(&mut valid, faultline_checkers::convergence::check(&history)),
-            _ => continue,
+            other => match super::txn_checks::check(other, path, &history, workload, time_limit) {
+                Some(r) => {
+                    let (v, json) = r?;
+                    valid = valid.merge(v);
+                    json
+                }
+                None => continue,
+            },
         };
         checks.insert((*name).to_string(), v);
     }
@@ -131,6 +138,9 @@ pub fn summary_lines(v: &Verdicts) -> Vec<String> {
             ),
         };
         out.push(format!("  {name:<13} {verdict}"));
+        if let Some(s) = c["summary"].as_str() {
+            out.push(format!("      {s}"));
+        }
         if let Some(a) = c["anomalies"].as_array().and_then(|a| a.first()) {
             if let Some(e) = a["explanation"].as_str() {
                 out.push(format!("      {e}"));

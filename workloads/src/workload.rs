@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::rng::{Rng, splitmix64};
+use crate::txn_workloads::{self, TxnGenerator};
 
 /// The workloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -27,6 +28,15 @@ pub enum WorkloadKind {
     Set,
     /// Increment one counter, read it.
     Counter,
+    /// Transactions of reads and appends to lists (Elle's list-append).
+    ListAppend,
+    /// Transactions of reads and writes of registers (Elle's rw-register).
+    RwRegister,
+    /// Transfers between accounts with a fixed total, and reads of every
+    /// balance, each one transaction.
+    Bank,
+    /// Customers booking seats, each booking one transaction.
+    Seats,
 }
 
 impl WorkloadKind {
@@ -37,11 +47,36 @@ impl WorkloadKind {
             WorkloadKind::Kv => "kv",
             WorkloadKind::Set => "set",
             WorkloadKind::Counter => "counter",
+            WorkloadKind::ListAppend => "list-append",
+            WorkloadKind::RwRegister => "rw-register",
+            WorkloadKind::Bank => "bank",
+            WorkloadKind::Seats => "seats",
         }
     }
 
+    /// Whether each operation is a transaction (`f` = `txn`), which only
+    /// stores that do transactions run.
+    pub fn is_txn(self) -> bool {
+        matches!(
+            self,
+            WorkloadKind::ListAppend
+                | WorkloadKind::RwRegister
+                | WorkloadKind::Bank
+                | WorkloadKind::Seats
+        )
+    }
+
     /// Every name accepted by [`WorkloadKind::from_str`].
-    pub const NAMES: &'static [&'static str] = &["register", "kv", "set", "counter"];
+    pub const NAMES: &'static [&'static str] = &[
+        "register",
+        "kv",
+        "set",
+        "counter",
+        "list-append",
+        "rw-register",
+        "bank",
+        "seats",
+    ];
 
     /// The checks that judge this workload's history.
     pub fn checks(self) -> &'static [&'static str] {
@@ -49,6 +84,9 @@ impl WorkloadKind {
             WorkloadKind::Register | WorkloadKind::Kv => &["linearizable", "convergence"],
             WorkloadKind::Set => &["set", "convergence"],
             WorkloadKind::Counter => &["counter", "convergence"],
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => &["txn"],
+            WorkloadKind::Bank => &["bank"],
+            WorkloadKind::Seats => &["seats"],
         }
     }
 }
@@ -67,6 +105,10 @@ impl FromStr for WorkloadKind {
             "kv" => WorkloadKind::Kv,
             "set" => WorkloadKind::Set,
             "counter" => WorkloadKind::Counter,
+            "list-append" => WorkloadKind::ListAppend,
+            "rw-register" => WorkloadKind::RwRegister,
+            "bank" => WorkloadKind::Bank,
+            "seats" => WorkloadKind::Seats,
             other => {
                 return Err(format!(
                     "unknown workload `{other}` (expected one of: {})",
@@ -131,6 +173,16 @@ impl OpMix {
                 write: 0.8,
                 cas: 0.0,
             },
+            // Micro-ops of list-append and rw-register; transactions of the
+            // bank (reads of every balance or transfers); seats only book.
+            WorkloadKind::ListAppend
+            | WorkloadKind::RwRegister
+            | WorkloadKind::Bank
+            | WorkloadKind::Seats => OpMix {
+                read: 0.5,
+                write: 0.5,
+                cas: 0.0,
+            },
         }
     }
 
@@ -180,7 +232,8 @@ impl OpMix {
 pub struct WorkloadConfig {
     /// The workload.
     pub kind: WorkloadKind,
-    /// Number of keys (kv); 1 for the others.
+    /// Number of keys (kv; the keys in use at once for list-append and
+    /// rw-register; accounts for bank; seats for seats); 1 for the others.
     pub keys: u32,
     /// Key distribution (kv).
     pub key_dist: KeyDist,
@@ -199,7 +252,11 @@ impl WorkloadConfig {
     pub fn new(kind: WorkloadKind, seed: u64, concurrency: u32) -> Self {
         WorkloadConfig {
             kind,
-            keys: if kind == WorkloadKind::Kv { 8 } else { 1 },
+            keys: match kind {
+                WorkloadKind::Kv => 8,
+                k if k.is_txn() => txn_workloads::default_keys(k),
+                _ => 1,
+            },
             key_dist: KeyDist::Uniform,
             mix: OpMix::default_for(kind),
             cas: true,
@@ -215,6 +272,8 @@ impl WorkloadConfig {
             WorkloadKind::Kv => (0..self.keys.max(1)).map(|i| format!("k{i}")).collect(),
             WorkloadKind::Set => vec!["set".into()],
             WorkloadKind::Counter => vec!["counter".into()],
+            // Transactions name their keys in their micro-ops.
+            _ => Vec::new(),
         }
     }
 }
@@ -243,6 +302,8 @@ pub struct Generator {
     /// This worker's last written value per key (for cas).
     last_written: Vec<Option<u64>>,
     cfg: WorkloadConfig,
+    /// The transactional workloads' generator.
+    txn: Option<TxnGenerator>,
 }
 
 impl Generator {
@@ -274,6 +335,7 @@ impl Generator {
             last_written: vec![None; keys.len()],
             keys,
             cumulative,
+            txn: cfg.kind.is_txn().then(|| TxnGenerator::new(cfg)),
             cfg: cfg.clone(),
         }
     }
@@ -300,6 +362,13 @@ impl Generator {
 
     /// The next operation of this worker.
     pub fn next_op(&mut self) -> OpSpec {
+        if let Some(mut t) = self.txn.take() {
+            let mut rng = std::mem::replace(&mut self.rng, Rng::new(0));
+            let op = t.next(&mut rng, &mut || self.unique());
+            self.rng = rng;
+            self.txn = Some(t);
+            return op;
+        }
         let k = self.pick_key();
         let key = self.keys[k].clone();
         let m = self.cfg.mix;
@@ -327,7 +396,7 @@ impl Generator {
                 key,
                 value: json!(1),
             },
-            WorkloadKind::Register | WorkloadKind::Kv => {
+            _ => {
                 let v = self.unique();
                 let prev = self.last_written[k].replace(v);
                 match prev {
@@ -349,6 +418,9 @@ impl Generator {
 
 /// The final reads: one read of every key (run on every node after healing).
 pub fn final_reads(cfg: &WorkloadConfig) -> Vec<OpSpec> {
+    if cfg.kind.is_txn() {
+        return txn_workloads::final_reads(cfg);
+    }
     cfg.key_names()
         .into_iter()
         .map(|key| OpSpec {
