@@ -256,6 +256,10 @@ impl Store for Postgres {
                 "fsync=off".into(),
                 "-c".into(),
                 "log_min_messages=warning".into(),
+                // Transactions that deadlock (list-append's appends in any
+                // key order) fail after 100 ms rather than 1 s.
+                "-c".into(),
+                "deadlock_timeout=100ms".into(),
             ]);
             Ok(a)
         };
