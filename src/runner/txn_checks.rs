@@ -67,6 +67,14 @@ fn isolation(
     let r = txn::check(history, &opts).map_err(|e| format!("line {}: {}", e.line, e.reason))?;
     let mut v = serde_json::to_value(&r).unwrap_or_else(|e| json!({"error": e.to_string()}));
     if let Value::Object(m) = &mut v {
+        // Each cycle drawn, for report.html.
+        if let Some(Value::Array(list)) = m.get_mut("anomalies") {
+            for (a, json) in r.anomalies.iter().zip(list.iter_mut()) {
+                if let (Some(svg), Value::Object(o)) = (txn::svg::cycle_svg(a), json) {
+                    o.insert("svg".into(), json!(svg));
+                }
+            }
+        }
         // The one-line summary every check has.
         let strongest: Vec<&str> = r.strongest.iter().map(|m| m.name()).collect();
         let violated: Vec<String> = r
