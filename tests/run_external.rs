@@ -133,7 +133,7 @@ fn the_example_adapter_runs_transactions_that_are_not_isolated() {
     // finds the interleavings.
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let r = results(store.path());
-    let txn = &r["checks"]["txn"];
+    let txn = &r["checks"]["isolation"];
     assert_eq!(txn["valid"], false, "{txn}");
     let serializable = txn["models"]
         .as_array()

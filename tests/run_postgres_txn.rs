@@ -69,14 +69,14 @@ fn txn_run(
 
 /// The txn check's verdict on `model` (true, false or "unknown").
 fn model(r: &Value, name: &str) -> Value {
-    r["checks"]["txn"]["models"]
+    r["checks"]["isolation"]["models"]
         .as_array()
         .and_then(|m| m.iter().find(|m| m["model"] == name))
         .map_or(Value::Null, |m| m["valid"].clone())
 }
 
 fn anomalies(r: &Value) -> Value {
-    r["checks"]["txn"]["anomaly_counts"].clone()
+    r["checks"]["isolation"]["anomaly_counts"].clone()
 }
 
 #[test]
@@ -87,8 +87,13 @@ fn postgres_serializable_is_serializable_under_faults() {
     need("postgres", INSTALL);
     let store = tempfile::tempdir().expect("tempdir");
     let (code, r, h) = txn_run(store.path(), "list-append", "serializable");
-    assert_eq!(model(&r, "serializable"), true, "{}", r["checks"]["txn"]);
-    assert_eq!(code, Some(0), "{}", r["checks"]["txn"]);
+    assert_eq!(
+        model(&r, "serializable"),
+        true,
+        "{}",
+        r["checks"]["isolation"]
+    );
+    assert_eq!(code, Some(0), "{}", r["checks"]["isolation"]);
     // SSI aborts what it cannot serialize: serialization failures are fail.
     assert!(
         count(&h, |e| e["type"] == "fail"
@@ -112,12 +117,12 @@ fn postgres_repeatable_read_is_snapshot_isolation_with_write_skew() {
     need("postgres", INSTALL);
     let store = tempfile::tempdir().expect("tempdir");
     let (code, r, _) = txn_run(store.path(), "list-append", "repeatable-read");
-    assert_eq!(code, Some(1), "{}", r["checks"]["txn"]);
+    assert_eq!(code, Some(1), "{}", r["checks"]["isolation"]);
     assert_eq!(
         model(&r, "snapshot-isolation"),
         true,
         "{}",
-        r["checks"]["txn"]
+        r["checks"]["isolation"]
     );
     assert_eq!(model(&r, "serializable"), false);
     assert!(
@@ -136,8 +141,13 @@ fn postgres_read_committed_reads_skew_and_bank_totals_drift() {
     need("postgres", INSTALL);
     let store = tempfile::tempdir().expect("tempdir");
     let (code, r, _) = txn_run(store.path(), "list-append", "read-committed");
-    assert_eq!(code, Some(1), "{}", r["checks"]["txn"]);
-    assert_eq!(model(&r, "read-committed"), true, "{}", r["checks"]["txn"]);
+    assert_eq!(code, Some(1), "{}", r["checks"]["isolation"]);
+    assert_eq!(
+        model(&r, "read-committed"),
+        true,
+        "{}",
+        r["checks"]["isolation"]
+    );
     assert_eq!(model(&r, "snapshot-isolation"), false);
     assert!(
         anomalies(&r)["G-single"].as_u64() > Some(0),

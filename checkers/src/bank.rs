@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::checker::{Budget, CheckError, Checker, Judged};
+use crate::checks::Check;
 use crate::history::{History, Operation, Outcome};
 use crate::linear::OpView;
 use crate::verdict::{CheckResult, Validity};
@@ -30,35 +32,29 @@ enum BankTxn {
     Read(Vec<(Value, Option<i64>)>),
 }
 
-fn micro_ops<'a>(
-    op: &'a Operation,
-    v: &'a Value,
-) -> Result<Vec<(&'a str, &'a Value, &'a Value)>, String> {
-    let line = op.complete_line.unwrap_or(op.invoke_line);
-    let list = v.as_array().filter(|l| !l.is_empty()).ok_or_else(|| {
-        format!("line {line}: a bank txn is a non-empty list of micro-ops, not {v}")
-    })?;
+fn micro_ops(v: &Value) -> Result<Vec<(&str, &Value, &Value)>, String> {
+    let list = v
+        .as_array()
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| format!("a bank txn is a non-empty list of micro-ops, not {v}"))?;
     list.iter()
         .map(|m| match m.as_array().map(Vec::as_slice) {
             Some([Value::String(f), k, v]) => Ok((f.as_str(), k, v)),
-            _ => Err(format!(
-                "line {line}: micro-op {m} is not [f, account, value]"
-            )),
+            _ => Err(format!("micro-op {m} is not [f, account, value]")),
         })
         .collect()
 }
 
 fn classify(op: &Operation) -> Result<BankTxn, String> {
-    let line = op.complete_line.unwrap_or(op.invoke_line);
     let v = if op.outcome == Outcome::Ok {
         &op.value
     } else {
         &op.invoke_value
     };
-    let mops = micro_ops(op, v)?;
+    let mops = micro_ops(v)?;
     let int = |x: &Value, what: &str| {
         x.as_i64()
-            .ok_or_else(|| format!("line {line}: {what} {x} is not an integer"))
+            .ok_or_else(|| format!("{what} {x} is not an integer"))
     };
     match mops[0].0 {
         "w" if mops.iter().all(|m| m.0 == "w") => Ok(BankTxn::Open(
@@ -71,11 +67,11 @@ fn classify(op: &Operation) -> Result<BankTxn, String> {
             for m in &mops {
                 sum = sum
                     .checked_add(int(m.2, "amount")?)
-                    .ok_or_else(|| format!("line {line}: amounts overflow"))?;
+                    .ok_or_else(|| "amounts overflow".to_string())?;
             }
             if sum != 0 {
                 return Err(format!(
-                    "line {line}: a transfer's amounts add up to {sum}, not 0 (it would change the total)"
+                    "a transfer's amounts add up to {sum}, not 0 (it would change the total)"
                 ));
             }
             Ok(BankTxn::Transfer)
@@ -93,7 +89,7 @@ fn classify(op: &Operation) -> Result<BankTxn, String> {
                 .collect::<Result<_, String>>()?,
         )),
         _ => Err(format!(
-            "line {line}: a bank txn is all w (opening), all add (transfer) or all r (read): {v}"
+            "a bank txn is all w (opening), all add (transfer) or all r (read): {v}"
         )),
     }
 }
@@ -102,29 +98,51 @@ fn key_of(k: &Value) -> String {
     k.to_string()
 }
 
+/// The bank check for the plan (balances may not go negative).
+pub struct Bank;
+
+impl Checker for Bank {
+    fn check(&self, history: &History, _: &Budget) -> Result<Vec<Judged>, CheckError> {
+        Ok(vec![Judged::new(Check::Bank, check(history, false)?)])
+    }
+    fn checks(&self) -> Vec<Check> {
+        vec![Check::Bank]
+    }
+}
+
+/// A history that is not a bank history, at `line`.
+fn bad(line: usize, reason: String) -> CheckError {
+    CheckError::Model {
+        line,
+        reason,
+        model: "bank".into(),
+    }
+}
+
 /// Checks a bank history; `negative_allowed` when the store lets balances
 /// go below 0. An error (the history is not a bank history) names the line.
-pub fn check(history: &History, negative_allowed: bool) -> Result<CheckResult, String> {
+pub fn check(history: &History, negative_allowed: bool) -> Result<CheckResult, CheckError> {
     let mut opening: Option<BTreeMap<String, i64>> = None;
     let mut reads = Vec::new();
     let (mut transfers, mut transfers_ok) = (0u64, 0u64);
     for op in history.ops.iter().filter(|o| &*o.f == "txn") {
-        match classify(op)? {
+        let line = op.complete_line.unwrap_or(op.invoke_line);
+        match classify(op).map_err(|reason| bad(line, reason))? {
             BankTxn::Open(balances) => match op.outcome {
                 Outcome::Ok if opening.is_none() => {
                     opening = Some(balances.iter().map(|(k, b)| (key_of(k), *b)).collect());
                 }
                 Outcome::Ok => {
-                    return Err(format!(
-                        "line {}: a second opening transaction (accounts are opened once)",
-                        op.invoke_line
+                    return Err(bad(
+                        op.invoke_line,
+                        "a second opening transaction (accounts are opened once)".into(),
                     ));
                 }
                 Outcome::Fail => {}
                 _ => {
-                    return Err(format!(
-                        "line {}: the opening transaction's outcome is unknown, so is the total",
-                        op.invoke_line
+                    return Err(bad(
+                        op.invoke_line,
+                        "the opening transaction's outcome is unknown, so is the total".into(),
                     ));
                 }
             },
@@ -137,10 +155,11 @@ pub fn check(history: &History, negative_allowed: bool) -> Result<CheckResult, S
         }
     }
     let Some(opening) = opening else {
-        return Err(
+        return Err(bad(
+            0,
             "no opening transaction (an ok txn of [\"w\", account, balance] micro-ops): the total is unknown"
                 .into(),
-        );
+        ));
     };
     let total: i64 = opening.values().sum();
     let mut anomalies = Vec::new();
@@ -279,14 +298,20 @@ mod tests {
         assert!(
             check(&no_open, false)
                 .expect_err("no total")
+                .message("h")
                 .contains("opening")
         );
         let minting = with(&[
             r#"{"process":1,"type":"invoke","f":"txn","value":[["add",0,3],["add",1,3]]}"#,
             r#"{"process":1,"type":"fail","f":"txn","value":[["add",0,3],["add",1,3]]}"#,
         ]);
-        let e = check(&minting, false).expect_err("not a transfer");
-        assert!(e.starts_with("line 4:") && e.contains("add up to 6"), "{e}");
+        let e = check(&minting, false)
+            .expect_err("not a transfer")
+            .message("h");
+        assert!(
+            e.starts_with("h:4: ") && e.contains("add up to 6") && e.ends_with("(model bank)"),
+            "{e}"
+        );
         let mixed = with(&[
             r#"{"process":1,"type":"invoke","f":"txn","value":[["r",0,null],["add",1,3]]}"#,
             r#"{"process":1,"type":"fail","f":"txn","value":[["r",0,null],["add",1,3]]}"#,
@@ -299,6 +324,7 @@ mod tests {
         assert!(
             check(&text_balance, false)
                 .expect_err("bad")
+                .message("h")
                 .contains("not an integer")
         );
     }

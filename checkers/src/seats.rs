@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
+use crate::checker::{Budget, CheckError, Checker, Judged};
+use crate::checks::Check;
 use crate::history::{History, Operation, Outcome};
 use crate::linear::OpView;
 use crate::set::is_final;
@@ -27,21 +29,38 @@ use crate::verdict::{CheckResult, Validity};
 /// Anomalies kept with their details per type (all are counted).
 const KEPT_PER_TYPE: usize = 8;
 
-fn line(op: &Operation) -> usize {
-    op.complete_line.unwrap_or(op.invoke_line)
+/// The seats check for the plan.
+pub struct Seats;
+
+impl Checker for Seats {
+    fn check(&self, history: &History, _: &Budget) -> Result<Vec<Judged>, CheckError> {
+        Ok(vec![Judged::new(Check::Seats, check(history)?)])
+    }
+    fn checks(&self) -> Vec<Check> {
+        vec![Check::Seats]
+    }
+}
+
+/// `op` is not what a seats history holds.
+fn bad(op: &Operation, reason: String) -> CheckError {
+    CheckError::Model {
+        line: op.complete_line.unwrap_or(op.invoke_line),
+        reason,
+        model: "seats".into(),
+    }
 }
 
 /// The micro-ops `[f, seat, value]` of a txn (its completion's when ok).
-fn micro_ops(op: &Operation) -> Result<Vec<(&str, String, &Value)>, String> {
+fn micro_ops(op: &Operation) -> Result<Vec<(&str, String, &Value)>, CheckError> {
     let v = if op.outcome == Outcome::Ok {
         &op.value
     } else {
         &op.invoke_value
     };
     let list = v.as_array().filter(|l| !l.is_empty()).ok_or_else(|| {
-        format!(
-            "line {}: a seats txn is a non-empty list of micro-ops, not {v}",
-            line(op)
+        bad(
+            op,
+            format!("a seats txn is a non-empty list of micro-ops, not {v}"),
         )
     })?;
     list.iter()
@@ -49,9 +68,9 @@ fn micro_ops(op: &Operation) -> Result<Vec<(&str, String, &Value)>, String> {
             Some([Value::String(f), k, v]) if f == "book" || f == "r" => {
                 Ok((f.as_str(), k.to_string(), v))
             }
-            _ => Err(format!(
-                "line {}: micro-op {m} is not [\"book\", seat, customer] or [\"r\", seat, owner]",
-                line(op)
+            _ => Err(bad(
+                op,
+                format!("micro-op {m} is not [\"book\", seat, customer] or [\"r\", seat, owner]"),
             )),
         })
         .collect()
@@ -59,7 +78,7 @@ fn micro_ops(op: &Operation) -> Result<Vec<(&str, String, &Value)>, String> {
 
 /// Checks a seats history. An error (the history is not a seats history)
 /// names the line.
-pub fn check(history: &History) -> Result<CheckResult, String> {
+pub fn check(history: &History) -> Result<CheckResult, CheckError> {
     // Seat -> customers whose booking was acknowledged / may have happened.
     let mut acked: BTreeMap<String, Vec<(&Operation, String)>> = BTreeMap::new();
     let mut possible: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -69,10 +88,7 @@ pub fn check(history: &History) -> Result<CheckResult, String> {
         let mops = micro_ops(op)?;
         if mops.iter().any(|m| m.0 == "book") {
             let [(_, seat, customer)] = mops.as_slice() else {
-                return Err(format!(
-                    "line {}: a booking is a txn of one book micro-op",
-                    line(op)
-                ));
+                return Err(bad(op, "a booking is a txn of one book micro-op".into()));
             };
             bookings += 1;
             let customer = customer.to_string();
@@ -249,11 +265,21 @@ mod tests {
             r#"{"process":0,"type":"invoke","f":"txn","value":[["book",1,10],["book",2,10]]}"#,
             r#"{"process":0,"type":"ok","f":"txn","value":[["book",1,10],["book",2,10]]}"#,
         ]);
-        assert!(check(&bad).expect_err("two seats").contains("one book"));
+        assert!(
+            check(&bad)
+                .expect_err("two seats")
+                .message("h")
+                .contains("one book")
+        );
         let bad = history(&[
             r#"{"process":0,"type":"invoke","f":"txn","value":[["append",1,10]]}"#,
             r#"{"process":0,"type":"ok","f":"txn","value":[["append",1,10]]}"#,
         ]);
-        assert!(check(&bad).expect_err("append").starts_with("line 2:"));
+        assert!(
+            check(&bad)
+                .expect_err("append")
+                .message("h")
+                .starts_with("h:2: ")
+        );
     }
 }
