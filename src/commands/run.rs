@@ -589,6 +589,37 @@ mod tests {
             let e = build(&args).expect_err(flag);
             assert!(e.starts_with(flag), "{e:?} should name {flag}");
         }
+        // Transactions only where the store does them, with a typed level.
+        for (db, w) in [
+            ("builtin", "bank"),
+            ("redis", "list-append"),
+            ("etcd", "seats"),
+            ("nats", "rw-register"),
+        ] {
+            let e = build(&RunArgs {
+                db: Some(db.into()),
+                workload: Some(w.into()),
+                ..RunArgs::default()
+            })
+            .expect_err(db);
+            assert!(e.starts_with(&format!("--workload {w}: --db {db}")), "{e}");
+        }
+        let txn = |opt: &str| {
+            build(&RunArgs {
+                db: Some("postgres".into()),
+                db_opt: vec![opt.into()],
+                workload: Some("list-append".into()),
+                ..RunArgs::default()
+            })
+        };
+        let cfg = txn("isolation=repeatable-read").expect("postgres does transactions");
+        assert_eq!(cfg.db.options()["isolation"], "repeatable-read");
+        assert_eq!(cfg.workload.keys, 3);
+        assert!(
+            txn("isolation=snapshot")
+                .expect_err("typed")
+                .starts_with("--db-opt isolation")
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("typo.toml");
         std::fs::write(&file, "nodez = 3\n").expect("write");
