@@ -3,10 +3,13 @@
 //! isolation checker of [`faultline_checkers::txn`], its summary line, its
 //! witnesses and its JSON.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use faultline_checkers::checker::Budget;
+use faultline_checkers::checks::Check;
 use faultline_checkers::format::Format;
 use faultline_checkers::history::History;
+use faultline_checkers::plan::Plan;
 use faultline_checkers::txn::stream::StreamedTxns;
 use faultline_checkers::txn::{self, Model, TxnModel, TxnOptions, TxnReport};
 use faultline_checkers::{ModelKind, Validity};
@@ -134,26 +137,43 @@ pub fn check(input: TxnInput<'_>, run: &TxnRun<'_>) -> Result<(Validity, Value),
         }
         None => txn::default_models(realtime),
     };
-    let t = Instant::now();
-    let opts = TxnOptions {
-        model: run.model,
-        models,
-        deadline: run
-            .time_limit
-            .map(|s| t + Duration::from_secs_f64(s.min(1e9))),
+    let budget = Budget {
+        time_limit: run.time_limit,
         memory_limit: run.memory_limit,
+        ..Budget::new()
     };
+    let t = Instant::now();
+    let (judged, streamed);
     let report = match input {
-        TxnInput::History(h) => txn::check(h, &opts),
-        TxnInput::Streamed(s) => txn::check_txns(&s.txns, None, &opts, t),
-    }
-    .map_err(|e| format!("{name}:{}: {} (model {})", e.line, e.reason, run.model))?;
+        TxnInput::History(history) => {
+            judged = Plan::for_txn(run.model, models)
+                .run(history, &budget)
+                .map_err(|e| e.message(name))?;
+            judged
+                .get(Check::Isolation)
+                .and_then(|r| r.report_as::<TxnReport>())
+                .ok_or_else(|| format!("{name}: the isolation check gave no result"))?
+        }
+        // No history to run a plan on: the isolation check itself, with the
+        // same budget.
+        TxnInput::Streamed(s) => {
+            let opts = TxnOptions {
+                model: run.model,
+                models,
+                deadline: budget.deadline(),
+                memory_limit: budget.memory_limit,
+            };
+            streamed = txn::check_txns(&s.txns, None, &opts, t)
+                .map_err(|e| format!("{name}:{}: {} (model {})", e.line, e.reason, run.model))?;
+            &streamed
+        }
+    };
     let check_ms = t.elapsed().as_secs_f64() * 1e3;
-    let line = json_line(input, run, &report, check_ms);
+    let line = json_line(input, run, report, check_ms);
     if run.json {
         println!("{line}");
     } else {
-        print_text(input, run, &report, check_ms);
+        print_text(input, run, report, check_ms);
     }
     Ok((report.valid, line))
 }

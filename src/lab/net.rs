@@ -787,6 +787,7 @@ pub fn teardown(name: &str) -> Result<()> {
         });
     }
     remove_data_dir(&st)?;
+    super::fake_clock::remove_shared(name);
     let lock = state::lock()?;
     state::remove(&lock, name)
 }

@@ -11,13 +11,15 @@ use std::time::{Duration, Instant};
 
 use faultline_checkers::EventType;
 
-use super::config::{RunConfig, RunError};
+use super::config::{FaultKind, RunConfig, RunError};
 use super::context::Ctx;
 use super::recorder::{Ev, Who};
+use crate::lab::fake_clock::{FakeClock, check_binary};
 use crate::lab::proc::Server;
 use crate::lab::{Lab, NodeState};
 use crate::nemesis::schedule::{self, Fault, Phase, Schedule};
 use crate::nemesis::{self, NemesisError, ServerControl};
+use crate::stores::Programs;
 
 /// The names of a run's nodes: n1..nN.
 pub(super) fn node_names(n: usize) -> Vec<String> {
@@ -45,6 +47,34 @@ pub(super) fn check_faults(cfg: &RunConfig) -> Result<(), RunError> {
             cfg.db.name(),
             if kills { "killed" } else { "paused" }
         )));
+    }
+    Ok(())
+}
+
+/// Whether the run may inject clock faults (its servers then start with a
+/// faked clock).
+pub(super) fn has_clock_faults(cfg: &RunConfig) -> bool {
+    match &cfg.timeline {
+        Some(t) => t
+            .iter()
+            .any(|e| matches!(e.fault, schedule::FaultSpec::Clock { .. })),
+        None => cfg.faults.contains(&FaultKind::Clock),
+    }
+}
+
+/// Before anything is created, for a run with clock faults: libfaketime is
+/// installed, and every program whose clock the store's servers run reads
+/// the clock through libc (a Go binary does not: "not applicable").
+pub fn check_clock(cfg: &RunConfig, programs: &Programs) -> Result<(), RunError> {
+    if !has_clock_faults(cfg) {
+        return Ok(());
+    }
+    FakeClock::find()?;
+    let refuse =
+        |why: String| RunError::Faults(format!("--db {} with clock faults: {why}", cfg.db.name()));
+    let list = cfg.db.clock_programs(programs).map_err(refuse)?;
+    for p in list {
+        check_binary(&p).map_err(refuse)?;
     }
     Ok(())
 }
@@ -85,6 +115,9 @@ fn fault_label(f: &Fault) -> String {
         Fault::Delay { nodes, ms, .. } => format!("delay {ms} ms at {}", nodes.join(",")),
         Fault::Kill { nodes } => format!("kill {}", nodes.join(",")),
         Fault::Pause { nodes } => format!("pause {}", nodes.join(",")),
+        Fault::Clock {
+            nodes, mode, ms, ..
+        } => format!("clock {} {ms} ms at {}", mode.as_str(), nodes.join(",")),
     }
 }
 

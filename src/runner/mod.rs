@@ -20,7 +20,7 @@ mod faults;
 pub mod interrupt;
 mod progress;
 pub mod recorder;
-mod results;
+pub mod results;
 pub mod store;
 mod workers;
 
@@ -33,7 +33,7 @@ use crate::lab::proc::Server;
 use crate::lab::{Lab, LabGuard, LabSpec};
 use crate::nemesis::schedule;
 use crate::stores::{self, Cluster, Launch, Programs, Store, StoreError};
-use faults::{check_faults, heal_all, nemesis_task, nemesis_windows, node_names};
+use faults::{check_faults, has_clock_faults, heal_all, nemesis_task, nemesis_windows, node_names};
 use progress::progress_task;
 use results::results_json;
 use workers::{final_read_phase, worker};
@@ -42,6 +42,7 @@ use config::io;
 use context::Ctx;
 
 pub use config::{FaultKind, RunConfig, RunError};
+pub use faults::check_clock;
 
 /// What a run produced.
 #[derive(Debug)]
@@ -60,6 +61,7 @@ pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
     let interrupt = interrupt::Interrupt::install();
     crate::lab::sys::preflight()?;
     check_faults(&cfg)?;
+    check_clock(&cfg, &programs)?;
     if interrupt.interrupted() {
         return Err(RunError::Interrupted("before anything was created"));
     }
@@ -120,8 +122,9 @@ async fn start_servers(
     programs: &Programs,
     lab: &Lab,
     dir: &Path,
+    fake_clock: bool,
 ) -> Result<Started, RunError> {
-    let mut launch = Launch::new(lab, programs, dir);
+    let mut launch = Launch::new(lab, programs, dir).with_fake_clock(fake_clock);
     let mut r = store.start(&mut launch).await;
     if r.is_ok() {
         r = store.ready(&mut launch).await;
@@ -152,7 +155,7 @@ async fn start_store(
     interrupt: &interrupt::Interrupt,
 ) -> Result<Started, RunError> {
     let started = tokio::select! {
-        r = start_servers(cfg.db.as_ref(), programs, lab, dir) => r,
+        r = start_servers(cfg.db.as_ref(), programs, lab, dir, has_clock_faults(cfg)) => r,
         _ = interrupt.reached(interrupt::Level::Cancel) => {
             Err(RunError::Interrupted("while the store was starting"))
         }
@@ -298,7 +301,12 @@ fn check_and_report(r: Recorded, dir: &Path) -> Result<checks::Verdicts, RunErro
         checks::check_history(&r.history_path, r.cfg.workload.kind, r.cfg.check_time_limit)
             .map_err(RunError::Check)?;
     let mut results = results_json(dir, &r.cfg, &r.windows, &verdicts, r.elapsed);
-    crate::report::add_classification(&verdicts.history, &mut results);
+    let input = crate::report::ClassifyInput {
+        valid: verdicts.valid,
+        model: verdicts.model,
+        time_limit: r.cfg.check_time_limit.map(|t| t.min(120.0)),
+    };
+    crate::report::add_classification(&verdicts.history, &input, &mut results);
     let path = dir.join("results.json");
     let text = serde_json::to_string_pretty(&results).unwrap_or_default();
     std::fs::write(&path, text + "\n").map_err(io(format!("writing {}", path.display())))?;
