@@ -15,10 +15,26 @@ use faultline_checkers::txn::{self, TxnModel, TxnOptions, TxnReport};
 use faultline_workloads::txn_synth::{Isolation, TxnInject, TxnKind, TxnSynthConfig, synthesize};
 use serde_json::Value;
 
+/// A file in this test's own temporary directory (removed by [`clean`]).
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faultline-txn-stream-{}", std::process::id()));
+    let dir = test_dir();
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir.join(name)
+}
+
+fn test_dir() -> PathBuf {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("main")
+        .replace("::", "-");
+    std::env::temp_dir().join(format!(
+        "faultline-txn-stream-{}-{test}",
+        std::process::id()
+    ))
+}
+
+fn clean() {
+    let _ = std::fs::remove_dir_all(test_dir());
 }
 
 fn options(model: TxnModel, models: &str) -> TxnOptions {
@@ -110,6 +126,7 @@ fn fast_and_general_paths_agree_on_every_injected_anomaly() {
         }
     }
     assert!(invalid >= 16, "only {invalid} invalid reports");
+    clean();
 }
 
 fn write(name: &str, lines: &[&str]) -> PathBuf {
@@ -158,6 +175,7 @@ fn string_keys_values_faults_and_null_reads_agree() {
         reader.value,
         serde_json::json!([["r", "x", ["a"]], ["append", "y", true], ["r", "z", null]])
     );
+    clean();
 }
 
 #[test]
@@ -227,4 +245,5 @@ fn the_fast_path_declines_what_it_cannot_read_exactly() {
     // The same lines, well formed, are accepted.
     let path = write("fine.jsonl", &[inv, ok]);
     assert!(json_txn::read_txn_path(&path, Format::Auto, None).is_ok());
+    clean();
 }
