@@ -271,7 +271,7 @@ impl Schedule {
                     if out.len() == MAX_WINDOWS {
                         return Err(too_many_windows());
                     }
-                    let f = &faults[rng.below(faults.len())];
+                    let f = &faults[rng.index(faults.len())];
                     out.push(Window {
                         start: t,
                         end: t + *duration,
