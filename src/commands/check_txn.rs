@@ -171,7 +171,7 @@ pub fn check(input: TxnInput<'_>, run: &TxnRun<'_>) -> Result<(Validity, Value),
     let check_ms = t.elapsed().as_secs_f64() * 1e3;
     let line = json_line(input, run, report, check_ms);
     if run.json {
-        println!("{line}");
+        crate::outln!("{line}");
     } else {
         print_text(input, run, report, check_ms);
     }
@@ -232,7 +232,7 @@ fn print_text(input: TxnInput<'_>, run: &TxnRun<'_>, r: &TxnReport, check_ms: f6
         Validity::Unknown => "UNKNOWN",
     };
     let named: Vec<&str> = r.requested.iter().map(|m| m.name()).collect();
-    println!(
+    crate::outln!(
         "{}: {verdict}: {} ({}, {} txns; parse {:.1} ms, check {:.1} ms)",
         run.name,
         named.join(", "),
@@ -242,13 +242,13 @@ fn print_text(input: TxnInput<'_>, run: &TxnRun<'_>, r: &TxnReport, check_ms: f6
         check_ms
     );
     if let Some(u) = &r.unknown_reason {
-        println!("  could not decide: {u}");
+        crate::outln!("  could not decide: {u}");
     }
     if r.strongest.is_empty() {
-        println!("  no checked model holds");
+        crate::outln!("  no checked model holds");
     } else {
         let s: Vec<&str> = r.strongest.iter().map(|m| m.name()).collect();
-        println!("  strongest model that holds: {}", s.join(" and "));
+        crate::outln!("  strongest model that holds: {}", s.join(" and "));
     }
     let bad = r.weakest_violated();
     if !bad.is_empty() {
@@ -256,7 +256,7 @@ fn print_text(input: TxnInput<'_>, run: &TxnRun<'_>, r: &TxnReport, check_ms: f6
             .iter()
             .map(|v| format!("{} ({})", v.model, v.violated_by.join(", ")))
             .collect();
-        println!("  violates: {} and every stronger model", v.join(", "));
+        crate::outln!("  violates: {} and every stronger model", v.join(", "));
     }
     // One witness per anomaly type.
     let mut shown: Vec<String> = Vec::new();
@@ -265,9 +265,9 @@ fn print_text(input: TxnInput<'_>, run: &TxnRun<'_>, r: &TxnReport, check_ms: f6
         if shown.contains(&kind) {
             continue;
         }
-        println!("  {kind}: {}", a.explanation);
+        crate::outln!("  {kind}: {}", a.explanation);
         for e in &a.cycle {
-            println!("    {} -> {} ({}): {}", e.from, e.to, e.kind, e.why);
+            crate::outln!("    {} -> {} ({}): {}", e.from, e.to, e.kind, e.why);
         }
         shown.push(kind);
     }
@@ -278,7 +278,7 @@ fn print_text(input: TxnInput<'_>, run: &TxnRun<'_>, r: &TxnReport, check_ms: f6
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        println!(
+        crate::outln!(
             "  anomalies found: {} (witnesses in --json)",
             counts.join(", ")
         );
