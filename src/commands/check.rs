@@ -19,12 +19,12 @@ use std::time::Instant;
 use faultline_checkers::checker::Budget;
 use faultline_checkers::checks::{self, Check};
 use faultline_checkers::format::{self, Format};
-use faultline_checkers::history::{CompletionsMode, History, Outcome};
+use faultline_checkers::history::{CompletionsMode, History};
 use faultline_checkers::linear::{self, LinearReport};
 use faultline_checkers::plan::{Plan, Ran, Skipped};
 use faultline_checkers::tuples::{self, KeyInValue};
 use faultline_checkers::verdict::CheckResult;
-use faultline_checkers::{ModelKind, Validity};
+use faultline_checkers::{EventType, ModelKind, Validity};
 use serde_json::{Map, Value, json};
 
 use super::check_txn::{self, ModelChoice};
@@ -274,15 +274,6 @@ fn report_error(args: &CheckArgs, file: &str, msg: &str) -> FileOutcome {
     FileOutcome::Error
 }
 
-/// The kind of a completion, for messages.
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Ok => "ok",
-        Outcome::Fail => "fail",
-        Outcome::Info | Outcome::Pending => "info",
-    }
-}
-
 /// True when every operation of a non-empty history is a completion
 /// without invocation.
 fn completions_only(h: &History) -> bool {
@@ -369,7 +360,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
                  (the history has no invocations at all: a history of completions only is \
                  checked by the session and causal checks, --checks session, causal or all)",
                 first.invoke_line,
-                outcome_name(first.outcome),
+                EventType::completion(first.outcome),
                 first.process
             ),
         );

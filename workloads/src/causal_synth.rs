@@ -32,6 +32,9 @@
 
 use std::io::{self, Write};
 
+use faultline_checkers::EventType;
+use faultline_checkers::format::writer::EventLine;
+
 use crate::rng::Rng;
 
 /// What to generate.
@@ -113,6 +116,7 @@ impl Replica {
 /// injected violation, if one was asked for and found a place.
 pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result<Option<Injected>> {
     let mut out = io::BufWriter::with_capacity(1 << 20, out);
+    let mut line = EventLine::new();
     let sessions = cfg.sessions.max(1) as usize;
     let keys = cfg.keys.max(1);
     let mut rng = Rng::new(cfg.seed);
@@ -154,15 +158,29 @@ pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result
                 if rng.chance(cfg.writes) {
                     let value = next_value;
                     next_value += 1;
-                    writeln!(
-                        out,
-                        "{{\"index\":{index},\"time\":{time},\"process\":{s},\"type\":\"invoke\",\"f\":\"write\",\"key\":{key},\"value\":{value}}}"
+                    out.write_all(
+                        line.start()
+                            .u64("index", index)
+                            .u64("time", time)
+                            .u64("process", s as u64)
+                            .event_type(EventType::Invoke)
+                            .str("f", "write")
+                            .u64("key", u64::from(key))
+                            .u64("value", value)
+                            .finish(),
                     )?;
                     pending[s] = Some(Pending::Write { key, value });
                 } else {
-                    writeln!(
-                        out,
-                        "{{\"index\":{index},\"time\":{time},\"process\":{s},\"type\":\"invoke\",\"f\":\"read\",\"key\":{key},\"value\":null}}"
+                    out.write_all(
+                        line.start()
+                            .u64("index", index)
+                            .u64("time", time)
+                            .u64("process", s as u64)
+                            .event_type(EventType::Invoke)
+                            .str("f", "read")
+                            .u64("key", u64::from(key))
+                            .raw("value", |b| b.extend_from_slice(b"null"))
+                            .finish(),
                     )?;
                     pending[s] = Some(Pending::Read { key, invoke: index });
                 }
@@ -173,9 +191,16 @@ pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result
                 log.push((key, value));
                 token[s] = log.len();
                 wrote[s].insert(key, index);
-                writeln!(
-                    out,
-                    "{{\"index\":{index},\"time\":{time},\"process\":{s},\"type\":\"ok\",\"f\":\"write\",\"key\":{key},\"value\":{value}}}"
+                out.write_all(
+                    line.start()
+                        .u64("index", index)
+                        .u64("time", time)
+                        .u64("process", s as u64)
+                        .event_type(EventType::Ok)
+                        .str("f", "write")
+                        .u64("key", u64::from(key))
+                        .u64("value", value)
+                        .finish(),
                 )?;
                 index += 1;
                 completed += 1;
@@ -213,14 +238,28 @@ pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result
                     read[s].insert(key);
                 }
                 if v == 0 {
-                    writeln!(
-                        out,
-                        "{{\"index\":{index},\"time\":{time},\"process\":{s},\"type\":\"ok\",\"f\":\"read\",\"key\":{key},\"value\":null}}"
+                    out.write_all(
+                        line.start()
+                            .u64("index", index)
+                            .u64("time", time)
+                            .u64("process", s as u64)
+                            .event_type(EventType::Ok)
+                            .str("f", "read")
+                            .u64("key", u64::from(key))
+                            .raw("value", |b| b.extend_from_slice(b"null"))
+                            .finish(),
                     )?;
                 } else {
-                    writeln!(
-                        out,
-                        "{{\"index\":{index},\"time\":{time},\"process\":{s},\"type\":\"ok\",\"f\":\"read\",\"key\":{key},\"value\":{v}}}"
+                    out.write_all(
+                        line.start()
+                            .u64("index", index)
+                            .u64("time", time)
+                            .u64("process", s as u64)
+                            .event_type(EventType::Ok)
+                            .str("f", "read")
+                            .u64("key", u64::from(key))
+                            .u64("value", v)
+                            .finish(),
                     )?;
                 }
                 index += 1;
