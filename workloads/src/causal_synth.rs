@@ -112,6 +112,19 @@ impl Replica {
     }
 }
 
+/// Starts the line of an event: `[index, time, process, key]`, its type
+/// and function (the value comes next).
+fn event<'l>(line: &'l mut EventLine, at: [u64; 4], kind: EventType, f: &str) -> &'l mut EventLine {
+    let [index, time, process, key] = at;
+    line.start()
+        .u64("index", index)
+        .u64("time", time)
+        .u64("process", process)
+        .event_type(kind)
+        .str("f", f)
+        .u64("key", key)
+}
+
 /// Writes the history as faultline JSON Lines to `out`. Returns the
 /// injected violation, if one was asked for and found a place.
 pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result<Option<Injected>> {
@@ -158,30 +171,22 @@ pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result
                 if rng.chance(cfg.writes) {
                     let value = next_value;
                     next_value += 1;
-                    out.write_all(
-                        line.start()
-                            .u64("index", index)
-                            .u64("time", time)
-                            .u64("process", s as u64)
-                            .event_type(EventType::Invoke)
-                            .str("f", "write")
-                            .u64("key", u64::from(key))
-                            .u64("value", value)
-                            .finish(),
-                    )?;
+                    let head = event(
+                        &mut line,
+                        [index, time, s as u64, u64::from(key)],
+                        EventType::Invoke,
+                        "write",
+                    );
+                    out.write_all(head.u64("value", value).finish())?;
                     pending[s] = Some(Pending::Write { key, value });
                 } else {
-                    out.write_all(
-                        line.start()
-                            .u64("index", index)
-                            .u64("time", time)
-                            .u64("process", s as u64)
-                            .event_type(EventType::Invoke)
-                            .str("f", "read")
-                            .u64("key", u64::from(key))
-                            .raw("value", |b| b.extend_from_slice(b"null"))
-                            .finish(),
-                    )?;
+                    let head = event(
+                        &mut line,
+                        [index, time, s as u64, u64::from(key)],
+                        EventType::Invoke,
+                        "read",
+                    );
+                    out.write_all(head.raw("value", |b| b.extend_from_slice(b"null")).finish())?;
                     pending[s] = Some(Pending::Read { key, invoke: index });
                 }
                 index += 1;
@@ -191,17 +196,13 @@ pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result
                 log.push((key, value));
                 token[s] = log.len();
                 wrote[s].insert(key, index);
-                out.write_all(
-                    line.start()
-                        .u64("index", index)
-                        .u64("time", time)
-                        .u64("process", s as u64)
-                        .event_type(EventType::Ok)
-                        .str("f", "write")
-                        .u64("key", u64::from(key))
-                        .u64("value", value)
-                        .finish(),
-                )?;
+                let head = event(
+                    &mut line,
+                    [index, time, s as u64, u64::from(key)],
+                    EventType::Ok,
+                    "write",
+                );
+                out.write_all(head.u64("value", value).finish())?;
                 index += 1;
                 completed += 1;
                 pending[s] = None;
@@ -238,29 +239,21 @@ pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result
                     read[s].insert(key);
                 }
                 if v == 0 {
-                    out.write_all(
-                        line.start()
-                            .u64("index", index)
-                            .u64("time", time)
-                            .u64("process", s as u64)
-                            .event_type(EventType::Ok)
-                            .str("f", "read")
-                            .u64("key", u64::from(key))
-                            .raw("value", |b| b.extend_from_slice(b"null"))
-                            .finish(),
-                    )?;
+                    let head = event(
+                        &mut line,
+                        [index, time, s as u64, u64::from(key)],
+                        EventType::Ok,
+                        "read",
+                    );
+                    out.write_all(head.raw("value", |b| b.extend_from_slice(b"null")).finish())?;
                 } else {
-                    out.write_all(
-                        line.start()
-                            .u64("index", index)
-                            .u64("time", time)
-                            .u64("process", s as u64)
-                            .event_type(EventType::Ok)
-                            .str("f", "read")
-                            .u64("key", u64::from(key))
-                            .u64("value", v)
-                            .finish(),
-                    )?;
+                    let head = event(
+                        &mut line,
+                        [index, time, s as u64, u64::from(key)],
+                        EventType::Ok,
+                        "read",
+                    );
+                    out.write_all(head.u64("value", v).finish())?;
                 }
                 index += 1;
                 completed += 1;
