@@ -192,5 +192,16 @@ fn bump_skew_strobe_and_reset_move_a_faked_clock() {
     for p in shared_objects(&name) {
         assert!(!p.exists(), "{} left after lab down", p.display());
     }
+    // Objects of a lab that no state file records (a crash) go with
+    // `faultline clean`.
+    faultline::lab::fake_clock::FakeClock::find()
+        .expect("libfaketime")
+        .prepare("clkgone")
+        .expect("prepare");
+    let out = ok(&["clean"]);
+    assert!(out.contains("libfaketime objects of lab clkgone"), "{out}");
+    for p in shared_objects("clkgone") {
+        assert!(!p.exists(), "{} left after clean", p.display());
+    }
     assert_clean();
 }

@@ -138,6 +138,26 @@ pub fn server_env(lab: &super::Lab, node: &super::NodeState) -> Result<Vec<(Stri
     Ok(clock.env(lab.name(), &file))
 }
 
+/// The labs that have libfaketime objects in `/dev/shm` (for `faultline
+/// clean`, which removes those no state file records).
+pub fn shared_labs() -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir("/dev/shm") else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let n = n.strip_prefix("sem.").unwrap_or(&n).to_string();
+            let lab = n.strip_prefix("faultline-")?.strip_suffix("-faketime")?;
+            super::validate_name(lab).is_ok().then(|| lab.to_string())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Removes a lab's libfaketime semaphore and shared memory (nothing if
 /// they do not exist).
 pub fn remove_shared(lab: &str) {

@@ -852,6 +852,13 @@ pub fn remove_unrecorded(labs: &[LabState]) -> Vec<String> {
             removed.push(format!("root chain {c}"));
         }
     }
+    let known_labs: BTreeSet<&str> = labs.iter().map(|l| l.name.as_str()).collect();
+    for lab in super::fake_clock::shared_labs() {
+        if !known_labs.contains(lab.as_str()) {
+            super::fake_clock::remove_shared(&lab);
+            removed.push(format!("libfaketime objects of lab {lab}"));
+        }
+    }
     removed
 }
 

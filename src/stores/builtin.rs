@@ -97,9 +97,14 @@ pub struct Builtin {
     pub r: QuorumSize,
     /// Write quorum (quorum mode).
     pub w: QuorumSize,
-    /// How writes are timestamped (quorum mode).
-    #[serde(serialize_with = "serialize_word")]
+    /// How writes are timestamped (quorum mode; recorded only when not
+    /// the default, so earlier runs' options read the same).
+    #[serde(serialize_with = "serialize_word", skip_serializing_if = "is_lamport")]
     pub timestamps: Timestamps,
+}
+
+fn is_lamport(t: &Timestamps) -> bool {
+    *t == Timestamps::Lamport
 }
 
 impl Choice for Timestamps {

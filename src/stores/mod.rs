@@ -26,6 +26,7 @@
 //! - `etcd`: one member per node; clients use the v3 JSON gateway.
 //! - `redis`: a primary (n1) and replicas, optionally Sentinel on every node.
 //! - `postgres`: a primary (n1) and streaming hot standbys.
+//! - `galera`: MariaDB Galera, a multi-primary wsrep cluster.
 //! - `nats`: a NATS JetStream cluster and one replicated key-value bucket.
 //! - `zookeeper`: a ZooKeeper ensemble; znodes as registers.
 //! - `external`: a program of the user's that speaks newline-delimited JSON
@@ -37,6 +38,7 @@ mod capability;
 mod error;
 pub mod etcd;
 pub mod external;
+pub mod galera;
 mod launch;
 pub mod nats;
 mod options;
