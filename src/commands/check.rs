@@ -345,7 +345,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
         Ok(x) => x,
         Err(e) => return report_error(args, &name, &e.to_string()),
     };
-    warn_torn(&name, &history);
+    crate::runner::checks::warn_torn(&name, &history);
     if let Some(m) = check_txn::txn_model(args.model, &history) {
         return check_txn_file(&name, &history, fmt, m, args, t0, collected);
     }
@@ -750,17 +750,6 @@ fn print_text(
         crate::outln!(
             "{}",
             linear::render_text(&shortened_witness(w)).trim_end_matches('\n')
-        );
-    }
-}
-
-/// Says so on stderr when the history's last line was cut short (and left
-/// out of the check).
-pub fn warn_torn(name: &str, history: &faultline_checkers::History) {
-    if let Some(line) = history.torn_last_line {
-        eprintln!(
-            "faultline: warning: {name}:{line}: the last line is cut short (a torn write); checked the {} events before it",
-            history.events
         );
     }
 }
