@@ -22,6 +22,7 @@ pub mod json;
 pub mod json_event;
 pub mod plume;
 pub mod porcupine;
+pub mod writer;
 
 /// A history file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
