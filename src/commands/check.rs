@@ -339,6 +339,9 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
     let name = path.display().to_string();
     let explicit = args.checks.as_ref().map(|c| c.0.as_slice());
     let wants_rw = explicit.is_some_and(|c| c.iter().any(|c| c.needs_rw()));
+    if let Some(outcome) = check_txn_streamed(path, &name, args, collected) {
+        return outcome;
+    }
     let t0 = Instant::now();
     let (mut history, fmt) = match format::read_path_with(path, args.format, CompletionsMode::Auto)
     {
@@ -347,7 +350,8 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
     };
     crate::runner::checks::warn_torn(&name, &history);
     if let Some(m) = check_txn::txn_model(args.model, &history) {
-        return check_txn_file(&name, &history, fmt, m, args, t0, collected);
+        let input = check_txn::TxnInput::History(&history);
+        return check_txn_file(&name, input, fmt, m, args, t0, collected);
     }
     let only_completions = completions_only(&history);
     if only_completions && !wants_rw {
@@ -440,10 +444,43 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
     FileOutcome::Checked(valid)
 }
 
+/// The fast path for transactional JSON Lines: the file read straight into
+/// transactions (no history), when it can be read exactly so and no output
+/// needs the history (`--html`, `--junit`, `--summary-md`). `None`: read it
+/// with the general reader.
+fn check_txn_streamed(
+    path: &std::path::Path,
+    name: &str,
+    args: &CheckArgs,
+    collected: &mut Vec<Value>,
+) -> Option<FileOutcome> {
+    let model = match args.model {
+        Some(ModelChoice::Single(_)) => return None,
+        Some(ModelChoice::Txn(m)) => Some(m),
+        None => None,
+    };
+    if name == "-" || args.html.is_some() || args.junit.is_some() || args.summary_md.is_some() {
+        return None;
+    }
+    let t0 = Instant::now();
+    let txns = format::json_txn::read_txn_path(path, args.format, model).ok()?;
+    let model = model.unwrap_or(txns.inferred);
+    let input = check_txn::TxnInput::Streamed(&txns);
+    Some(check_txn_file(
+        name,
+        input,
+        Format::Json,
+        model,
+        args,
+        t0,
+        collected,
+    ))
+}
+
 /// A transactional history: the isolation checker instead of the others.
 fn check_txn_file(
     name: &str,
-    history: &History,
+    input: check_txn::TxnInput<'_>,
     format: Format,
     model: faultline_checkers::txn::TxnModel,
     args: &CheckArgs,
@@ -460,9 +497,12 @@ fn check_txn_file(
         json: args.json,
         parse_ms: t0.elapsed().as_secs_f64() * 1e3,
     };
-    match check_txn::check(history, &run) {
+    match check_txn::check(input, &run) {
         Ok((valid, line)) => {
-            if args.html.is_some() || args.junit.is_some() || args.summary_md.is_some() {
+            if let (true, check_txn::TxnInput::History(history)) = (
+                args.html.is_some() || args.junit.is_some() || args.summary_md.is_some(),
+                input,
+            ) {
                 let input = ClassifyInput {
                     valid,
                     model: None,
