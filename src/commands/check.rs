@@ -19,12 +19,12 @@ use std::time::Instant;
 use faultline_checkers::checker::Budget;
 use faultline_checkers::checks::{self, Check};
 use faultline_checkers::format::{self, Format};
-use faultline_checkers::history::{CompletionsMode, History, Outcome};
+use faultline_checkers::history::{CompletionsMode, History};
 use faultline_checkers::linear::{self, LinearReport};
 use faultline_checkers::plan::{Plan, Ran, Skipped};
 use faultline_checkers::tuples::{self, KeyInValue};
 use faultline_checkers::verdict::CheckResult;
-use faultline_checkers::{ModelKind, Validity};
+use faultline_checkers::{EventType, ModelKind, Validity};
 use serde_json::{Map, Value, json};
 
 use super::check_txn::{self, ModelChoice};
@@ -274,15 +274,6 @@ fn report_error(args: &CheckArgs, file: &str, msg: &str) -> FileOutcome {
     FileOutcome::Error
 }
 
-/// The kind of a completion, for messages.
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Ok => "ok",
-        Outcome::Fail => "fail",
-        Outcome::Info | Outcome::Pending => "info",
-    }
-}
-
 /// True when every operation of a non-empty history is a completion
 /// without invocation.
 fn completions_only(h: &History) -> bool {
@@ -357,7 +348,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
         Ok(x) => x,
         Err(e) => return report_error(args, &name, &e.to_string()),
     };
-    warn_torn(&name, &history);
+    crate::runner::checks::warn_torn(&name, &history);
     if let Some(m) = check_txn::txn_model(args.model, &history) {
         let input = check_txn::TxnInput::History(&history);
         return check_txn_file(&name, input, fmt, m, args, t0, collected);
@@ -373,7 +364,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
                  (the history has no invocations at all: a history of completions only is \
                  checked by the session and causal checks, --checks session, causal or all)",
                 first.invoke_line,
-                outcome_name(first.outcome),
+                EventType::completion(first.outcome),
                 first.process
             ),
         );
@@ -799,17 +790,6 @@ fn print_text(
         crate::outln!(
             "{}",
             linear::render_text(&shortened_witness(w)).trim_end_matches('\n')
-        );
-    }
-}
-
-/// Says so on stderr when the history's last line was cut short (and left
-/// out of the check).
-pub fn warn_torn(name: &str, history: &faultline_checkers::History) {
-    if let Some(line) = history.torn_last_line {
-        eprintln!(
-            "faultline: warning: {name}:{line}: the last line is cut short (a torn write); checked the {} events before it",
-            history.events
         );
     }
 }

@@ -23,6 +23,7 @@ pub mod json_event;
 pub mod json_txn;
 pub mod plume;
 pub mod porcupine;
+pub mod writer;
 
 /// A history file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
