@@ -19,7 +19,6 @@ use super::{
     Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
     Store, StoreError, fail, info, ok,
 };
-use crate::lab::Lab;
 use faultline_workloads::workload::WorkloadKind;
 
 /// Client port.
@@ -166,8 +165,12 @@ impl Store for Etcd {
     }
 
     /// The leader.
-    async fn primaries(&self, lab: &Lab) -> Vec<String> {
-        leader(lab).await.into_iter().collect()
+    async fn primaries(&self, cluster: &Cluster) -> Vec<String> {
+        leader(cluster).await.into_iter().collect()
+    }
+
+    fn client_port(&self) -> Option<u16> {
+        Some(CLIENT_PORT)
     }
 
     fn client(&self, cluster: &Arc<Cluster>, role: Role) -> Box<dyn Client> {
@@ -180,9 +183,9 @@ impl Store for Etcd {
 }
 
 /// The member that is leader, according to the members themselves.
-pub async fn leader(lab: &Lab) -> Option<String> {
-    for n in lab.nodes() {
-        let mut h = Http::new(std::net::SocketAddr::new(n.ip.into(), CLIENT_PORT));
+pub async fn leader(cluster: &Cluster) -> Option<String> {
+    for (i, (name, _)) in cluster.nodes.iter().enumerate() {
+        let mut h = Http::new(cluster.addr(i, CLIENT_PORT));
         if let Ok((200, body)) = h
             .post(
                 "/v3/maintenance/status",
@@ -194,7 +197,7 @@ pub async fn leader(lab: &Lab) -> Option<String> {
             let v: Value = serde_json::from_slice(&body).unwrap_or_default();
             let me = &v["header"]["member_id"];
             if !me.is_null() && *me == v["leader"] {
-                return Some(n.name.clone());
+                return Some(name.clone());
             }
         }
     }

@@ -25,7 +25,7 @@ use super::{
     Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
     Store, StoreError, fail, info, ok,
 };
-use crate::lab::{Lab, sys};
+use crate::lab::sys;
 
 /// The port.
 pub const PORT: u16 = 5432;
@@ -396,10 +396,11 @@ impl Store for Postgres {
     }
 
     /// n1.
-    async fn primaries(&self, lab: &Lab) -> Vec<String> {
-        lab.nodes()
+    async fn primaries(&self, cluster: &Cluster) -> Vec<String> {
+        cluster
+            .nodes
             .first()
-            .map(|n| n.name.clone())
+            .map(|n| n.0.clone())
             .into_iter()
             .collect()
     }
@@ -407,6 +408,10 @@ impl Store for Postgres {
     /// SIGINT: a fast shutdown.
     fn stop_signal(&self) -> Signal {
         Signal::SIGINT
+    }
+
+    fn client_port(&self) -> Option<u16> {
+        Some(PORT)
     }
 
     fn client(&self, cluster: &Arc<Cluster>, role: Role) -> Box<dyn Client> {
