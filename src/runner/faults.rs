@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use faultline_checkers::EventType;
 
-use super::config::{RunConfig, RunError};
+use super::config::{FaultKind, RunConfig, RunError};
 use super::context::{Ctx, Site};
 use super::recorder::{Ev, Who};
 use crate::lab::proc::Server;
@@ -40,6 +40,10 @@ pub(super) fn check_faults(cfg: &RunConfig) -> Result<(), RunError> {
         .iter()
         .any(|w| matches!(w.fault, Fault::Pause { .. }));
     if let Some(remote) = &cfg.remote {
+        // Also the kinds asked for, whether or not this run's length draws
+        // one: the settings are wrong either way.
+        let kills = kills || cfg.faults.contains(&FaultKind::Kill);
+        let pauses = pauses || cfg.faults.contains(&FaultKind::Pause);
         return check_remote_faults(remote, &windows, kills, pauses);
     }
     if (kills && cfg.db.kill().is_none()) || (pauses && cfg.db.pause().is_none()) {
