@@ -304,10 +304,16 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// The remote runs recorded on this machine.
-fn remote_records() -> Vec<PathBuf> {
+/// The remote runs recorded on this machine that name `hosts`' first node.
+fn remote_records(hosts: &SshHosts) -> Vec<PathBuf> {
+    let ip = format!("\"{}\"", hosts.lab.nodes()[0].ip);
     std::fs::read_dir("/run/faultline/remote")
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(&ip)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -407,16 +413,18 @@ fn ssh_redis_you_bring_under_partitions_kills_and_pauses() {
         ]
         .map(String::from),
     );
-    let o = stores_common::run(store.path(), &strs(&args));
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let r = results(store.path());
+    let r = run_verdict(store.path(), &args, 1);
     assert_eq!(r["checks"]["linearizable"]["valid"], false, "{r}");
     assert_eq!(
         r["checks"]["linearizable"]["anomalies"][0]["op"]["f"],
         "read"
     );
     assert!(hosts.fl_rules().is_empty(), "{:?}", hosts.fl_rules());
-    assert!(remote_records().is_empty(), "{:?}", remote_records());
+    assert!(
+        remote_records(&hosts).is_empty(),
+        "{:?}",
+        remote_records(&hosts)
+    );
 }
 
 #[test]
@@ -428,50 +436,11 @@ fn ssh_sigkilled_run_is_undone_by_clean_hosts() {
     let hosts = SshHosts::up("sshk", 3);
     hosts.start_redis();
     let store = tempfile::tempdir().expect("tempdir");
-    let t = timeline(
-        store.path(),
-        r#"[{"at": 0.5, "for": 60, "fault": {"fault": "partition", "shape": "one"}},
-            {"at": 1, "for": 60, "fault": {"fault": "pause", "target": {"nodes": ["n3"]}}}]"#,
-    );
     let file = hosts.hosts_file();
     let mut args = vec!["--hosts".to_string(), file.display().to_string()];
     args.extend(hosts.ssh_flags());
     args.extend(hosts.redis_opts());
-    args.extend(
-        [
-            "--nemesis-schedule",
-            &t.display().to_string(),
-            "--time-limit",
-            "60",
-            "--rate",
-            "50",
-        ]
-        .map(String::from),
-    );
-    let mut child = stores_common::run_command(store.path(), &strs(&args))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("faultline run");
-    // Wait until both faults are in place, then SIGKILL the run.
-    let t0 = Instant::now();
-    loop {
-        let started = std::fs::read_to_string(store.path().join("latest/history.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("\"nemesis\"") && l.contains("\"start\""))
-            .count();
-        if started == 2 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the faults did not start within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+    crash_during_faults(store.path(), args, "n3");
     let rules = hosts.fl_rules();
     assert!(
         rules
@@ -481,7 +450,7 @@ fn ssh_sigkilled_run_is_undone_by_clean_hosts() {
     );
     let n3 = hosts.redis_pid("n3").expect("n3 runs");
     assert_eq!(proc_state(n3), Some('T'), "n3's redis is paused");
-    assert_eq!(remote_records().len(), 1, "the run is recorded");
+    assert_eq!(remote_records(&hosts).len(), 1, "the run is recorded");
 
     let mut args = vec![
         "clean".to_string(),
@@ -499,24 +468,14 @@ fn ssh_sigkilled_run_is_undone_by_clean_hosts() {
     assert!(out.contains("resumed the store"), "{out}");
     assert!(hosts.fl_rules().is_empty(), "{:?}", hosts.fl_rules());
     assert_ne!(proc_state(n3), Some('T'), "n3's redis was resumed");
-    assert!(remote_records().is_empty(), "{:?}", remote_records());
+    assert!(
+        remote_records(&hosts).is_empty(),
+        "{:?}",
+        remote_records(&hosts)
+    );
     // Nothing of faultline's is left on any host: only sshd's listener and
     // redis (the SSH sessions end within seconds of the master's exit).
-    let t0 = Instant::now();
-    loop {
-        let extra: Vec<String> = (0..3)
-            .flat_map(|i| hosts.processes(i))
-            .filter(|p| !p.contains("[listener]") && !p.contains("redis-server"))
-            .collect();
-        if extra.is_empty() {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(15),
-            "processes left on the hosts: {extra:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert_only_sshd_left(&hosts, 3, "redis-server");
     // A second clean finds nothing.
     let o = fl(&strs(&args));
     assert!(o.status.success(), "{}", text(&o));
@@ -652,5 +611,196 @@ fn ssh_bad_hosts_and_settings_exit_2_naming_the_host() {
         text(&o)
     );
     assert!(hosts.fl_rules().is_empty(), "nothing was touched");
-    assert!(remote_records().is_empty(), "{:?}", remote_records());
+    assert!(
+        remote_records(&hosts).is_empty(),
+        "{:?}",
+        remote_records(&hosts)
+    );
+}
+
+/// Only sshd's listeners (and `keep`) in the hosts' namespaces, within 15 s
+/// (SSH sessions end within seconds of the master's exit).
+fn assert_only_sshd_left(hosts: &SshHosts, n: usize, keep: &str) {
+    let t0 = Instant::now();
+    loop {
+        let extra: Vec<String> = (0..n)
+            .flat_map(|i| hosts.processes(i))
+            .filter(|p| !p.contains("[listener]") && (keep.is_empty() || !p.contains(keep)))
+            .collect();
+        if extra.is_empty() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "processes left on the hosts: {extra:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Directories faultline made on the hosts (`/tmp/faultline-run-*`; the
+/// hosts share this machine's filesystem).
+fn store_dirs() -> Vec<PathBuf> {
+    std::fs::read_dir("/tmp")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("faultline-run-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn ssh_etcd_started_over_ssh_is_linearizable_and_clean_after_a_crash() {
+    let Some(_g) = guard("ssh_etcd_started_over_ssh_is_linearizable_and_clean_after_a_crash")
+    else {
+        return;
+    };
+    need("etcd", "apt-get install -y etcd-server etcd-client");
+    let hosts = SshHosts::up("sshc", 3);
+    let dirs_before = store_dirs();
+    let store = tempfile::tempdir().expect("tempdir");
+    // As tests/run_etcd.rs: partitions, kills and pauses, of one member and
+    // of the leader; faultline starts etcd on the hosts over SSH.
+    let t = timeline(
+        store.path(),
+        r#"[{"at": 2, "for": 3, "fault": {"fault": "partition", "shape": "one"}},
+            {"at": 6, "for": 3, "fault": {"fault": "kill", "target": "one"}},
+            {"at": 10, "for": 3, "fault": {"fault": "pause", "target": "primaries"}},
+            {"at": 14, "for": 3, "fault": {"fault": "partition", "shape": "majority"}},
+            {"at": 18, "for": 3, "fault": {"fault": "kill", "target": "primaries"}}]"#,
+    );
+    let mut args = vec!["--ssh".to_string(), hosts.list()];
+    args.extend(hosts.ssh_flags());
+    args.extend(
+        [
+            "--db",
+            "etcd",
+            "--nemesis-schedule",
+            &t.display().to_string(),
+            "--time-limit",
+            "22",
+            "--rate",
+            "200",
+            "--quiet",
+            "3",
+            "--seed",
+            "11",
+        ]
+        .map(String::from),
+    );
+    let r = run_verdict(store.path(), &args, 0);
+    assert_eq!(r["checks"]["linearizable"]["valid"], true, "{r}");
+    let h = history(store.path());
+    let ok = h.iter().filter(|e| e["type"] == "ok").count();
+    assert!(ok >= 500, "at least 500 ok operations, got {ok}");
+    let f = faults(store.path());
+    assert_eq!(f.len(), 10, "five faults started and ended: {f:?}");
+    assert!(f.iter().all(|e| e.get("error").is_none()), "{f:?}");
+    for n in ["n1", "n2", "n3"] {
+        let log = stores_common::latest(store.path())
+            .join("nodes")
+            .join(n)
+            .join("etcd.log");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(text.contains("etcd"), "etcd's log {}", log.display());
+    }
+    assert!(hosts.fl_rules().is_empty(), "{:?}", hosts.fl_rules());
+    assert!(remote_records(&hosts).is_empty());
+    assert_only_sshd_left(&hosts, 3, "");
+    assert_eq!(
+        store_dirs(),
+        dirs_before,
+        "the store's directories are removed"
+    );
+
+    // SIGKILL a run while a member is paused and the partition is on:
+    // `clean --hosts` stops faultline's etcd everywhere.
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut args = vec!["--ssh".to_string(), hosts.list()];
+    args.extend(hosts.ssh_flags());
+    args.extend(["--db", "etcd"].map(String::from));
+    crash_during_faults(store.path(), args, "n2");
+    let etcds: Vec<String> = (0..3)
+        .flat_map(|i| hosts.processes(i))
+        .filter(|p| p.contains("etcd"))
+        .collect();
+    assert_eq!(etcds.len(), 3, "etcd runs on the hosts: {etcds:?}");
+    assert!(!hosts.fl_rules().is_empty(), "the partition is on");
+    let mut args = vec!["clean".to_string(), "--ssh".into(), hosts.list()];
+    args.extend(hosts.ssh_flags());
+    let o = fl(&strs(&args));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("stopped the store started by"),
+        "{}",
+        text(&o)
+    );
+    assert!(hosts.fl_rules().is_empty(), "{:?}", hosts.fl_rules());
+    assert!(remote_records(&hosts).is_empty());
+    assert_only_sshd_left(&hosts, 3, "");
+    assert_eq!(
+        store_dirs(),
+        dirs_before,
+        "the store's directories are removed"
+    );
+}
+
+/// Starts `faultline run ARGS` under a partition (from 0.5 s) and a pause
+/// of `paused` (from 1 s), both lasting a minute; SIGKILLs it once both are
+/// in place.
+fn crash_during_faults(store: &Path, mut args: Vec<String>, paused: &str) {
+    let t = timeline(
+        store,
+        &format!(
+            r#"[{{"at": 0.5, "for": 60, "fault": {{"fault": "partition", "shape": "one"}}}},
+                {{"at": 1, "for": 60, "fault": {{"fault": "pause", "target": {{"nodes": ["{paused}"]}}}}}}]"#
+        ),
+    );
+    args.extend(
+        [
+            "--nemesis-schedule",
+            &t.display().to_string(),
+            "--time-limit",
+            "60",
+            "--rate",
+            "50",
+        ]
+        .map(String::from),
+    );
+    let mut child = stores_common::run_command(store, &strs(&args))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("faultline run");
+    let t0 = Instant::now();
+    while history_starts(store) < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the faults did not start within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+}
+
+/// Runs `faultline run ARGS`, asserts its exit code, gives results.json.
+fn run_verdict(store: &Path, args: &[String], code: i32) -> serde_json::Value {
+    let o = stores_common::run(store, &strs(args));
+    assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    results(store)
+}
+
+/// How many faults the latest run's history has started.
+fn history_starts(store: &Path) -> usize {
+    std::fs::read_to_string(store.join("latest/history.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"nemesis\"") && l.contains("\"start\""))
+        .count()
 }

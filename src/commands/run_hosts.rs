@@ -151,11 +151,21 @@ pub fn remote_run(
             }
             e
         }
+        // faultline starts the store on the hosts, and finds its servers.
         None => {
-            return Err(
-                "--db-opt endpoints=ADDR[:PORT],…: needed on remote hosts (where the clients reach your cluster, one per host); faultline does not start stores on remote hosts yet"
-                    .into(),
-            );
+            if let Some(k) = ["pidfile", "pattern", "start"]
+                .into_iter()
+                .find(|k| taken.contains_key(k))
+            {
+                return Err(format!(
+                    "--db-opt {k}: only for a cluster you bring (with endpoints=…); the servers faultline starts on the hosts it finds itself"
+                ));
+            }
+            return Ok(Some(RemoteRun {
+                hosts,
+                endpoints: Vec::new(),
+                processes: None,
+            }));
         }
     };
     let find = match (taken.get("pidfile"), taken.get("pattern")) {

@@ -58,7 +58,25 @@ async fn undo_runs(host: &Host, runs: &[RemoteState]) -> Result<Vec<String>> {
                 host.spec.destination, run.id
             ));
         }
-        if touched.killed {
+        if touched.started {
+            // faultline's own server: stopped, its directory removed.
+            processes::stop(&as_run, spec).await?;
+            if let Some(dir) = &run.store_dir {
+                let d = super::sh_quote(&format!("{dir}/{}", recorded.name));
+                host.run(
+                    "removing the store's directory",
+                    &format!(
+                        "rm -rf {d}; rmdir {} 2>/dev/null || true",
+                        super::sh_quote(dir)
+                    ),
+                )
+                .await?;
+            }
+            done.push(format!(
+                "{}: stopped the store started by {}",
+                host.spec.destination, run.id
+            ));
+        } else if touched.killed {
             processes::start(&as_run, spec).await?;
             done.push(format!(
                 "{}: started the store killed by {}",

@@ -9,10 +9,10 @@ use futures_util::future::join_all;
 
 use super::firewall::{self, CHAIN_LOSS, CHAIN_PARTITION};
 use super::host::{self, Host};
-use super::hosts::{Hosts, ProcessSpec};
+use super::hosts::{Find, Hosts, ProcessSpec};
 use super::processes;
 use super::state::{RemoteState, Touched, VERSION};
-use super::{RemoteError, Result};
+use super::{RemoteError, Result, sh_quote};
 use crate::lab::ProcId;
 use crate::nemesis::grudge::{self, Grudge};
 
@@ -42,6 +42,7 @@ impl Remote {
             hosts: spec.clone(),
             processes,
             touched: Default::default(),
+            store_dir: None,
         };
         let control_dir = std::env::temp_dir();
         let connected = join_all(
@@ -145,6 +146,109 @@ impl Remote {
                     "{what} on remote hosts needs --db-opt pidfile=PATH or pattern=REGEX (how to find the store's server)"
                 ))
             })
+    }
+
+    /// The directory on the hosts where faultline starts the store:
+    /// `/tmp/faultline-<run>`, one subdirectory per node.
+    pub fn store_dir(&self) -> String {
+        format!("/tmp/faultline-{}", self.state().id)
+    }
+
+    /// Starts the store on every host: `commands[i]` on host `i` (from
+    /// `<store dir>/<node>/start.sh`, written there first, which records
+    /// the server's PID in `<service>.pid` and appends its output to
+    /// `<service>.log`). From then on kill and pause act on these servers.
+    pub async fn start_store(&self, service: &str, commands: &[Vec<String>]) -> Result<()> {
+        let dir = self.store_dir();
+        let spec = ProcessSpec {
+            find: Find::Pidfile(format!("{dir}/{{node}}/{service}.pid")),
+            start: Some(format!("sh {dir}/{{node}}/start.sh")),
+        };
+        {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.processes = Some(spec.clone());
+            s.store_dir = Some(dir.clone());
+            for h in &self.hosts {
+                s.touched.entry(h.spec.name.clone()).or_default().started = true;
+            }
+            s.save()?;
+        }
+        let spec = &spec;
+        first_err(
+            join_all(self.hosts.iter().zip(commands).map(|(h, argv)| {
+                let d = format!("{dir}/{}", h.spec.name);
+                let argv: Vec<String> = argv.iter().map(|a| sh_quote(a)).collect();
+                let script = format!(
+                    "cd {q} || exit 1\necho $$ > {pid}\nexec {argv} >> {log} 2>&1\n",
+                    q = sh_quote(&d),
+                    pid = sh_quote(&format!("{d}/{service}.pid")),
+                    log = sh_quote(&format!("{d}/{service}.log")),
+                    argv = argv.join(" "),
+                );
+                async move {
+                    h.run(
+                        "creating the store's directory",
+                        &format!("mkdir -p {}", sh_quote(&d)),
+                    )
+                    .await?;
+                    h.write_file(&format!("{d}/start.sh"), script.as_bytes())
+                        .await?;
+                    processes::start(h, spec).await
+                }
+            }))
+            .await,
+        )
+        .map(drop)
+    }
+
+    /// Stops the servers [`Remote::start_store`] started, copies their logs
+    /// to `<run dir>/nodes/<node>/<service>.log` and removes their
+    /// directory from the hosts. Nothing if faultline started none.
+    pub async fn stop_store(&self, service: &str, run_dir: &std::path::Path) -> Result<()> {
+        let s = self.state();
+        let (Some(dir), Some(spec)) = (s.store_dir, s.processes) else {
+            return Ok(());
+        };
+        let spec = &spec;
+        let dir = &dir;
+        let r = first_err(
+            join_all(self.hosts.iter().map(|h| async move {
+                processes::stop(h, spec).await?;
+                let d = format!("{dir}/{}", h.spec.name);
+                let log = h
+                    .run(
+                        "reading the store's log",
+                        &format!(
+                            "cat {} 2>/dev/null || true",
+                            sh_quote(&format!("{d}/{service}.log"))
+                        ),
+                    )
+                    .await?;
+                let to = run_dir.join("nodes").join(&h.spec.name);
+                let _ = std::fs::create_dir_all(&to);
+                let _ = std::fs::write(to.join(format!("{service}.log")), log);
+                h.run(
+                    "removing the store's directory",
+                    &format!(
+                        "rm -rf {}; rmdir {} 2>/dev/null || true",
+                        sh_quote(&d),
+                        sh_quote(dir)
+                    ),
+                )
+                .await
+                .map(drop)
+            }))
+            .await,
+        );
+        if r.is_ok() {
+            let names = self.names();
+            self.touch(&names, |t| {
+                t.started = false;
+                t.killed = false;
+                t.paused = false;
+            })?;
+        }
+        r.map(drop)
     }
 
     /// Replaces the partition with `g` on every host (validated first, so

@@ -77,10 +77,25 @@ pub async fn signal(host: &Host, spec: &ProcessSpec, signal: &str) -> Result<()>
     .map(drop)
 }
 
-/// SIGKILLs the server's whole tree and waits (up to 5 s) until it is gone.
+/// SIGKILLs the server's whole tree and waits (up to 5 s) until it is gone;
+/// an error if no process is found.
 pub async fn kill(host: &Host, spec: &ProcessSpec) -> Result<()> {
+    kill_tree(host, spec, "exit 3").await
+}
+
+/// Stops the server: SIGKILL to the whole tree, if it runs.
+pub async fn stop(host: &Host, spec: &ProcessSpec) -> Result<()> {
+    kill_tree(host, spec, "exit 0").await
+}
+
+async fn kill_tree(host: &Host, spec: &ProcessSpec, if_none: &str) -> Result<()> {
+    let complain = if if_none == "exit 0" {
+        ""
+    } else {
+        "echo \"no running process found\" >&2; "
+    };
     let script = format!(
-        "{FINDER}all=$(tree $(roots)); [ -n \"$all\" ] || {{ echo \"no running process found\" >&2; exit 3; }}\n\
+        "{FINDER}all=$(tree $(roots)); [ -n \"$all\" ] || {{ {complain}{if_none}; }}\n\
          $SUDO kill -CONT $all 2>/dev/null; $SUDO kill -KILL $all 2>/dev/null\n\
          i=0; while [ $i -lt 100 ]; do left=; for p in $all; do alive $p && left=$p; done\n\
            [ -z \"$left\" ] && exit 0; sleep 0.05; i=$((i+1)); done\n\

@@ -27,6 +27,10 @@ pub struct Touched {
     pub paused: bool,
     /// The store's processes may be killed (not yet started again).
     pub killed: bool,
+    /// faultline started the store's server here (in
+    /// [`RemoteState::store_dir`]).
+    #[serde(default)]
+    pub started: bool,
 }
 
 /// One remote run.
@@ -44,6 +48,10 @@ pub struct RemoteState {
     pub processes: Option<ProcessSpec>,
     /// Per node name, what was touched.
     pub touched: BTreeMap<String, Touched>,
+    /// The directory on the hosts where faultline started the store
+    /// (`<dir>/<node>/`: start script, pid file, data, log).
+    #[serde(default)]
+    pub store_dir: Option<String>,
 }
 
 /// The directory of the remote state files.

@@ -111,7 +111,8 @@ pub struct RemoteRun {
     /// The hosts (nodes n1..nN) and how to reach them.
     pub hosts: crate::remote::Hosts,
     /// Bring your own cluster: where clients connect, one per host
-    /// (`--db-opt endpoints=…`).
+    /// (`--db-opt endpoints=…`). Empty: faultline starts the store on the
+    /// hosts.
     pub endpoints: Vec<Endpoint>,
     /// How the store's processes are found and started on each host (for
     /// kill and pause).

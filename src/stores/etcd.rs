@@ -103,35 +103,30 @@ impl Store for Etcd {
 
     /// One member per node, all in the initial cluster.
     async fn start(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
-        let etcd = launch.program("etcd")?;
+        let etcd = launch.program("etcd")?.display().to_string();
         let lab = launch.lab;
-        let initial: Vec<String> = lab
-            .nodes()
-            .iter()
-            .map(|n| format!("{}=http://{}:{PEER_PORT}", n.name, n.ip))
-            .collect();
-        for n in lab.nodes() {
+        let cluster = launch.cluster();
+        for (i, n) in lab.nodes().iter().enumerate() {
             let data = lab.node_dir(n)?.join("etcd.data");
-            let argv = vec![
-                etcd.display().to_string(),
-                format!("--name={}", n.name),
-                format!("--data-dir={}", data.display()),
-                format!("--listen-peer-urls=http://{}:{PEER_PORT}", n.ip),
-                format!("--initial-advertise-peer-urls=http://{}:{PEER_PORT}", n.ip),
-                format!(
-                    "--listen-client-urls=http://{}:{CLIENT_PORT},http://127.0.0.1:{CLIENT_PORT}",
-                    n.ip
-                ),
-                format!("--advertise-client-urls=http://{}:{CLIENT_PORT}", n.ip),
-                format!("--initial-cluster={}", initial.join(",")),
-                format!("--initial-cluster-token=faultline-{}", lab.name()),
-                "--initial-cluster-state=new".into(),
-                "--logger=zap".into(),
-                "--log-outputs=stderr".into(),
-            ];
+            let argv = member_argv(&etcd, &cluster, i, &data.display().to_string(), lab.name());
             launch.spawn(&n.name, "etcd", argv)?;
         }
         Ok(())
+    }
+
+    /// The same member, with the host's own `etcd` (or `bindir`'s).
+    fn remote_command(&self, cluster: &Cluster, i: usize, dir: &str) -> Option<Vec<String>> {
+        let etcd = match &self.bindir {
+            Some(d) => d.join("etcd").display().to_string(),
+            None => "etcd".to_string(),
+        };
+        Some(member_argv(
+            &etcd,
+            cluster,
+            i,
+            &format!("{dir}/etcd.data"),
+            "remote",
+        ))
     }
 
     /// Every member says it is healthy.
@@ -180,6 +175,31 @@ impl Store for Etcd {
             self.reads == Reads::Serializable,
         ))
     }
+}
+
+/// The command line of the member on node `i` of `cluster`, its data in
+/// `data`, every node in the initial cluster.
+fn member_argv(etcd: &str, cluster: &Cluster, i: usize, data: &str, token: &str) -> Vec<String> {
+    let initial: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|(name, ip)| format!("{name}=http://{ip}:{PEER_PORT}"))
+        .collect();
+    let (name, ip) = &cluster.nodes[i];
+    vec![
+        etcd.to_string(),
+        format!("--name={name}"),
+        format!("--data-dir={data}"),
+        format!("--listen-peer-urls=http://{ip}:{PEER_PORT}"),
+        format!("--initial-advertise-peer-urls=http://{ip}:{PEER_PORT}"),
+        format!("--listen-client-urls=http://{ip}:{CLIENT_PORT},http://127.0.0.1:{CLIENT_PORT}"),
+        format!("--advertise-client-urls=http://{ip}:{CLIENT_PORT}"),
+        format!("--initial-cluster={}", initial.join(",")),
+        format!("--initial-cluster-token=faultline-{token}"),
+        "--initial-cluster-state=new".into(),
+        "--logger=zap".into(),
+        "--log-outputs=stderr".into(),
+    ]
 }
 
 /// The member that is leader, according to the members themselves.

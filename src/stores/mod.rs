@@ -136,6 +136,15 @@ pub trait Store: Send + Sync + Debug {
         None
     }
 
+    /// On remote hosts (`faultline run --hosts` with no `endpoints`), the
+    /// command line of the server on node `i` of `cluster`, its data under
+    /// `dir` on the host, with the host's own binaries; `None` (the
+    /// default): faultline cannot start this store over SSH (bring your
+    /// own cluster).
+    fn remote_command(&self, _cluster: &Cluster, _i: usize, _dir: &str) -> Option<Vec<String>> {
+        None
+    }
+
     /// A client for `role` (it connects lazily, in [`Client::ready`]).
     fn client(&self, cluster: &Arc<Cluster>, role: Role) -> Box<dyn Client>;
 
