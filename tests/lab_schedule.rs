@@ -51,7 +51,7 @@ fn schedule_windows_apply_and_end() {
                     echo_once(SocketAddr::from((ip, 7000)), Duration::from_millis(400)).is_err()
                 );
             }
-            Fault::Loss { .. } => unreachable!(),
+            Fault::Loss { .. } | Fault::Clock { .. } => unreachable!(),
         }
         active.end(&lab).unwrap();
         // A killed server is restarted by `end`: it may take a moment to

@@ -59,7 +59,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::checks::{Anomaly, MAX_ANOMALIES, finish};
+use crate::anomaly::{Anomaly, MAX_ANOMALIES, finish};
 use crate::graph::{Edge, GraphBuilder};
 use crate::history::Operation;
 use crate::linear::OpView;
@@ -1244,7 +1244,7 @@ fn placeholder() -> Anomaly {
 #[cfg(test)]
 mod tests {
     use crate::checks::Check;
-    use crate::checks::testing::{failing, history, run, verdicts};
+    use crate::rw_checks::testing::{failing, history, run, verdicts};
     use crate::verdict::Validity;
 
     /// (cc, ccv, cm) verdicts and the anomaly types of each.
@@ -1347,7 +1347,7 @@ mod tests {
 
     #[test]
     fn budgets_give_unknown() {
-        use crate::checks::{RwOptions, run_rw};
+        use crate::rw_checks::{RwOptions, run_rw};
         let h = history(D);
         let opts = RwOptions {
             initial: serde_json::json!(0),

@@ -1,68 +1,20 @@
-//! The checks `faultline check --checks` can run, how a list of them is
-//! parsed, which apply by default, running the session and causal ones
-//! together, and the one-line summary across models.
+//! The names of the checks: how a `--checks` list is parsed, which apply
+//! to a model by default, and the one-line summary across models. Which
+//! checker runs each is [`crate::plan`].
 //!
 //! | name | what | applies to |
 //! |---|---|---|
 //! | `linearizable` | [`crate::linear`] | every model |
 //! | `ryw`, `mr`, `mw`, `wfr` (`session`) | [`crate::session`] | register, cas-register and kv histories of reads and writes with unique written values |
 //! | `cc`, `ccv`, `cm` (`causal`) | [`crate::causal`] | the same |
+//! | `set`, `counter`, `convergence`, `workload` | [`crate::set`], [`crate::counter`], [`crate::convergence`], [`crate::workload_ran`] | the histories of those workloads (named explicitly) |
 //!
-//! `all` is every check.
+//! `all` is every check of the first three rows.
 
 use std::str::FromStr;
-use std::time::Instant;
 
-use serde::Serialize;
-use serde_json::Value;
-
-use crate::causal::{self, CausalOptions, Variant};
-use crate::history::History;
-use crate::linear::OpView;
 use crate::model::ModelKind;
-use crate::rw::{ContractError, RwHistory};
-use crate::session::{self, Guarantee};
-use crate::verdict::{CheckResult, Validity};
-
-/// Most anomalies listed per check and pattern (the stats count them all).
-pub const MAX_ANOMALIES: usize = 20;
-
-/// One violation of a session or causal check: its guarantee or pattern,
-/// the few operations that form it, and a plain explanation.
-#[derive(Debug, Clone, Serialize)]
-pub struct Anomaly {
-    /// The guarantee (`read-your-writes`...) or bad pattern (`CyclicCF`...).
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// The key, when the anomaly concerns one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<Value>,
-    /// The operations that form it (session, key, value, position).
-    pub ops: Vec<OpView>,
-    /// One or two plain sentences.
-    pub explanation: String,
-}
-
-/// A result from anomalies: invalid when there is one.
-pub(crate) fn finish(anomalies: Vec<Anomaly>, stats: Value) -> CheckResult {
-    let anomalies: Vec<Anomaly> = anomalies
-        .into_iter()
-        .filter(|a| !a.kind.is_empty())
-        .collect();
-    CheckResult {
-        valid: if anomalies.is_empty() {
-            Validity::Valid
-        } else {
-            Validity::Invalid
-        },
-        anomalies: anomalies
-            .iter()
-            .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
-            .collect(),
-        stats,
-        unknown_reason: None,
-    }
-}
+use crate::verdict::Validity;
 
 /// A check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -83,10 +35,21 @@ pub enum Check {
     Ccv,
     /// Causal memory.
     Cm,
+    /// The set workload: no acknowledged add lost, nothing unexpected.
+    Set,
+    /// The counter workload: reads within the bounds of the increments.
+    Counter,
+    /// The final reads of every node agree.
+    Convergence,
+    /// Some workload operation succeeded (the run tested something).
+    Workload,
+    /// Transactional isolation (the consistency models asked for).
+    Isolation,
 }
 
 impl Check {
-    /// Every check, in summary order.
+    /// Every check of single-object histories (what `all` names), in
+    /// summary order.
     pub const ALL: [Check; 8] = [
         Check::Linearizable,
         Check::Ryw,
@@ -96,6 +59,14 @@ impl Check {
         Check::Cc,
         Check::Ccv,
         Check::Cm,
+    ];
+
+    /// The checks of the workloads' histories, named explicitly.
+    pub const WORKLOAD: [Check; 4] = [
+        Check::Set,
+        Check::Counter,
+        Check::Convergence,
+        Check::Workload,
     ];
 
     /// The name used on the command line and in JSON.
@@ -109,6 +80,11 @@ impl Check {
             Check::Cc => "cc",
             Check::Ccv => "ccv",
             Check::Cm => "cm",
+            Check::Set => "set",
+            Check::Counter => "counter",
+            Check::Convergence => "convergence",
+            Check::Workload => "workload",
+            Check::Isolation => "isolation",
         }
     }
 
@@ -123,6 +99,11 @@ impl Check {
             Check::Cc => "causal consistency (CC)",
             Check::Ccv => "causal convergence (CCv)",
             Check::Cm => "causal memory (CM)",
+            Check::Set => "set (no lost or unexpected elements)",
+            Check::Counter => "counter (reads within bounds)",
+            Check::Convergence => "convergence of the final reads",
+            Check::Workload => "the workload ran",
+            Check::Isolation => "transactional isolation",
         }
     }
 
@@ -155,6 +136,10 @@ impl Check {
         "cm",
         "causal",
         "all",
+        "set",
+        "counter",
+        "convergence",
+        "workload",
     ];
 
     /// Parses a comma-separated list (groups `session`, `causal`, `all`),
@@ -183,11 +168,11 @@ impl Check {
 
     /// True when the check can run on histories of `model`.
     pub fn applies_to(self, model: ModelKind) -> bool {
-        !self.needs_rw()
-            || matches!(
-                model,
-                ModelKind::Register | ModelKind::CasRegister | ModelKind::Kv
-            )
+        let registers = matches!(
+            model,
+            ModelKind::Register | ModelKind::CasRegister | ModelKind::Kv
+        );
+        self != Check::Isolation && (!self.needs_rw() || registers)
     }
 
     /// Every check that applies to `model` (the default set; the session and
@@ -206,6 +191,7 @@ impl FromStr for Check {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Check::ALL
             .into_iter()
+            .chain(Check::WORKLOAD)
             .find(|c| c.name() == s)
             .or(match s {
                 "linearizability" | "lin" => Some(Check::Linearizable),
@@ -218,80 +204,6 @@ impl FromStr for Check {
                 )
             })
     }
-}
-
-/// Options of the session and causal checks.
-#[derive(Clone, Debug, Default)]
-pub struct RwOptions {
-    /// The initial value of every key.
-    pub initial: Value,
-    /// Budgets of the causal checks.
-    pub causal: CausalOptions,
-}
-
-/// One check's result and how long it took.
-#[derive(Debug, Clone)]
-pub struct Ran {
-    /// The check.
-    pub check: Check,
-    /// Its result.
-    pub result: CheckResult,
-    /// Milliseconds spent.
-    pub ms: f64,
-}
-
-/// Runs the session and causal checks among `checks` on `history`, or says
-/// how the history breaks their contract.
-pub fn run_rw(
-    history: &History,
-    checks: &[Check],
-    opts: &RwOptions,
-) -> Result<Vec<Ran>, ContractError> {
-    let t = Instant::now();
-    let rw = RwHistory::new(history, &opts.initial)?;
-    let index_ms = t.elapsed().as_secs_f64() * 1e3;
-    let mut out = Vec::new();
-    for &c in checks {
-        let g = match c {
-            Check::Ryw => Guarantee::Ryw,
-            Check::Mr => Guarantee::Mr,
-            Check::Mw => Guarantee::Mw,
-            Check::Wfr => Guarantee::Wfr,
-            _ => continue,
-        };
-        let t = Instant::now();
-        let result = session::check(&rw, g);
-        out.push(Ran {
-            check: c,
-            result,
-            ms: t.elapsed().as_secs_f64() * 1e3,
-        });
-    }
-    let variants: Vec<Variant> = checks
-        .iter()
-        .filter_map(|c| match c {
-            Check::Cc => Some(Variant::Cc),
-            Check::Ccv => Some(Variant::Ccv),
-            Check::Cm => Some(Variant::Cm),
-            _ => None,
-        })
-        .collect();
-    if !variants.is_empty() {
-        let report = causal::check(&rw, &variants, &opts.causal);
-        for (v, result, ms) in report.results {
-            let check = match v {
-                Variant::Cc => Check::Cc,
-                Variant::Ccv => Check::Ccv,
-                Variant::Cm => Check::Cm,
-            };
-            out.push(Ran { check, result, ms });
-        }
-    }
-    if let Some(first) = out.first_mut() {
-        first.ms += index_ms;
-    }
-    out.sort_by_key(|r| r.check);
-    Ok(out)
 }
 
 /// The verdicts of a file's checks summed up: the strongest model that
@@ -402,79 +314,5 @@ mod tests {
         assert_eq!(s.strongest, Some("some session guarantees"));
         let s = summarize(&[(Check::Cc, Unknown)]);
         assert_eq!((s.strongest, s.unknown.len()), (None, 1));
-    }
-}
-
-/// Helpers for the tests of the session and causal checks.
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::*;
-    use crate::format::edn;
-    use crate::history::CompletionsMode;
-    use crate::tuples::{self, KeyInValue};
-
-    /// A history of completions only from `;`-separated ops such as
-    /// `0 w x 1` (process, `w` or `r`, key, value), optionally followed by
-    /// `info` or `fail`. Every key starts at 0.
-    pub fn history(ops: &str) -> History {
-        let mut text = String::new();
-        for op in ops
-            .split([';', '\n'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            let p: Vec<&str> = op.split_whitespace().collect();
-            assert!(p.len() == 4 || p.len() == 5, "bad op {op:?}");
-            let f = if p[1] == "w" { "write" } else { "read" };
-            let t = p.get(4).copied().unwrap_or("ok");
-            text.push_str(&format!(
-                "{{:type :{t}, :f :{f}, :value [{} {}], :process {}}}\n",
-                p[2], p[3], p[0]
-            ));
-        }
-        let mut h = edn::read_with("t.edn", &text, false, CompletionsMode::Auto).unwrap();
-        assert!(tuples::apply(&mut h, KeyInValue::Yes).unwrap());
-        h
-    }
-
-    /// Runs `checks` with initial value 0.
-    pub fn run(h: &History, checks: &[Check]) -> Result<Vec<Ran>, ContractError> {
-        run_rw(
-            h,
-            checks,
-            &RwOptions {
-                initial: serde_json::json!(0),
-                causal: CausalOptions::default(),
-            },
-        )
-    }
-
-    /// Verdicts of every session and causal check on `ops`, as
-    /// `(name, valid, anomaly types)`.
-    pub fn verdicts(ops: &str) -> Vec<(&'static str, Validity, Vec<String>)> {
-        let h = history(ops);
-        let all: Vec<Check> = Check::ALL.into_iter().filter(|c| c.needs_rw()).collect();
-        run(&h, &all)
-            .unwrap()
-            .into_iter()
-            .map(|r| {
-                let types = r
-                    .result
-                    .anomalies
-                    .iter()
-                    .map(|a| a["type"].as_str().unwrap_or("?").to_string())
-                    .collect();
-                (r.check.name(), r.result.valid, types)
-            })
-            .collect()
-    }
-
-    /// The names of the checks that fail on `ops`.
-    pub fn failing(ops: &str) -> Vec<&'static str> {
-        verdicts(ops)
-            .into_iter()
-            .filter(|v| v.1 != Validity::Valid)
-            .map(|v| v.0)
-            .collect()
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use crate::checks::Check;
-use crate::checks::testing::{history, run};
+use crate::rw_checks::testing::{history, run};
 use crate::verdict::Validity;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,9 @@
 //! beyond reading files, so it builds anywhere.
 #![warn(missing_docs)]
 
+pub mod anomaly;
 pub mod causal;
+pub mod checker;
 pub mod checks;
 pub mod convergence;
 pub mod counter;
@@ -18,12 +20,16 @@ pub mod graph;
 pub mod history;
 pub mod linear;
 pub mod model;
+pub mod plan;
 pub mod rw;
+pub mod rw_checks;
 pub mod session;
 pub mod set;
 pub mod tuples;
 pub mod txn;
 pub mod verdict;
+pub mod workload;
+pub mod workload_ran;
 #[cfg(test)]
 mod workload_tests;
 
@@ -31,4 +37,5 @@ pub use error::{HistoryError, HistoryErrorKind, ModelError};
 pub use format::Format;
 pub use history::{Event, EventType, History, HistoryBuilder, Operation, Outcome, Process};
 pub use model::ModelKind;
-pub use verdict::{CheckResult, Validity};
+pub use plan::Plan;
+pub use verdict::{CheckResult, Report, Validity};

@@ -389,7 +389,7 @@ impl<'h> RwHistory<'h> {
     /// Thin-air and aborted reads: each an anomaly of every check, since no
     /// model lets a read return a value that was never (successfully)
     /// written.
-    pub fn impossible_reads(&self) -> Vec<crate::checks::Anomaly> {
+    pub fn impossible_reads(&self) -> Vec<crate::anomaly::Anomaly> {
         use crate::linear::OpView;
         let mut out = Vec::new();
         for (i, rd) in self.reads.iter().enumerate() {
@@ -406,7 +406,7 @@ impl<'h> RwHistory<'h> {
                     } else {
                         String::new()
                     };
-                    out.push(crate::checks::Anomaly {
+                    out.push(crate::anomaly::Anomaly {
                         kind: "thin-air-read",
                         key: self.key_value(rd.key),
                         ops: vec![OpView::of(op)],
@@ -420,7 +420,7 @@ impl<'h> RwHistory<'h> {
                 }
                 Ret::Aborted(w) => {
                     let wop = self.write_op(w);
-                    out.push(crate::checks::Anomaly {
+                    out.push(crate::anomaly::Anomaly {
                         kind: "aborted-read",
                         key: self.key_value(rd.key),
                         ops: vec![OpView::of(wop), OpView::of(op)],

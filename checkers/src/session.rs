@@ -53,7 +53,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
-use crate::checks::{Anomaly, MAX_ANOMALIES, finish};
+use crate::anomaly::{Anomaly, MAX_ANOMALIES, finish};
 use crate::graph::{Edge, Graph, GraphBuilder};
 use crate::linear::OpView;
 use crate::rw::{Ret, RwHistory, Step, WriteStatus};
@@ -567,7 +567,7 @@ fn capitalize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use crate::checks::Check;
-    use crate::checks::testing::{failing, history, run, verdicts};
+    use crate::rw_checks::testing::{failing, history, run, verdicts};
     use crate::verdict::Validity;
 
     fn session_failing(ops: &str) -> Vec<&'static str> {

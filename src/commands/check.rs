@@ -14,23 +14,24 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use faultline_checkers::causal::CausalOptions;
-use faultline_checkers::checks::{self, Check, Ran, RwOptions};
+use faultline_checkers::checker::Budget;
+use faultline_checkers::checks::{self, Check};
 use faultline_checkers::format::{self, Format};
 use faultline_checkers::history::{CompletionsMode, History, Outcome};
-use faultline_checkers::linear::{self, LinearOptions, LinearReport};
-use faultline_checkers::model::EncodeOptions;
+use faultline_checkers::linear::{self, LinearReport};
+use faultline_checkers::plan::{Plan, Ran, Skipped};
 use faultline_checkers::tuples::{self, KeyInValue};
 use faultline_checkers::verdict::CheckResult;
 use faultline_checkers::{ModelKind, Validity};
-use faultline_workloads::workload::WorkloadKind;
 use serde_json::{Map, Value, json};
 
 use super::check_txn::{self, ModelChoice};
 use crate::Exit;
 use crate::commands::witness_size::{shorten_json, shorten_text, shortened_witness};
+use crate::report::ClassifyInput;
+use crate::runner::results::StoredRun;
 use faultline_checkers::error::{echo, one_line};
 
 /// Arguments of `faultline check`.
@@ -288,19 +289,6 @@ fn completions_only(h: &History) -> bool {
     !h.ops.is_empty() && h.ops.iter().all(|o| o.complete_pos == Some(o.invoke_pos))
 }
 
-/// A session or causal check that was not run, and why.
-struct Skipped {
-    check: Check,
-    reason: String,
-}
-
-/// The workload a stored run (a directory with `results.json`) recorded.
-fn stored_workload(dir: &std::path::Path) -> Option<WorkloadKind> {
-    let text = std::fs::read_to_string(dir.join("results.json")).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    v["config"]["workload"]["kind"].as_str()?.parse().ok()
-}
-
 /// A stored run's directory (`store/latest`): its history, checked with the
 /// model its workload implies; set and counter runs get their own checks.
 fn check_run_dir(
@@ -319,9 +307,11 @@ fn check_run_dir(
             ),
         );
     }
-    let workload = stored_workload(dir);
+    let workload = StoredRun::read(dir).and_then(|s| s.workload());
+    // The run's model, when its plan checks linearizability.
+    let model = workload.and_then(|w| Plan::for_workload(w).model());
     match workload {
-        Some(w @ (WorkloadKind::Set | WorkloadKind::Counter)) => {
+        Some(w) if model.is_none() => {
             let name = history.display().to_string();
             let v = match crate::runner::checks::check_history(&history, w, args.time_limit) {
                 Ok(v) => v,
@@ -331,7 +321,7 @@ fn check_run_dir(
                 crate::outln!(
                     "{}",
                     json!({"file": name, "workload": w.name(), "valid": v.valid, "ops": v.ops,
-                           "check_ms": round3(v.check_ms), "checks": v.checks})
+                           "check_ms": round3(v.check_ms), "checks": v.checks.to_json()})
                 );
             } else {
                 crate::outln!("{name}: {} workload, {} ops", w.name(), v.ops);
@@ -344,12 +334,7 @@ fn check_run_dir(
         _ => {
             let mut args2 = args.clone();
             if args2.model.is_none() {
-                args2.model = match workload {
-                    Some(WorkloadKind::Kv) => Some(ModelKind::Kv),
-                    Some(WorkloadKind::Register) => Some(ModelKind::CasRegister),
-                    _ => None,
-                }
-                .map(ModelChoice::Single);
+                args2.model = model.map(ModelChoice::Single);
             }
             check_file(&history, &args2, collected)
         }
@@ -398,121 +383,40 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
         Some(ModelChoice::Single(m)) => m,
         _ => ModelKind::infer(&history),
     };
-    let checks: Vec<Check> = match explicit {
-        Some(list) => {
-            if let Some(c) = list.iter().find(|c| !c.applies_to(model)) {
-                return report_error(
-                    args,
-                    &name,
-                    &format!(
-                        "{name}: the {} check applies to register, cas-register and kv \
-                         histories of reads and writes, not to the {} model",
-                        c.name(),
-                        model.name()
-                    ),
-                );
-            }
-            list.to_vec()
-        }
-        None => Check::defaults(model),
+    let plan = match Plan::for_model(model, explicit) {
+        Ok(p) => p,
+        Err(e) => return report_error(args, &name, &e.message(&name)),
+    };
+    let budget = Budget {
+        initial: args.initial.clone(),
+        time_limit: args.time_limit,
+        memory_limit: memory_limit_bytes(args),
+        all_keys: args.all_keys,
+        ..Budget::new()
     };
     let t1 = Instant::now();
-    let deadline = args
-        .time_limit
-        .map(|s| t1 + Duration::from_secs_f64(s.min(MAX_SECONDS)));
-    let memory_limit = memory_limit_bytes(args);
-    let mut lin: Option<LinearReport> = None;
-    if checks.contains(&Check::Linearizable) {
-        let opts = LinearOptions {
-            model,
-            initial: args.initial.clone(),
-            time_limit: args.time_limit,
-            memory_limit,
-            all_keys: args.all_keys,
-            search_only: false,
-        };
-        match linear::check(&history, &opts) {
-            Ok(r) => lin = Some(r),
-            Err(e) => {
-                return report_error(
-                    args,
-                    &name,
-                    &format!("{name}:{}: {} (model {})", e.line, e.reason, model.name()),
-                );
-            }
-        }
-    }
-    let rw_checks: Vec<Check> = checks.iter().copied().filter(|c| c.needs_rw()).collect();
-    let mut ran: Vec<Ran> = Vec::new();
-    let mut skipped: Vec<Skipped> = Vec::new();
-    if !rw_checks.is_empty() {
-        let opts = RwOptions {
-            initial: EncodeOptions::new(&history, args.initial.as_ref()).initial,
-            causal: CausalOptions {
-                deadline,
-                memory_limit,
-            },
-        };
-        match checks::run_rw(&history, &rw_checks, &opts) {
-            // The default set skips, rather than leave unknown, a session or
-            // causal check that ran out of budget (too many sessions for the
-            // vector clocks, the time limit): linearizability keeps the
-            // verdict it had. An invalid verdict stays.
-            Ok(r) if explicit.is_none() => {
-                for r in r {
-                    match &r.result.unknown_reason {
-                        Some(reason) if r.result.valid == Validity::Unknown => {
-                            skipped.push(Skipped {
-                                check: r.check,
-                                reason: reason.clone(),
-                            })
-                        }
-                        _ => ran.push(r),
-                    }
-                }
-            }
-            Ok(r) => ran = r,
-            Err(e) if explicit.is_some() => {
-                let names: Vec<&str> = rw_checks.iter().map(|c| c.name()).collect();
-                return report_error(
-                    args,
-                    &name,
-                    &format!(
-                        "{name}:{}: {} (the history does not fit the {} check{})",
-                        e.line,
-                        e.reason,
-                        names.join(", "),
-                        if names.len() > 1 { "s" } else { "" }
-                    ),
-                );
-            }
-            Err(e) => {
-                skipped = rw_checks
-                    .iter()
-                    .map(|&check| Skipped {
-                        check,
-                        reason: e.short.to_string(),
-                    })
-                    .collect();
-            }
-        }
-    }
+    let judged = match plan.run(&history, &budget) {
+        Ok(v) => v,
+        Err(e) => return report_error(args, &name, &e.message(&name)),
+    };
     let check_ms = t1.elapsed().as_secs_f64() * 1e3;
-    let mut verdicts: Vec<(Check, Validity)> = Vec::new();
-    if let Some(r) = &lin {
-        verdicts.push((Check::Linearizable, r.valid));
-    }
-    verdicts.extend(ran.iter().map(|r| (r.check, r.result.valid)));
-    let valid = verdicts
+    let lin = judged
+        .get(Check::Linearizable)
+        .and_then(|r| r.report_as::<LinearReport>());
+    let ran: Vec<&Ran> = judged
+        .ran
         .iter()
-        .fold(Validity::Valid, |acc, (_, v)| acc.merge(*v));
+        .filter(|r| r.check != Check::Linearizable)
+        .collect();
+    let verdicts = judged.verdicts();
+    let valid = judged.valid;
     let shown = Shown {
         name: &name,
         history: &history,
         model,
-        lin: lin.as_ref(),
+        lin,
         ran: &ran,
-        skipped: &skipped,
+        skipped: &judged.skipped,
         verdicts: &verdicts,
         valid,
         parse_ms,
@@ -527,9 +431,18 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
     }
     if args.html.is_some() || args.junit.is_some() || args.summary_md.is_some() {
         let line = json_line(&shown, fmt);
-        if let Err(e) =
-            crate::report::check_file_outputs(args.html.as_deref(), &history, &line, collected)
-        {
+        let input = ClassifyInput {
+            valid,
+            model: Some(model),
+            time_limit: None,
+        };
+        if let Err(e) = crate::report::check_file_outputs(
+            args.html.as_deref(),
+            &history,
+            &input,
+            &line,
+            collected,
+        ) {
             return report_error(args, &name, &e);
         }
     }
@@ -559,9 +472,15 @@ fn check_txn_file(
     match check_txn::check(history, &run) {
         Ok((valid, line)) => {
             if args.html.is_some() || args.junit.is_some() || args.summary_md.is_some() {
+                let input = ClassifyInput {
+                    valid,
+                    model: None,
+                    time_limit: None,
+                };
                 if let Err(e) = crate::report::check_file_outputs(
                     args.html.as_deref(),
                     history,
+                    &input,
                     &line,
                     collected,
                 ) {
@@ -580,7 +499,7 @@ struct Shown<'a> {
     history: &'a History,
     model: ModelKind,
     lin: Option<&'a LinearReport>,
-    ran: &'a [Ran],
+    ran: &'a [&'a Ran],
     skipped: &'a [Skipped],
     verdicts: &'a [(Check, Validity)],
     valid: Validity,
@@ -590,16 +509,13 @@ struct Shown<'a> {
     only_completions: bool,
 }
 
-fn check_json(r: &CheckResult, ms: f64) -> Value {
-    let mut m = Map::new();
-    m.insert("valid".into(), json!(r.valid));
-    m.insert("anomalies".into(), Value::Array(r.anomalies.clone()));
-    if let Some(u) = &r.unknown_reason {
-        m.insert("unknown_reason".into(), json!(u));
+/// A check's result as in `results.json`, with its time.
+fn check_json(r: &Ran) -> Value {
+    let mut v = r.report.to_json();
+    if let Value::Object(m) = &mut v {
+        m.insert("check_ms".into(), json!(round3(r.ms)));
     }
-    m.insert("stats".into(), r.stats.clone());
-    m.insert("check_ms".into(), json!(round3(ms)));
-    Value::Object(m)
+    v
 }
 
 fn json_line(s: &Shown<'_>, fmt: Format) -> Value {
@@ -617,7 +533,7 @@ fn json_line(s: &Shown<'_>, fmt: Format) -> Value {
         );
     }
     for r in s.ran {
-        checks.insert(r.check.name().into(), check_json(&r.result, r.ms));
+        checks.insert(r.check.name().into(), check_json(r));
     }
     for k in s.skipped {
         checks.insert(
@@ -637,18 +553,21 @@ fn json_line(s: &Shown<'_>, fmt: Format) -> Value {
             Value::Array(
                 s.ran
                     .iter()
-                    .flat_map(|r| {
-                        r.result.anomalies.iter().map(|a| {
+                    .filter_map(|r| Some((r.check, r.report_as::<CheckResult>()?)))
+                    .flat_map(|(check, r)| {
+                        r.anomalies.iter().map(move |a| {
                             let mut a = a.clone();
                             if let Value::Object(m) = &mut a {
-                                m.insert("check".into(), json!(r.check.name()));
+                                m.insert("check".into(), json!(check.name()));
                             }
                             a
                         })
                     })
                     .collect(),
             ),
-            s.ran.iter().find_map(|r| r.result.unknown_reason.clone()),
+            s.ran
+                .iter()
+                .find_map(|r| r.report.unknown_reason().map(str::to_string)),
             json!({}),
         ),
     };
@@ -742,8 +661,9 @@ fn print_all(s: &Shown<'_>) {
             .ran
             .iter()
             .filter(|r| r.check == c)
-            .flat_map(|r| r.result.anomalies.iter())
-            .filter_map(|a| a["type"].as_str().map(str::to_string))
+            .flat_map(|r| r.report.anomalies())
+            .map(|(kind, _)| kind)
+            .filter(|kind| !kind.is_empty())
             .collect();
         if types.is_empty() {
             c.name().to_string()
@@ -768,7 +688,7 @@ fn print_all(s: &Shown<'_>) {
         crate::outln!("  violates: {}", v.join(", "));
     }
     for r in s.ran {
-        if let Some(u) = &r.result.unknown_reason {
+        if let Some(u) = r.report.unknown_reason() {
             crate::outln!("  {}: could not decide: {u}", r.check.name());
         }
     }
@@ -776,10 +696,9 @@ fn print_all(s: &Shown<'_>) {
     let mut printed: BTreeSet<String> = BTreeSet::new();
     for r in s.ran {
         let mut shown = 0;
-        let total = r.result.anomalies.len();
-        for a in &r.result.anomalies {
-            let text = a["explanation"].as_str().unwrap_or("");
-            let kind = a["type"].as_str().unwrap_or("");
+        let anomalies = r.report.anomalies();
+        let total = anomalies.len();
+        for (kind, text) in &anomalies {
             if !printed.insert(format!("{kind}\u{0}{text}")) {
                 continue;
             }

@@ -3,11 +3,14 @@
 //! isolation checker of [`faultline_checkers::txn`], its summary line, its
 //! witnesses and its JSON.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use faultline_checkers::checker::Budget;
+use faultline_checkers::checks::Check;
 use faultline_checkers::format::Format;
 use faultline_checkers::history::History;
-use faultline_checkers::txn::{self, Model, TxnModel, TxnOptions, TxnReport};
+use faultline_checkers::plan::Plan;
+use faultline_checkers::txn::{self, Model, TxnModel, TxnReport};
 use faultline_checkers::{ModelKind, Validity};
 use serde_json::{Value, json};
 
@@ -94,23 +97,26 @@ pub fn check(history: &History, run: &TxnRun<'_>) -> Result<(Validity, Value), S
         }
         None => txn::default_models(realtime),
     };
-    let t = Instant::now();
-    let opts = TxnOptions {
-        model: run.model,
-        models,
-        deadline: run
-            .time_limit
-            .map(|s| t + Duration::from_secs_f64(s.min(1e9))),
+    let plan = Plan::for_txn(run.model, models);
+    let budget = Budget {
+        time_limit: run.time_limit,
         memory_limit: run.memory_limit,
+        ..Budget::new()
     };
-    let report = txn::check(history, &opts)
-        .map_err(|e| format!("{name}:{}: {} (model {})", e.line, e.reason, run.model))?;
+    let t = Instant::now();
+    let judged = plan.run(history, &budget).map_err(|e| e.message(name))?;
+    let Some(report) = judged
+        .get(Check::Isolation)
+        .and_then(|r| r.report_as::<TxnReport>())
+    else {
+        return Err(format!("{name}: the isolation check gave no result"));
+    };
     let check_ms = t.elapsed().as_secs_f64() * 1e3;
-    let line = json_line(history, run, &report, check_ms);
+    let line = json_line(history, run, report, check_ms);
     if run.json {
         println!("{line}");
     } else {
-        print_text(history, run, &report, check_ms);
+        print_text(history, run, report, check_ms);
     }
     Ok((report.valid, line))
 }

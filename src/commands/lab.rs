@@ -87,6 +87,11 @@ pub enum LabCommand {
         /// Hold the server from a background process and return.
         #[arg(long)]
         detach: bool,
+        /// Start the server with libfaketime preloaded, its wall clock read
+        /// from the node's timestamp file, so `faultline nemesis clock` can
+        /// move it.
+        #[arg(long)]
+        fake_clock: bool,
         /// Node (n1 or 1).
         node: String,
         /// The server command, after `--`.
@@ -118,13 +123,15 @@ pub fn run(args: LabArgs) -> Exit {
             name,
             service,
             detach,
+            fake_clock,
             node,
             cmd,
         } => {
             if detach {
-                lab::hold::start_detached(&name, service, &node, &cmd).map(|()| Exit::Valid)
+                lab::hold::start_detached(&name, service, &node, &cmd, fake_clock)
+                    .map(|()| Exit::Valid)
             } else {
-                lab::hold::hold(&name, service, &node, &cmd).map(|()| Exit::Valid)
+                lab::hold::hold(&name, service, &node, &cmd, fake_clock).map(|()| Exit::Valid)
             }
         }
         LabCommand::Echo { port } => echo(port),

@@ -11,6 +11,7 @@ use crate::Exit;
 use crate::cli::fail;
 use crate::lab::proc::ProcId;
 use crate::lab::{DEFAULT_LAB, Lab, LabError, signals, state, sys};
+use crate::nemesis::clock;
 use crate::nemesis::delay::{self, DelayHolder, DelaySpec};
 use crate::nemesis::grudge::{self, Rng, Shape};
 use crate::nemesis::{self as nem, NemesisError, resolve_nodes};
@@ -99,6 +100,13 @@ pub enum NemesisCommand {
         #[arg(long)]
         service: Option<String>,
     },
+    /// Move the wall clock of the servers on NODES (started with
+    /// `faultline lab run --fake-clock`): bump, skew, strobe or reset.
+    Clock {
+        /// What to do.
+        #[command(subcommand)]
+        op: ClockOp,
+    },
     /// Internal: the process holding an NFQUEUE delay.
     #[command(name = "__delay-holder", hide = true)]
     DelayHolder {
@@ -112,6 +120,52 @@ pub enum NemesisCommand {
         #[arg(long)]
         seed: u64,
         /// Nodes.
+        nodes: Vec<String>,
+    },
+}
+
+/// The clock faults.
+#[derive(Debug, Subcommand)]
+pub enum ClockOp {
+    /// Jump the clocks of NODES by MS milliseconds (negative: back), from
+    /// the offset they have.
+    Bump {
+        /// Milliseconds, e.g. 5000 or -200.
+        #[arg(long, allow_hyphen_values = true)]
+        ms: i64,
+        /// Nodes (n1 or 1).
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
+    /// Set the clocks of NODES to a steady offset of MS milliseconds.
+    Skew {
+        /// Milliseconds, e.g. 1500 or -200.
+        #[arg(long, allow_hyphen_values = true)]
+        ms: i64,
+        /// Nodes (n1 or 1).
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
+    /// Flip the clocks of NODES between the real time and MS milliseconds
+    /// off, every PERIOD milliseconds, for SECONDS; then reset them.
+    Strobe {
+        /// Milliseconds.
+        #[arg(long, allow_hyphen_values = true)]
+        ms: i64,
+        /// Milliseconds between flips (1-60000).
+        #[arg(long)]
+        period: u64,
+        /// How long, in seconds.
+        #[arg(long = "for")]
+        seconds: f64,
+        /// Nodes (n1 or 1).
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
+    /// Set the clocks of NODES (default: every node with a faked clock) back
+    /// to the real time.
+    Reset {
+        /// Nodes (n1 or 1).
         nodes: Vec<String>,
     },
 }
@@ -211,6 +265,7 @@ fn run_inner(args: NemesisArgs) -> Result<Exit, NemesisError> {
             let done = nem::resume(&lab, &n, service.as_deref())?;
             println!("resumed {} on {}", done.join(", "), n.name);
         }
+        NemesisCommand::Clock { op } => clock_fault(&lab, op)?,
         NemesisCommand::DelayHolder {
             ms,
             jitter,
@@ -219,6 +274,68 @@ fn run_inner(args: NemesisArgs) -> Result<Exit, NemesisError> {
         } => return delay_holder(lab, ms, jitter, seed, &nodes),
     }
     Ok(Exit::Valid)
+}
+
+fn names(ns: &[crate::lab::NodeState]) -> String {
+    ns.iter()
+        .map(|n| n.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `faultline nemesis clock ...`.
+fn clock_fault(lab: &Lab, op: ClockOp) -> Result<(), NemesisError> {
+    match op {
+        ClockOp::Bump { ms, nodes } => {
+            let ns = resolve_nodes(lab, &nodes)?;
+            let to = clock::bump(lab, &ns, ms)?;
+            for (n, t) in ns.iter().zip(to) {
+                println!("{}: clock bumped by {ms} ms (now {t} ms off)", n.name);
+            }
+        }
+        ClockOp::Skew { ms, nodes } => {
+            let ns = resolve_nodes(lab, &nodes)?;
+            clock::skew(lab, &ns, ms)?;
+            println!("{}: clock {ms} ms off", names(&ns));
+        }
+        ClockOp::Strobe {
+            ms,
+            period,
+            seconds,
+            nodes,
+        } => {
+            if !(seconds > 0.0 && seconds <= 86_400.0) {
+                return Err(NemesisError::Clock(format!(
+                    "clock strobe --for {seconds}: give 0 < seconds <= 86400"
+                )));
+            }
+            let ns = resolve_nodes(lab, &nodes)?;
+            let _set = signals::block(&signals::TERMINATING);
+            let strobe = clock::Strobe::start(lab, &ns, ms, period)?;
+            // Until the time is up or a signal comes; then reset.
+            let until = std::time::Instant::now() + Duration::from_secs_f64(seconds);
+            while std::time::Instant::now() < until && !signals::termination_pending() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let flips = strobe.flips();
+            strobe.stop()?;
+            println!(
+                "{}: clock strobed between 0 and {ms} ms every {period} ms ({flips} flips), now reset",
+                names(&ns)
+            );
+        }
+        ClockOp::Reset { nodes } => {
+            if nodes.is_empty() {
+                clock::heal_clocks(lab)?;
+                println!("clocks of lab {} reset", lab.name());
+            } else {
+                let ns = resolve_nodes(lab, &nodes)?;
+                clock::reset(lab, &ns)?;
+                println!("{}: clock reset", names(&ns));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Starts `faultline nemesis __delay-holder` in the background and waits

@@ -48,6 +48,10 @@ pub struct NodeArgs {
         allow_hyphen_values = true
     )]
     pub w: String,
+    /// Quorum mode: timestamp writes with a Lamport clock, or with the
+    /// coordinator's wall clock (Cassandra-style; clock faults break it).
+    #[arg(long, value_name = "lamport|wall", default_value = "lamport")]
+    pub timestamps: String,
     /// Server-side bound on every request, in milliseconds: after it the
     /// client gets `info` (or `fail` when nothing was applied).
     #[arg(
@@ -132,6 +136,10 @@ fn config(args: &NodeArgs) -> Result<(NodeConfig, usize), String> {
     cfg.w = w;
     cfg.request_timeout = Duration::from_millis(ms);
     cfg.replication_lag = Duration::from_millis(lag);
+    cfg.timestamps = args
+        .timestamps
+        .parse()
+        .map_err(|e| format!("--timestamps: {e}"))?;
     cfg.validate().map_err(|e| e.to_string())?;
     Ok((cfg, threads))
 }

@@ -28,7 +28,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "D")]
     pub db: Option<String>,
     /// A store option, KEY=VALUE; repeat it. builtin: mode=primary|async|quorum,
-    /// r=N, w=N. etcd: reads=linearizable|serializable. redis:
+    /// r=N, w=N, timestamps=lamport|wall. etcd: reads=linearizable|serializable. redis:
     /// failover=none|sentinel, reads=primary|replicas, wait=N. postgres:
     /// reads=primary|standby, sync=off|on|apply. etcd, redis, postgres:
     /// bindir=DIR. external: command="PROGRAM ARGS", server=builtin|"SHELL
@@ -41,8 +41,8 @@ pub struct RunArgs {
     /// The workload: register, kv, set, counter.
     #[arg(long, value_name = "W")]
     pub workload: Option<String>,
-    /// Faults, comma-separated: partition, loss, delay, kill, pause, none,
-    /// all.
+    /// Faults, comma-separated: partition, loss, delay, kill, pause, clock
+    /// (not part of all: it needs servers libfaketime can fake), none, all.
     #[arg(long, value_name = "FAULTS")]
     pub nemesis: Option<String>,
     /// Seconds between the starts of two faults.
@@ -448,6 +448,10 @@ pub fn run(args: RunArgs) -> Exit {
             Err(e) => return fail(e),
         },
     };
+    // So is a clock fault the store's servers would ignore.
+    if let Err(e) = runner::check_clock(&cfg, &programs) {
+        return fail(e);
+    }
     eprintln!("faultline run: {}", describe(&cfg));
     let outcome = match runner::run(cfg, programs) {
         Ok(o) => o,

@@ -68,6 +68,7 @@ pub fn hold(
     service: Option<String>,
     node: &str,
     cmd: &[String],
+    fake_clock: bool,
 ) -> Result<(), LabError> {
     let set = signals::block(&[
         Signal::SIGINT,
@@ -132,10 +133,22 @@ pub fn hold(
             }
         });
     };
+    let env = if fake_clock {
+        match super::fake_clock::server_env(&l, &n) {
+            Ok(env) => env,
+            Err(e) => {
+                forget(None);
+                return Err(e);
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let spec = ServerSpec {
         node: n.name.clone(),
         service: service.clone(),
         argv: cmd.to_vec(),
+        env,
     };
     let mut server = match Server::spawn(&l, spec) {
         Ok(s) => s,
@@ -234,6 +247,7 @@ pub fn start_detached(
     service: Option<String>,
     node: &str,
     cmd: &[String],
+    fake_clock: bool,
 ) -> Result<(), LabError> {
     sys::preflight()?;
     let l = Lab::open(name)?;
@@ -251,20 +265,13 @@ pub fn start_detached(
         .try_clone()
         .map_err(|e| LabError::io(format!("opening {}", holder_log.display()), e))?;
     let mut c = std::process::Command::new(exe);
-    c.args([
-        "lab",
-        "run",
-        "--name",
-        name,
-        "--service",
-        &service,
-        &n.name,
-        "--",
-    ])
-    .args(cmd)
-    .stdin(Stdio::null())
-    .stdout(logf)
-    .stderr(logf2);
+    c.args(["lab", "run", "--name", name, "--service", &service, &n.name])
+        .args(fake_clock.then_some("--fake-clock"))
+        .arg("--")
+        .args(cmd)
+        .stdin(Stdio::null())
+        .stdout(logf)
+        .stderr(logf2);
     super::proc::in_new_session(&mut c);
     let mut child = c
         .spawn()

@@ -17,6 +17,7 @@
 //! runner can call it from `spawn_blocking`.
 
 pub mod client_socket;
+pub mod fake_clock;
 pub mod hold;
 pub mod net;
 pub mod netlink;
@@ -122,6 +123,10 @@ pub enum LabError {
         #[source]
         source: std::io::Error,
     },
+    /// Clock faults cannot be applied (libfaketime missing, a store that
+    /// ignores it).
+    #[error("{0}")]
+    FakeClock(String),
     /// A server process could not be managed.
     #[error("service {service:?} on node {node:?}: {reason}")]
     Service {

@@ -787,6 +787,7 @@ pub fn teardown(name: &str) -> Result<()> {
         });
     }
     remove_data_dir(&st)?;
+    super::fake_clock::remove_shared(name);
     let lock = state::lock()?;
     state::remove(&lock, name)
 }
@@ -849,6 +850,13 @@ pub fn remove_unrecorded(labs: &[LabState]) -> Vec<String> {
         if !known_chains.contains(&c) {
             remove_root_chain(&c);
             removed.push(format!("root chain {c}"));
+        }
+    }
+    let known_labs: BTreeSet<&str> = labs.iter().map(|l| l.name.as_str()).collect();
+    for lab in super::fake_clock::shared_labs() {
+        if !known_labs.contains(lab.as_str()) {
+            super::fake_clock::remove_shared(&lab);
+            removed.push(format!("libfaketime objects of lab {lab}"));
         }
     }
     removed

@@ -210,6 +210,9 @@ pub struct ServerSpec {
     pub service: String,
     /// The program and its arguments.
     pub argv: Vec<String>,
+    /// Environment variables added to the server's (e.g. a faked clock's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
 }
 
 /// A server running inside a node as this process's child: its own process
@@ -272,6 +275,7 @@ impl Server {
             .env("FAULTLINE_NODE", &node.name)
             .env("FAULTLINE_NODE_IP", node.ip.to_string())
             .env("FAULTLINE_NODE_DIR", &dir)
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

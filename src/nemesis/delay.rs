@@ -189,7 +189,7 @@ fn queue_thread(
                     let d = if stopping {
                         0.0
                     } else {
-                        (base + jit * (2.0 * rng.unit() - 1.0)).max(0.0)
+                        (base + jit * (2.0 * rng.f64() - 1.0)).max(0.0)
                     };
                     seq += 1;
                     heap.push(Held {

@@ -53,44 +53,10 @@ pub enum GrudgeError {
     },
 }
 
-/// A small seeded generator (SplitMix64): the same seed gives the same
-/// partitions and schedules, so `--seed` reproduces a run.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-
-    /// A float in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Shuffles in place (Fisher-Yates).
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
-    }
-}
+/// The seeded generator of the whole run (xoshiro256**, the workloads'
+/// own): the same seed gives the same partitions and schedules, so
+/// `--seed` reproduces a run.
+pub use faultline_workloads::rng::Rng;
 
 /// The partition shapes Jepsen users know, plus explicit grudges.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -242,7 +208,7 @@ pub fn grudge(shape: &Shape, nodes: &[String], rng: &mut Rng) -> Result<Grudge, 
         }
         Shape::One => {
             need(2)?;
-            let v = sh.remove(rng.below(n));
+            let v = sh.remove(rng.index(n));
             complete_grudge(&[vec![v], sh])
         }
         Shape::Majority => {

@@ -10,9 +10,13 @@
 //!   that re-injects each packet from a peer after D ± jitter ms.
 //! - [`kill`], [`start`], [`pause`], [`resume`]: signals to the whole process
 //!   tree of the servers a node runs (see `faultline lab run`).
-//! - [`heal`]: empties faultline's chains and stops the delay; nothing else.
+//! - [`clock`]: bump, skew or strobe the wall clock of the servers on a
+//!   node (libfaketime; see [`crate::lab::fake_clock`]).
+//! - [`heal`]: empties faultline's chains, stops the delay and sets faked
+//!   clocks back to the real time; nothing else.
 //! - [`schedule`]: when to do what, for the runner (pure).
 
+pub mod clock;
 pub mod delay;
 pub mod grudge;
 pub mod schedule;
@@ -72,6 +76,9 @@ pub enum NemesisError {
         /// The service.
         service: String,
     },
+    /// A clock fault that cannot be applied.
+    #[error("{0}")]
+    Clock(String),
     /// A target set that names no node.
     #[error("no target nodes given")]
     NoTargets,
@@ -219,9 +226,11 @@ pub fn heal_loss(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
-/// Heals everything: partition, loss and delay. Touches only faultline's
-/// chains (and, with netem, the qdisc faultline put on the node's `eth0`).
+/// Heals everything: partition, loss, delay and faked clocks. Touches only
+/// faultline's chains (and, with netem, the qdisc faultline put on the
+/// node's `eth0`) and the nodes' timestamp files.
 pub fn heal(lab: &Lab) -> Result<()> {
+    clock::heal_clocks(lab)?;
     delay::heal_delay(lab)?;
     heal_loss(lab)?;
     heal_partition(lab)?;
@@ -410,6 +419,7 @@ pub struct ActiveFault {
     /// The fault.
     pub fault: schedule::Fault,
     delay: Option<delay::DelayHolder>,
+    strobe: Option<clock::Strobe>,
 }
 
 fn fault_nodes(lab: &Lab, names: &[String]) -> Result<Vec<NodeState>> {
@@ -435,6 +445,7 @@ pub fn apply_on(
     let fresh = Lab::open(lab.name())?; // servers may have started since `lab` was read
     let lab = &fresh;
     let mut held = None;
+    let mut strobe = None;
     match fault {
         F::Partition { grudge } => partition(lab, grudge)?,
         F::Loss { nodes, percent } => loss(lab, &fault_nodes(lab, nodes)?, *percent)?,
@@ -468,16 +479,32 @@ pub fn apply_on(
                 servers.pause(lab, &n)?;
             }
         }
+        F::Clock {
+            nodes,
+            mode,
+            ms,
+            period_ms,
+        } => {
+            let ns = fault_nodes(lab, nodes)?;
+            match mode {
+                clock::ClockMode::Bump => drop(clock::bump(lab, &ns, *ms)?),
+                clock::ClockMode::Skew => clock::skew(lab, &ns, *ms)?,
+                clock::ClockMode::Strobe => {
+                    strobe = Some(clock::Strobe::start(lab, &ns, *ms, *period_ms)?);
+                }
+            }
+        }
     }
     Ok(ActiveFault {
         fault: fault.clone(),
         delay: held,
+        strobe,
     })
 }
 
 impl ActiveFault {
     /// Undoes the fault: heals the partition or loss, removes the delay,
-    /// starts killed servers, resumes paused ones.
+    /// starts killed servers, resumes paused ones, resets clocks.
     pub fn end(self, lab: &Lab) -> Result<()> {
         self.end_on(lab, &HeldServers)
     }
@@ -508,6 +535,12 @@ impl ActiveFault {
                     servers.resume(&lab, &n)?;
                 }
                 Ok(())
+            }
+            F::Clock { nodes, .. } => {
+                if let Some(s) = self.strobe.take() {
+                    s.stop()?;
+                }
+                clock::reset(&lab, &fault_nodes(&lab, nodes)?)
             }
         }
     }

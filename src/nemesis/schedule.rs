@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::clock::ClockMode;
 use super::grudge::{self, Grudge, Rng, Shape};
 use super::{NemesisError, Result};
 
@@ -70,6 +71,18 @@ pub enum FaultSpec {
         /// Where.
         target: Target,
     },
+    /// Move the targets' clocks (bump, skew or strobe); reset at the end.
+    Clock {
+        /// How.
+        mode: ClockMode,
+        /// Milliseconds (negative: back).
+        ms: i64,
+        /// Strobe only: milliseconds between flips.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        period_ms: u64,
+        /// Where.
+        target: Target,
+    },
 }
 
 /// A fault with its targets drawn: what the nemesis does.
@@ -107,6 +120,22 @@ pub enum Fault {
         /// Nodes.
         nodes: Vec<String>,
     },
+    /// Move the clocks of the servers on these nodes.
+    Clock {
+        /// Nodes.
+        nodes: Vec<String>,
+        /// How.
+        mode: ClockMode,
+        /// Milliseconds.
+        ms: i64,
+        /// Strobe only: milliseconds between flips (0 otherwise).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        period_ms: u64,
+    },
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Fault {
@@ -118,6 +147,7 @@ impl Fault {
             Fault::Delay { .. } => "delay",
             Fault::Kill { .. } => "kill",
             Fault::Pause { .. } => "pause",
+            Fault::Clock { .. } => "clock",
         }
     }
 }
@@ -241,7 +271,7 @@ impl Schedule {
                     if out.len() == MAX_WINDOWS {
                         return Err(too_many_windows());
                     }
-                    let f = &faults[rng.below(faults.len())];
+                    let f = &faults[rng.index(faults.len())];
                     out.push(Window {
                         start: t,
                         end: t + *duration,
@@ -404,6 +434,20 @@ pub fn draw(f: &FaultSpec, nodes: &[String], primaries: &[String], rng: &mut Rng
         FaultSpec::Pause { target } => Fault::Pause {
             nodes: targets(target, nodes, primaries, rng)?,
         },
+        FaultSpec::Clock {
+            mode,
+            ms,
+            period_ms,
+            target,
+        } => {
+            super::clock::validate(*mode, *ms, *period_ms)?;
+            Fault::Clock {
+                nodes: targets(target, nodes, primaries, rng)?,
+                mode: *mode,
+                ms: *ms,
+                period_ms: *period_ms,
+            }
+        }
     })
 }
 
@@ -600,6 +644,54 @@ mod tests {
                 .is_err()
         );
         assert!(Schedule::timeline_from_json("{").is_err());
+    }
+
+    #[test]
+    fn clock_entries_parse_validate_and_record() {
+        let s = Schedule::timeline_from_json(
+            r#"[{"at": 1, "for": 2, "fault": {"fault": "clock", "mode": "bump", "ms": -200, "target": "one"}},
+                {"at": 4, "for": 2, "fault": {"fault": "clock", "mode": "strobe", "ms": 1500, "period_ms": 10, "target": "all"}}]"#,
+        )
+        .unwrap();
+        let w = s
+            .windows(&nodes(3), &[], Duration::from_secs(60), 0)
+            .unwrap();
+        assert!(matches!(
+            &w[0].fault,
+            Fault::Clock { nodes, mode: ClockMode::Bump, ms: -200, period_ms: 0 } if nodes.len() == 1
+        ));
+        let h = events(&w)[2].to_history();
+        assert_eq!(h["f"], "clock");
+        assert_eq!(h["value"]["mode"], "strobe");
+        assert_eq!(h["value"]["ms"], 1500);
+        assert_eq!(h["value"]["period_ms"], 10);
+        assert_eq!(h["value"]["nodes"].as_array().map(Vec::len), Some(3));
+        // A bump records no period.
+        assert!(
+            events(&w)[0].to_history()["value"]
+                .get("period_ms")
+                .is_none()
+        );
+        for bad in [
+            r#"{"fault": "clock", "mode": "bump", "ms": 0, "target": "one"}"#,
+            r#"{"fault": "clock", "mode": "strobe", "ms": 5, "target": "one"}"#,
+            r#"{"fault": "clock", "mode": "skew", "ms": 5, "period_ms": 3, "target": "one"}"#,
+        ] {
+            let t = Schedule::timeline_from_json(&format!(
+                r#"[{{"at": 0, "for": 1, "fault": {bad}}}]"#
+            ))
+            .unwrap();
+            let e = t
+                .windows(&nodes(3), &[], Duration::from_secs(60), 0)
+                .unwrap_err();
+            assert!(e.to_string().contains("entry 0: clock"), "{e}");
+        }
+        assert!(
+            Schedule::timeline_from_json(
+                r#"[{"at": 0, "for": 1, "fault": {"fault": "clock", "mode": "drift", "ms": 5, "target": "one"}}]"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

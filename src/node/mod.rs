@@ -19,7 +19,8 @@
 //!   reads, and lost writes when the primary restarts (it comes back empty).
 //! - [`Mode::Quorum`]: any node coordinates; writes wait for W
 //!   acknowledgements and reads for R answers; last write wins by (Lamport
-//!   timestamp, node name).
+//!   timestamp, node name), or, with [`Timestamps::Wall`], by the
+//!   coordinator's wall clock as Cassandra does (which a clock fault breaks).
 //!
 //! The client protocol (one JSON object per line each way) is in
 //! [`protocol`] and documented in `docs/node-protocol.md`; [`client`] is an
@@ -86,6 +87,41 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// How quorum mode timestamps a write (last write wins by it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timestamps {
+    /// A Lamport clock: above every timestamp the coordinator has seen.
+    Lamport,
+    /// The coordinator's wall clock, in microseconds since the epoch
+    /// (Cassandra's): a coordinator whose clock is behind writes values
+    /// that older ones win over.
+    Wall,
+}
+
+impl Timestamps {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timestamps::Lamport => "lamport",
+            Timestamps::Wall => "wall",
+        }
+    }
+}
+
+impl std::str::FromStr for Timestamps {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "lamport" => Ok(Timestamps::Lamport),
+            "wall" => Ok(Timestamps::Wall),
+            other => Err(format!(
+                "unknown timestamps {other:?} (expected lamport or wall)"
+            )),
+        }
+    }
+}
+
 /// Everything a node needs to run. Build it with [`NodeConfig::new`] and
 /// check it with [`NodeConfig::validate`] (which [`serve`] also calls).
 #[derive(Clone, Debug)]
@@ -111,6 +147,8 @@ pub struct NodeConfig {
     /// Async mode: the primary waits this long before shipping new entries
     /// (a model of replication lag: replicas are at least this stale).
     pub replication_lag: Duration,
+    /// Quorum mode: how writes are timestamped.
+    pub timestamps: Timestamps,
 }
 
 impl NodeConfig {
@@ -132,6 +170,7 @@ impl NodeConfig {
             w: n / 2 + 1,
             request_timeout: Duration::from_millis(1000),
             replication_lag: Duration::ZERO,
+            timestamps: Timestamps::Lamport,
         }
     }
 
@@ -191,6 +230,15 @@ impl NodeConfig {
             return bad(
                 "--primary",
                 format!("{p:?} is not this node nor one of its peers"),
+            );
+        }
+        if self.timestamps == Timestamps::Wall && self.mode != Mode::Quorum {
+            return bad(
+                "--timestamps",
+                format!(
+                    "wall only means something in quorum mode (this node is in {} mode)",
+                    self.mode
+                ),
             );
         }
         let n = self.cluster_size();

@@ -2,7 +2,8 @@
 //!
 //! Every value carries a timestamp `(lamport, node name)`; a replica keeps a
 //! value only if its timestamp is higher than the one it holds (last write
-//! wins). A write takes a timestamp above the coordinator's Lamport clock,
+//! wins). A write takes a timestamp above the coordinator's Lamport clock
+//! (or, with `--timestamps wall`, the coordinator's wall clock in µs),
 //! applies it locally (one acknowledgement), queues it to every peer, and
 //! is `ok` after W acknowledgements in all. A read takes the local value and,
 //! when R > 1, asks every peer and answers with the newest of the first R
@@ -26,7 +27,15 @@ use tokio::time::Instant;
 use super::peer::{Link, PeerReq, PeerResp, Put, Ts, Versioned};
 use super::protocol::{Func, Reply, Request};
 use super::store::{self, Op};
-use super::{NodeConfig, log};
+use super::{NodeConfig, Timestamps, log};
+
+/// The wall clock, in microseconds since the epoch.
+fn wall_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
 
 /// Most puts in one message to a peer.
 const MAX_BATCH: usize = 4096;
@@ -113,6 +122,8 @@ impl PeerQueue {
 struct St {
     map: HashMap<String, Versioned>,
     clock: u64,
+    /// The last wall-clock timestamp this node gave ([`Timestamps::Wall`]).
+    wall: u64,
 }
 
 /// The quorum engine.
@@ -121,6 +132,7 @@ pub(crate) struct Quorum {
     r: usize,
     w: usize,
     timeout: Duration,
+    timestamps: Timestamps,
     links: Vec<Arc<Link>>,
     queues: Vec<PeerQueue>,
     st: Mutex<St>,
@@ -133,6 +145,7 @@ impl Quorum {
             r: cfg.r,
             w: cfg.w,
             timeout: cfg.request_timeout,
+            timestamps: cfg.timestamps,
             queues: links
                 .iter()
                 .map(|_| PeerQueue {
@@ -144,6 +157,7 @@ impl Quorum {
             st: Mutex::new(St {
                 map: HashMap::new(),
                 clock: 0,
+                wall: 0,
             }),
         });
         for i in 0..q.links.len() {
@@ -259,8 +273,18 @@ impl Quorum {
         };
         let ts = {
             let mut st = self.lock();
-            st.clock = st.clock.max(seen) + 1;
-            let ts = Ts(st.clock, self.name.clone());
+            let ts = match self.timestamps {
+                Timestamps::Lamport => {
+                    st.clock = st.clock.max(seen) + 1;
+                    Ts(st.clock, self.name.clone())
+                }
+                // This node's wall clock, strictly increasing here only:
+                // what other nodes have seen does not move it.
+                Timestamps::Wall => {
+                    st.wall = (st.wall + 1).max(wall_micros());
+                    Ts(st.wall, self.name.clone())
+                }
+            };
             let newer = st.map.get(&req.key).is_none_or(|cur| ts > cur.1);
             if newer {
                 st.map

@@ -13,12 +13,15 @@ pub mod junit;
 
 use std::path::{Path, PathBuf};
 
+use faultline_checkers::Validity;
 use faultline_checkers::format::{self, Format};
 use faultline_checkers::history::History;
-use faultline_checkers::{ModelKind, Validity};
 use serde_json::{Value, json};
 
-use classify::{ClassifyInput, classify};
+pub use classify::ClassifyInput;
+use classify::classify;
+
+use crate::runner::results::StoredRun;
 
 /// The run's verdict as a [`Validity`] (`true`, `false`, anything else is
 /// unknown).
@@ -30,42 +33,26 @@ pub fn validity(v: &Value) -> Validity {
     }
 }
 
-/// The linearizability model a results object was checked with, if any.
-pub fn model_of(results: &Value) -> Option<ModelKind> {
-    if let Some(m) = results.get("model").and_then(Value::as_str) {
-        return m.parse().ok();
-    }
-    let lin = results.pointer("/checks/linearizable")?;
-    if let Some(m) = lin.get("model").and_then(Value::as_str) {
-        return m.parse().ok();
-    }
-    match results
-        .pointer("/config/workload/kind")
-        .and_then(Value::as_str)
-    {
-        Some("kv") => Some(ModelKind::Kv),
-        Some("register") => Some(ModelKind::CasRegister),
-        _ => None,
-    }
-}
-
 /// Computes the classification of a checked history and stores it in
 /// `results["classification"]`.
-pub fn add_classification(history: &History, results: &mut Value) {
-    let input = ClassifyInput {
-        valid: validity(&results["valid"]),
-        model: model_of(results),
-        time_limit: results
-            .pointer("/config/check_time_limit")
-            .and_then(Value::as_f64)
-            .map(|t| t.min(120.0)),
-    };
-    let c = classify(history, &input);
+pub fn add_classification(history: &History, input: &ClassifyInput, results: &mut Value) {
+    let c = classify(history, input);
     if let Value::Object(m) = results {
         m.insert(
             "classification".into(),
             serde_json::to_value(&c).unwrap_or(Value::Null),
         );
+    }
+}
+
+/// What the classification of a stored run needs, from its
+/// `results.json`.
+fn stored_input(results: &Value) -> ClassifyInput {
+    let stored = StoredRun::from_json(results).unwrap_or_default();
+    ClassifyInput {
+        valid: stored.valid.unwrap_or(Validity::Unknown),
+        model: stored.model(),
+        time_limit: stored.check_time_limit().map(|t| t.min(120.0)),
     }
 }
 
@@ -235,7 +222,7 @@ pub fn report_dir(dir: &Path, summary: Option<&Path>) -> Result<Value, String> {
     }
     let (history, _) = format::read_path(&hist, Format::Json).map_err(|e| e.to_string())?;
     if results.get("classification").is_none_or(|c| !c.is_object()) {
-        add_classification(&history, &mut results);
+        add_classification(&history, &stored_input(&results), &mut results);
         let text = serde_json::to_string_pretty(&results).unwrap_or_default();
         write(&res, &(text + "\n"))?;
     }
@@ -258,7 +245,7 @@ pub fn report_dir(dir: &Path, summary: Option<&Path>) -> Result<Value, String> {
 
 /// A results object for `faultline check`'s outputs: its `--json` line,
 /// with the classification added.
-pub fn check_results(history: &History, line: &Value) -> Value {
+pub fn check_results(history: &History, input: &ClassifyInput, line: &Value) -> Value {
     let mut r = line.clone();
     if r.get("name").is_none() {
         if let Value::Object(m) = &mut r {
@@ -268,7 +255,7 @@ pub fn check_results(history: &History, line: &Value) -> Value {
             );
         }
     }
-    add_classification(history, &mut r);
+    add_classification(history, input, &mut r);
     r
 }
 
@@ -323,10 +310,11 @@ pub fn check_output_path(flag: &str, path: &Path) -> Result<(), String> {
 pub fn check_file_outputs(
     html: Option<&Path>,
     history: &History,
+    input: &ClassifyInput,
     line: &Value,
     collected: &mut Vec<Value>,
 ) -> Result<(), String> {
-    let results = check_results(history, line);
+    let results = check_results(history, input, line);
     if let Some(p) = html {
         let name = results["file"].as_str().unwrap_or("history").to_string();
         write(p, &html::render(&name, history, &results))?;

@@ -16,8 +16,8 @@
   var D = JSON.parse(document.getElementById('faultline-data').textContent);
   var COLORS = ['#2e9e5b', '#d64541', '#f0a030', '#9a9a9a'];
   var OUTCOME = ['ok', 'fail', 'info', 'pending'];
-  var FAULT_COLORS = { partition: 'rgba(124, 77, 255, 0.13)', kill: 'rgba(214, 69, 65, 0.13)', pause: 'rgba(31, 95, 191, 0.12)', loss: 'rgba(160, 110, 40, 0.14)', delay: 'rgba(0, 150, 160, 0.12)' };
-  var FAULT_EDGE = { partition: '#7c4dff', kill: '#d64541', pause: '#1f5fbf', loss: '#a06e28', delay: '#0096a0' };
+  var FAULT_COLORS = { partition: 'rgba(124, 77, 255, 0.13)', kill: 'rgba(214, 69, 65, 0.13)', pause: 'rgba(31, 95, 191, 0.12)', loss: 'rgba(160, 110, 40, 0.14)', delay: 'rgba(0, 150, 160, 0.12)', clock: 'rgba(200, 150, 0, 0.14)' };
+  var FAULT_EDGE = { partition: '#7c4dff', kill: '#d64541', pause: '#1f5fbf', loss: '#a06e28', delay: '#0096a0', clock: '#c89600' };
 
   // ---- decode the operations (columns, delta-coded) ----
   var O = D.ops, n = O.n | 0;

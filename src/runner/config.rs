@@ -8,6 +8,7 @@ use std::time::Duration;
 use faultline_workloads::workload::WorkloadConfig;
 use serde::Serialize;
 
+use crate::nemesis::clock::ClockMode;
 use crate::nemesis::schedule::{self, FaultSpec, Target};
 use crate::stores::{Store, StoreError};
 
@@ -25,6 +26,10 @@ pub enum FaultKind {
     Kill,
     /// SIGSTOP a node's server, SIGCONT at the end.
     Pause,
+    /// Move a node's clock (bump, skew, strobe), reset at the end. Needs a
+    /// store whose servers read the clock through libc (libfaketime); not
+    /// part of `all`.
+    Clock,
 }
 
 impl FaultKind {
@@ -55,9 +60,10 @@ impl FaultKind {
                 "delay" => out.push(FaultKind::Delay),
                 "kill" => out.push(FaultKind::Kill),
                 "pause" => out.push(FaultKind::Pause),
+                "clock" => out.push(FaultKind::Clock),
                 other => {
                     return Err(format!(
-                        "unknown fault `{other}` (expected partition, loss, delay, kill, pause, none or all)"
+                        "unknown fault `{other}` (expected partition, loss, delay, kill, pause, clock, none or all)"
                     ));
                 }
             }
@@ -92,6 +98,34 @@ impl FaultKind {
             FaultKind::Pause => vec![FaultSpec::Pause {
                 target: Target::One,
             }],
+            // Jepsen's clock nemesis: bumps of a few seconds either way on
+            // one node, a steady skew on a minority, a strobe on one node.
+            FaultKind::Clock => vec![
+                FaultSpec::Clock {
+                    mode: ClockMode::Bump,
+                    ms: 5_000,
+                    period_ms: 0,
+                    target: Target::One,
+                },
+                FaultSpec::Clock {
+                    mode: ClockMode::Bump,
+                    ms: -5_000,
+                    period_ms: 0,
+                    target: Target::One,
+                },
+                FaultSpec::Clock {
+                    mode: ClockMode::Skew,
+                    ms: 2_000,
+                    period_ms: 0,
+                    target: Target::Minority,
+                },
+                FaultSpec::Clock {
+                    mode: ClockMode::Strobe,
+                    ms: 1_000,
+                    period_ms: 10,
+                    target: Target::One,
+                },
+            ],
         }
     }
 }

@@ -14,10 +14,12 @@ use faultline_checkers::EventType;
 use super::config::{FaultKind, RunConfig, RunError};
 use super::context::{Ctx, Site};
 use super::recorder::{Ev, Who};
+use crate::lab::fake_clock::{FakeClock, check_binary};
 use crate::lab::proc::Server;
 use crate::lab::{Lab, NodeState};
 use crate::nemesis::schedule::{self, Fault, Phase, Schedule};
 use crate::nemesis::{self, NemesisError, ServerControl};
+use crate::stores::Programs;
 
 /// The names of a run's nodes: n1..nN.
 pub(super) fn node_names(n: usize) -> Vec<String> {
@@ -44,7 +46,7 @@ pub(super) fn check_faults(cfg: &RunConfig) -> Result<(), RunError> {
         // one: the settings are wrong either way.
         let kills = kills || cfg.faults.contains(&FaultKind::Kill);
         let pauses = pauses || cfg.faults.contains(&FaultKind::Pause);
-        return check_remote_faults(remote, &windows, kills, pauses);
+        return check_remote_faults(remote, &windows, &cfg.faults, kills, pauses);
     }
     if (kills && cfg.db.kill().is_none()) || (pauses && cfg.db.pause().is_none()) {
         return Err(RunError::Faults(format!(
@@ -61,17 +63,21 @@ pub(super) fn check_faults(cfg: &RunConfig) -> Result<(), RunError> {
 fn check_remote_faults(
     remote: &super::RemoteRun,
     windows: &[schedule::Window],
+    cfg_faults: &[FaultKind],
     kills: bool,
     pauses: bool,
 ) -> Result<(), RunError> {
-    if windows
-        .iter()
-        .any(|w| matches!(w.fault, Fault::Delay { .. }))
-    {
-        return Err(RunError::Faults(
-            "--nemesis delay: not available on remote hosts yet (partition, loss, kill and pause are)"
-                .into(),
-        ));
+    for (fault, name) in [(FaultKind::Delay, "delay"), (FaultKind::Clock, "clock")] {
+        let drawn = windows.iter().any(|w| match w.fault {
+            Fault::Delay { .. } => fault == FaultKind::Delay,
+            Fault::Clock { .. } => fault == FaultKind::Clock,
+            _ => false,
+        });
+        if drawn || cfg_faults.contains(&fault) {
+            return Err(RunError::Faults(format!(
+                "--nemesis {name}: not available on remote hosts yet (partition, loss, kill and pause are)"
+            )));
+        }
     }
     if remote.endpoints.is_empty() {
         // faultline starts the store: it knows its servers.
@@ -89,6 +95,34 @@ fn check_remote_faults(
             "kill on remote hosts: give --db-opt start=COMMAND (how faultline starts the store's server again on a host)"
                 .into(),
         ));
+    }
+    Ok(())
+}
+
+/// Whether the run may inject clock faults (its servers then start with a
+/// faked clock).
+pub(super) fn has_clock_faults(cfg: &RunConfig) -> bool {
+    match &cfg.timeline {
+        Some(t) => t
+            .iter()
+            .any(|e| matches!(e.fault, schedule::FaultSpec::Clock { .. })),
+        None => cfg.faults.contains(&FaultKind::Clock),
+    }
+}
+
+/// Before anything is created, for a run with clock faults: libfaketime is
+/// installed, and every program whose clock the store's servers run reads
+/// the clock through libc (a Go binary does not: "not applicable").
+pub fn check_clock(cfg: &RunConfig, programs: &Programs) -> Result<(), RunError> {
+    if !has_clock_faults(cfg) {
+        return Ok(());
+    }
+    FakeClock::find()?;
+    let refuse =
+        |why: String| RunError::Faults(format!("--db {} with clock faults: {why}", cfg.db.name()));
+    let list = cfg.db.clock_programs(programs).map_err(refuse)?;
+    for p in list {
+        check_binary(&p).map_err(refuse)?;
     }
     Ok(())
 }
@@ -129,6 +163,9 @@ fn fault_label(f: &Fault) -> String {
         Fault::Delay { nodes, ms, .. } => format!("delay {ms} ms at {}", nodes.join(",")),
         Fault::Kill { nodes } => format!("kill {}", nodes.join(",")),
         Fault::Pause { nodes } => format!("pause {}", nodes.join(",")),
+        Fault::Clock {
+            nodes, mode, ms, ..
+        } => format!("clock {} {ms} ms at {}", mode.as_str(), nodes.join(",")),
     }
 }
 

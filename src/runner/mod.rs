@@ -21,7 +21,7 @@ pub mod interrupt;
 mod progress;
 pub mod recorder;
 mod remote;
-mod results;
+pub mod results;
 pub mod store;
 mod workers;
 
@@ -34,7 +34,7 @@ use crate::lab::proc::Server;
 use crate::lab::{Lab, LabGuard, LabSpec};
 use crate::nemesis::schedule;
 use crate::stores::{self, Cluster, Launch, Programs, Store, StoreError};
-use faults::{check_faults, heal_all, nemesis_task, nemesis_windows, node_names};
+use faults::{check_faults, has_clock_faults, heal_all, nemesis_task, nemesis_windows, node_names};
 use progress::progress_task;
 use results::results_json;
 use workers::{final_read_phase, worker};
@@ -43,6 +43,7 @@ use config::io;
 use context::{Ctx, Site};
 
 pub use config::{Endpoint, FaultKind, RemoteRun, RunConfig, RunError};
+pub use faults::check_clock;
 
 /// What a run produced.
 #[derive(Debug)]
@@ -62,6 +63,7 @@ pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
         return remote::run(cfg);
     }
     crate::lab::sys::preflight()?;
+    check_clock(&cfg, &programs)?;
     let (interrupt, dir) = begin(&cfg)?;
     if interrupt.interrupted() {
         return Err(RunError::Interrupted("before the lab was created"));
@@ -136,8 +138,9 @@ async fn start_servers(
     programs: &Programs,
     lab: &Lab,
     dir: &Path,
+    fake_clock: bool,
 ) -> Result<Started, RunError> {
-    let mut launch = Launch::new(lab, programs, dir);
+    let mut launch = Launch::new(lab, programs, dir).with_fake_clock(fake_clock);
     let mut r = store.start(&mut launch).await;
     if r.is_ok() {
         r = store.ready(&mut launch).await;
@@ -168,7 +171,7 @@ async fn start_store(
     interrupt: &interrupt::Interrupt,
 ) -> Result<Started, RunError> {
     let started = tokio::select! {
-        r = start_servers(cfg.db.as_ref(), programs, lab, dir) => r,
+        r = start_servers(cfg.db.as_ref(), programs, lab, dir, has_clock_faults(cfg)) => r,
         _ = interrupt.reached(interrupt::Level::Cancel) => {
             Err(RunError::Interrupted("while the store was starting"))
         }
@@ -334,7 +337,12 @@ fn check_and_report(r: Recorded, dir: &Path) -> Result<checks::Verdicts, RunErro
         checks::check_history(&r.history_path, r.cfg.workload.kind, r.cfg.check_time_limit)
             .map_err(RunError::Check)?;
     let mut results = results_json(dir, &r.cfg, &r.windows, &verdicts, r.elapsed);
-    crate::report::add_classification(&verdicts.history, &mut results);
+    let input = crate::report::ClassifyInput {
+        valid: verdicts.valid,
+        model: verdicts.model,
+        time_limit: r.cfg.check_time_limit.map(|t| t.min(120.0)),
+    };
+    crate::report::add_classification(&verdicts.history, &input, &mut results);
     let path = dir.join("results.json");
     let text = serde_json::to_string_pretty(&results).unwrap_or_default();
     std::fs::write(&path, text + "\n").map_err(io(format!("writing {}", path.display())))?;

@@ -162,5 +162,8 @@ pub(super) async fn apply_fault(r: &Remote, fault: &Fault, phase: Phase) -> remo
         (Fault::Delay { .. }, _) => Err(remote::RemoteError::Fault(
             "delay is not available on remote hosts yet".into(),
         )),
+        (Fault::Clock { .. }, _) => Err(remote::RemoteError::Fault(
+            "clock faults are not available on remote hosts yet".into(),
+        )),
     }
 }

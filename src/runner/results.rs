@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use faultline_checkers::plan::Plan;
+use faultline_checkers::workload::WorkloadKind;
+use faultline_checkers::{ModelKind, Validity};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::checks;
@@ -34,7 +38,7 @@ pub(super) fn results_json(
         "name": cfg.name,
         "dir": dir.display().to_string(),
         "valid": v.valid,
-        "checks": v.checks,
+        "checks": v.checks.to_json(),
         "seed": cfg.seed,
         "config": cfg,
         "stats": {
@@ -58,4 +62,59 @@ pub(super) fn results_json(
         "faults": windows,
     });
     results
+}
+
+/// What is read back from a stored run's `results.json` (`faultline check
+/// DIR`, `faultline report DIR`): its verdict, workload and check time
+/// limit, each absent when the file does not say it.
+#[derive(Debug, Default, Deserialize)]
+pub struct StoredRun {
+    /// The verdict.
+    #[serde(default)]
+    pub valid: Option<Validity>,
+    #[serde(default)]
+    config: StoredConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StoredConfig {
+    #[serde(default)]
+    workload: Option<StoredWorkload>,
+    #[serde(default)]
+    check_time_limit: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StoredWorkload {
+    kind: WorkloadKind,
+}
+
+impl StoredRun {
+    /// Reads the fields faultline needs from a `results.json` object; None
+    /// when one of them is not what faultline writes (an unknown workload,
+    /// a verdict that is not true, false or "unknown").
+    pub fn from_json(results: &Value) -> Option<StoredRun> {
+        StoredRun::deserialize(results).ok()
+    }
+
+    /// Reads `DIR/results.json`; None when it is missing or not understood.
+    pub fn read(dir: &Path) -> Option<StoredRun> {
+        let text = std::fs::read_to_string(dir.join("results.json")).ok()?;
+        StoredRun::from_json(&serde_json::from_str(&text).ok()?)
+    }
+
+    /// The run's workload.
+    pub fn workload(&self) -> Option<WorkloadKind> {
+        self.config.workload.as_ref().map(|w| w.kind)
+    }
+
+    /// The linearizability model the run's plan checks against.
+    pub fn model(&self) -> Option<ModelKind> {
+        Plan::for_workload(self.workload()?).model()
+    }
+
+    /// The time limit of the run's checks, seconds.
+    pub fn check_time_limit(&self) -> Option<f64> {
+        self.config.check_time_limit
+    }
 }

@@ -19,7 +19,7 @@ use super::{
     Store, StoreError,
 };
 use crate::lab::Lab;
-use crate::node::{Mode, NodeClient, Reply, ReplyType};
+use crate::node::{Mode, NodeClient, Reply, ReplyType, Timestamps};
 
 /// Port of the built-in store on every node.
 pub const NODE_PORT: u16 = 7000;
@@ -97,6 +97,19 @@ pub struct Builtin {
     pub r: QuorumSize,
     /// Write quorum (quorum mode).
     pub w: QuorumSize,
+    /// How writes are timestamped (quorum mode; recorded only when not
+    /// the default, so earlier runs' options read the same).
+    #[serde(serialize_with = "serialize_word", skip_serializing_if = "is_lamport")]
+    pub timestamps: Timestamps,
+}
+
+fn is_lamport(t: &Timestamps) -> bool {
+    *t == Timestamps::Lamport
+}
+
+impl Choice for Timestamps {
+    const CHOICES: &'static [(&'static str, Timestamps)] =
+        &[("lamport", Timestamps::Lamport), ("wall", Timestamps::Wall)];
 }
 
 impl Builtin {
@@ -106,6 +119,7 @@ impl Builtin {
             mode,
             r: QuorumSize::Quorum,
             w: QuorumSize::Quorum,
+            timestamps: Timestamps::Lamport,
         }
     }
 
@@ -116,7 +130,7 @@ impl Builtin {
                 .ok_or_else(|| format!("--db-opt mode={m}: expected primary, async or quorum"))?,
         };
         if mode != Mode::Quorum
-            && let Some(k) = ["r", "w"].into_iter().find(|k| opts.has(k))
+            && let Some(k) = ["r", "w", "timestamps"].into_iter().find(|k| opts.has(k))
         {
             return Err(format!(
                 "--db-opt {k}: only means something with mode=quorum (this run has mode={})",
@@ -128,12 +142,22 @@ impl Builtin {
             Some(v) => QuorumSize::parse(key, &v),
         };
         let (r, w) = (size("r")?, size("w")?);
+        let timestamps = match opts.take("timestamps") {
+            None => Timestamps::Lamport,
+            Some(t) => Timestamps::from_word(&t)
+                .ok_or_else(|| format!("--db-opt timestamps={t}: expected lamport or wall"))?,
+        };
         if let Some(k) = opts.left() {
             return Err(format!(
-                "--db-opt {k}: the builtin store has no such option (mode, r, w)"
+                "--db-opt {k}: the builtin store has no such option (mode, r, w, timestamps)"
             ));
         }
-        Ok(Arc::new(Builtin { mode, r, w }))
+        Ok(Arc::new(Builtin {
+            mode,
+            r,
+            w,
+            timestamps,
+        }))
     }
 
     /// `faultline node` for `node`, with every other node as a peer.
@@ -159,6 +183,8 @@ impl Builtin {
                 self.r.to_string(),
                 "--w".into(),
                 self.w.to_string(),
+                "--timestamps".into(),
+                self.timestamps.as_str().into(),
             ]);
         }
         Ok(argv)
@@ -172,12 +198,20 @@ impl Store for Builtin {
     }
 
     fn label(&self) -> String {
-        format!("builtin-{}", self.mode)
+        match (self.mode, self.timestamps) {
+            (Mode::Quorum, Timestamps::Wall) => "builtin-quorum-wall".into(),
+            (m, _) => format!("builtin-{m}"),
+        }
     }
 
     fn describe(&self) -> String {
         match self.mode {
-            Mode::Quorum => format!("builtin (quorum, r={}, w={})", self.r, self.w),
+            Mode::Quorum => format!(
+                "builtin (quorum, r={}, w={}, {} timestamps)",
+                self.r,
+                self.w,
+                self.timestamps.as_str()
+            ),
             m => format!("builtin ({m})"),
         }
     }
@@ -188,6 +222,13 @@ impl Store for Builtin {
 
     fn check_install(&self) -> Result<Programs, StoreError> {
         Ok(Programs::default())
+    }
+
+    /// The servers are this binary (`faultline node`).
+    fn clock_programs(&self, _: &Programs) -> Result<Vec<std::path::PathBuf>, String> {
+        std::env::current_exe()
+            .map(|p| vec![p])
+            .map_err(|e| format!("finding the faultline binary: {e}"))
     }
 
     async fn start(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {

@@ -159,6 +159,27 @@ impl Store for External {
         Ok(Programs::default())
     }
 
+    /// The servers: this binary for `server=builtin`; the first word of a
+    /// `server=` command when it names a program (not a shell construct).
+    fn clock_programs(&self, programs: &Programs) -> Result<Vec<std::path::PathBuf>, String> {
+        match &self.server {
+            Servers::None => Err(
+                "not applicable: --db external starts no server (add --db-opt server=builtin or server=\"COMMAND\"), so there is no clock to fake"
+                    .into(),
+            ),
+            Servers::Builtin => Builtin::new(self.mode).clock_programs(programs),
+            Servers::Command(c) => {
+                let first = c.split_whitespace().next().unwrap_or_default();
+                let p = if first.contains('/') {
+                    Some(std::path::PathBuf::from(first))
+                } else {
+                    find_tool(first)
+                };
+                Ok(p.into_iter().collect())
+            }
+        }
+    }
+
     /// The servers, if `server=` is given.
     async fn start(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
         match &self.server {

@@ -13,9 +13,9 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 
 use super::{Cluster, StoreError};
-use crate::lab::Lab;
 use crate::lab::proc::{Server, ServerSpec, stop_tree};
 use crate::lab::sys::find_tool;
+use crate::lab::{Lab, fake_clock};
 
 /// The programs a store found in its install check, by name.
 #[derive(Clone, Debug, Default)]
@@ -50,6 +50,11 @@ impl Programs {
         Ok(Programs(found))
     }
 
+    /// The paths of every program found.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.0.values().map(PathBuf::as_path)
+    }
+
     /// The path of `program` (an error if the install check did not find
     /// it).
     pub fn get(&self, program: &str) -> Result<&Path, StoreError> {
@@ -82,6 +87,8 @@ pub struct Launch<'a> {
     pub run_dir: &'a Path,
     /// The servers started so far.
     pub servers: Vec<Server>,
+    /// Start every server with a faked clock (clock faults are scheduled).
+    pub fake_clock: bool,
 }
 
 impl<'a> Launch<'a> {
@@ -92,7 +99,17 @@ impl<'a> Launch<'a> {
             programs,
             run_dir,
             servers: Vec::new(),
+            fake_clock: false,
         }
+    }
+
+    /// The same launch, starting every server with libfaketime preloaded
+    /// and its wall clock read from its node's timestamp file
+    /// ([`crate::lab::fake_clock`]), so clock faults can move it. The one
+    /// place a store's servers get a faked clock.
+    pub fn with_fake_clock(mut self, on: bool) -> Launch<'a> {
+        self.fake_clock = on;
+        self
     }
 
     /// The cluster as clients see it (no primaries yet).
@@ -114,12 +131,18 @@ impl<'a> Launch<'a> {
         service: &str,
         argv: Vec<String>,
     ) -> Result<(), StoreError> {
+        let env = if self.fake_clock {
+            fake_clock::server_env(self.lab, self.lab.node(node)?)?
+        } else {
+            Vec::new()
+        };
         let s = Server::spawn(
             self.lab,
             ServerSpec {
                 node: node.to_string(),
                 service: service.to_string(),
                 argv,
+                env,
             },
         )?;
         s.record(self.lab, "running")?;

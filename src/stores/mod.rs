@@ -26,7 +26,9 @@
 //! - `etcd`: one member per node; clients use the v3 JSON gateway.
 //! - `redis`: a primary (n1) and replicas, optionally Sentinel on every node.
 //! - `postgres`: a primary (n1) and streaming hot standbys.
+//! - `galera`: MariaDB Galera, a multi-primary wsrep cluster.
 //! - `nats`: a NATS JetStream cluster and one replicated key-value bucket.
+//! - `zookeeper`: a ZooKeeper ensemble; znodes as registers.
 //! - `external`: a program of the user's that speaks newline-delimited JSON
 //!   (see `docs/stores.md`), optionally with servers started on the nodes.
 
@@ -36,6 +38,7 @@ mod capability;
 mod error;
 pub mod etcd;
 pub mod external;
+pub mod galera;
 mod launch;
 pub mod nats;
 mod options;
@@ -44,6 +47,7 @@ pub mod redis;
 pub mod registry;
 mod session;
 pub mod wire;
+pub mod zookeeper;
 
 use std::fmt::Debug;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -98,6 +102,14 @@ pub trait Store: Send + Sync + Debug {
     /// program and the exact install command. Called once, before the lab
     /// exists.
     fn check_install(&self) -> Result<Programs, StoreError>;
+
+    /// The programs whose clocks clock faults fake (each must read the
+    /// clock through libc, see [`crate::lab::fake_clock::check_binary`]);
+    /// default: every program the install check found. An error: the store
+    /// starts no server whose clock faultline could fake.
+    fn clock_programs(&self, programs: &Programs) -> Result<Vec<PathBuf>, String> {
+        Ok(programs.paths().map(PathBuf::from).collect())
+    }
 
     /// Starts the store's servers on the lab's nodes with
     /// [`Launch::spawn`]; it may wait for steps it depends on (a primary

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{DbOpts, Store, builtin, etcd, external, nats, postgres, redis};
+use super::{DbOpts, Store, builtin, etcd, external, galera, nats, postgres, redis, zookeeper};
 
 /// The stores, in the order `faultline doctor` and error messages list them.
 pub const STORES: &[Entry] = &[
@@ -13,6 +13,8 @@ pub const STORES: &[Entry] = &[
     redis::ENTRY,
     postgres::ENTRY,
     nats::ENTRY,
+    zookeeper::ENTRY,
+    galera::ENTRY,
     external::ENTRY,
 ];
 
@@ -102,6 +104,11 @@ mod tests {
                 "redis-sentinel-primary",
             ),
             (
+                store("builtin", &[("mode", "quorum"), ("timestamps", "wall")]),
+                json!({"db": "builtin", "mode": "quorum", "r": "quorum", "w": "quorum", "timestamps": "wall"}),
+                "builtin-quorum-wall",
+            ),
+            (
                 store("postgres", &[("reads", "standby"), ("sync", "apply")]),
                 json!({"db": "postgres", "reads": "standby", "sync": "apply", "bindir": null}),
                 "postgres-standby",
@@ -129,11 +136,11 @@ mod tests {
             &'static [(&'static str, &'static str)],
             &'static str,
         );
-        let cases: [Case; 8] = [
+        let cases: [Case; 10] = [
             (
                 "mongo",
                 &[],
-                "--db mongo: unknown store (available: builtin, etcd, redis, postgres, nats, external)",
+                "--db mongo: unknown store (available: builtin, etcd, redis, postgres, nats, zookeeper, galera, external)",
             ),
             (
                 "builtin",
@@ -149,6 +156,16 @@ mod tests {
                 "builtin",
                 &[("r", "1")],
                 "--db-opt r: only means something with mode=quorum (this run has mode=primary)",
+            ),
+            (
+                "builtin",
+                &[("timestamps", "wall")],
+                "--db-opt timestamps: only means something with mode=quorum (this run has mode=primary)",
+            ),
+            (
+                "builtin",
+                &[("mode", "quorum"), ("timestamps", "hlc")],
+                "--db-opt timestamps=hlc: expected lamport or wall",
             ),
             (
                 "etcd",

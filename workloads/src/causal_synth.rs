@@ -262,8 +262,9 @@ mod tests {
 
     #[test]
     fn the_checkers_agree() {
-        use faultline_checkers::checks::{Check, RwOptions, run_rw};
+        use faultline_checkers::checks::Check;
         use faultline_checkers::format::{self, Format};
+        use faultline_checkers::rw_checks::{RwOptions, run_rw};
         use faultline_checkers::verdict::Validity;
         let all: Vec<Check> = Check::ALL.into_iter().filter(|c| c.needs_rw()).collect();
         for seed in 1..4 {

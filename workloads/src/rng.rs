@@ -90,6 +90,21 @@ impl Rng {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// A uniform index in `0..n` (0 when `n` is 0).
+    #[inline]
+    pub fn index(&mut self, n: usize) -> usize {
+        // usize is at most 64 bits on every platform Rust supports here.
+        self.below(n as u64) as usize
+    }
+
+    /// Shuffles `v` in place (Fisher-Yates), uniformly.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.index(i + 1);
+            v.swap(i, j);
+        }
+    }
+
     /// True with probability `p` (always false for `p <= 0`, always true for
     /// `p >= 1`). Draws one number either way, so the stream stays aligned.
     #[inline]
@@ -101,6 +116,21 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shuffle_is_a_seeded_permutation() {
+        let mut v: Vec<u32> = (0..50).collect();
+        let mut w = v.clone();
+        Rng::new(3).shuffle(&mut v);
+        Rng::new(3).shuffle(&mut w);
+        assert_eq!(v, w, "same seed, same order");
+        assert_ne!(v, (0..50).collect::<Vec<_>>(), "shuffled");
+        v.sort_unstable();
+        assert_eq!(v, (0..50).collect::<Vec<_>>(), "a permutation");
+        let mut r = Rng::new(5);
+        assert!((0..1000).all(|_| r.index(7) < 7));
+        assert_eq!(r.index(0), 0);
+    }
 
     #[test]
     fn same_seed_same_stream() {

@@ -1,5 +1,6 @@
 //! Workloads for `faultline run`: seeded, pure generators of client
-//! operations, and the checks that judge each workload's history.
+//! operations (the checks that judge each workload are
+//! `faultline_checkers::plan::Plan::for_workload`).
 //!
 //! Each client worker has its own generator, seeded from the run's seed and
 //! the worker's slot, so the same seed gives every worker the same sequence
@@ -7,7 +8,6 @@
 //! unique across the run: `n * concurrency + slot + 1` for the worker's
 //! `n`-th write.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::Serialize;
@@ -15,67 +15,7 @@ use serde_json::{Value, json};
 
 use crate::rng::{Rng, splitmix64};
 
-/// The workloads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WorkloadKind {
-    /// One key: read, write, cas.
-    Register,
-    /// Many keys, each an independent register: read, write, cas.
-    Kv,
-    /// Add unique elements to one set, read it; final reads find lost ones.
-    Set,
-    /// Increment one counter, read it.
-    Counter,
-}
-
-impl WorkloadKind {
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            WorkloadKind::Register => "register",
-            WorkloadKind::Kv => "kv",
-            WorkloadKind::Set => "set",
-            WorkloadKind::Counter => "counter",
-        }
-    }
-
-    /// Every name accepted by [`WorkloadKind::from_str`].
-    pub const NAMES: &'static [&'static str] = &["register", "kv", "set", "counter"];
-
-    /// The checks that judge this workload's history.
-    pub fn checks(self) -> &'static [&'static str] {
-        match self {
-            WorkloadKind::Register | WorkloadKind::Kv => &["linearizable", "convergence"],
-            WorkloadKind::Set => &["set", "convergence"],
-            WorkloadKind::Counter => &["counter", "convergence"],
-        }
-    }
-}
-
-impl fmt::Display for WorkloadKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for WorkloadKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "register" => WorkloadKind::Register,
-            "kv" => WorkloadKind::Kv,
-            "set" => WorkloadKind::Set,
-            "counter" => WorkloadKind::Counter,
-            other => {
-                return Err(format!(
-                    "unknown workload `{other}` (expected one of: {})",
-                    WorkloadKind::NAMES.join(", ")
-                ));
-            }
-        })
-    }
-}
+pub use faultline_checkers::workload::WorkloadKind;
 
 /// How keys are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

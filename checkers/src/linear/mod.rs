@@ -17,6 +17,7 @@ use crate::model::register::{RegOp, RegisterModel};
 use crate::model::{EncodeOptions, Entry, Model, ModelKind, Partition, partition};
 use crate::verdict::Validity;
 
+mod checker;
 pub mod search;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ pub mod unique;
 #[cfg(test)]
 mod unique_tests;
 
+pub use checker::Linearizable;
 use search::{Budget, GaveUp, SearchResult, SearchStats};
 
 /// Options of a linearizability check.

@@ -14,6 +14,7 @@
 //! - [`witness`]: cycles as explained anomalies; [`svg`]: a drawing.
 
 pub mod anomaly;
+mod checker;
 pub mod context;
 pub mod cycles;
 #[cfg(test)]
@@ -37,6 +38,7 @@ use serde::Serialize;
 use crate::history::History;
 use crate::verdict::Validity;
 pub use anomaly::{Anomaly, AnomalyType};
+pub use checker::Isolation;
 pub use micro::{TxnInputError, TxnModel};
 pub use models::Model;
 
