@@ -572,7 +572,10 @@ fn ssh_bad_hosts_and_settings_exit_2_naming_the_host() {
     // Settings that cannot work, before anything is touched.
     let mut a = base(&hosts.list(), &["--db", "redis"]);
     a.extend(flags.clone());
-    err2(a, &["--db-opt endpoints=ADDR[:PORT]"]);
+    err2(
+        a,
+        &["--db redis: faultline cannot start it on remote hosts (it starts etcd)"],
+    );
     let mut a = base(
         &hosts.list(),
         &["--db", "redis", "--db-opt", &format!("endpoints={ip1}")],
