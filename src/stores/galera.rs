@@ -297,7 +297,8 @@ impl Store for Galera {
 }
 
 /// Kills like [`ProcessTree`], and restarts without `--wsrep-new-cluster`
-/// (a second bootstrap would found a cluster of its own).
+/// (a second bootstrap would found a cluster of its own) and without the
+/// init file (the state transfer brings the tables).
 struct Rejoin;
 
 impl Kill for Rejoin {
@@ -306,7 +307,10 @@ impl Kill for Rejoin {
     }
 
     fn restart(&self, lab: &Lab, server: &mut Server) -> Result<(), StoreError> {
-        server.spec.argv.retain(|a| a != NEW_CLUSTER);
+        server
+            .spec
+            .argv
+            .retain(|a| a != NEW_CLUSTER && !a.starts_with("--init-file="));
         ProcessTree.restart(lab, server)
     }
 }
