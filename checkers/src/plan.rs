@@ -300,7 +300,13 @@ impl Verdicts {
     pub fn to_json(&self) -> BTreeMap<String, Value> {
         self.ran
             .iter()
-            .map(|r| (r.check.name().to_string(), r.report.to_json()))
+            .map(|r| {
+                let mut json = r.report.to_json();
+                if let Some(txn) = r.report_as::<crate::txn::TxnReport>() {
+                    crate::txn::svg::attach_cycles(txn, &mut json);
+                }
+                (r.check.name().to_string(), json)
+            })
             .collect()
     }
 }

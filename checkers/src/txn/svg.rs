@@ -11,6 +11,23 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Adds the drawing of each anomaly's cycle (`"svg"`) to `json`, the
+/// written form of `report` (its `anomalies`, in the same order), so
+/// `report.html` draws the cycles of a run as `check --html` does.
+pub fn attach_cycles(report: &super::TxnReport, json: &mut serde_json::Value) {
+    let Some(written) = json
+        .get_mut("anomalies")
+        .and_then(serde_json::Value::as_array_mut)
+    else {
+        return;
+    };
+    for (a, w) in report.anomalies.iter().zip(written.iter_mut()) {
+        if let (Some(svg), serde_json::Value::Object(m)) = (cycle_svg(a), w) {
+            m.insert("svg".into(), serde_json::Value::String(svg));
+        }
+    }
+}
+
 /// The SVG of an anomaly's cycle (`None` when it has no cycle).
 pub fn cycle_svg(a: &Anomaly) -> Option<String> {
     if a.cycle.is_empty() {
