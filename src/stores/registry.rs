@@ -180,7 +180,7 @@ mod tests {
             (
                 "postgres",
                 &[("colour", "red")],
-                "--db-opt colour: --db postgres has no such option (reads, sync, bindir)",
+                "--db-opt colour: --db postgres has no such option (reads, sync, bindir, isolation)",
             ),
             (
                 "external",
