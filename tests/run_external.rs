@@ -101,6 +101,59 @@ fn the_example_adapter_with_a_set() {
 }
 
 #[test]
+fn the_example_adapter_runs_transactions_that_are_not_isolated() {
+    let Some(_g) = guard("the_example_adapter_runs_transactions_that_are_not_isolated") else {
+        return;
+    };
+    need("python3", "apt-get install -y python3");
+    let store = tempfile::tempdir().expect("tempdir");
+    let o = run(
+        store.path(),
+        &[
+            "--db",
+            "external",
+            "--db-opt",
+            &adapter(),
+            "--db-opt",
+            "server=builtin",
+            "--workload",
+            "list-append",
+            "--nemesis",
+            "none",
+            // Ten Python adapters take seconds to start on a loaded machine.
+            "--time-limit",
+            "12",
+            "--quiet",
+            "1",
+            "--seed",
+            "2",
+        ],
+    );
+    // One request per micro-op is no transaction: the isolation check
+    // finds the interleavings.
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = results(store.path());
+    let txn = &r["checks"]["isolation"];
+    assert_eq!(txn["valid"], false, "{txn}");
+    let serializable = txn["models"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["model"] == "serializable"))
+        .expect("serializable decided");
+    assert_eq!(serializable["valid"], false);
+    let h = history(store.path());
+    // The adapter filled in what the reads returned; the requests had no key.
+    assert!(count(&h, |e| e["f"] == "txn" && e["type"] == "ok") >= 50);
+    assert!(h.iter().any(|e| {
+        e["type"] == "ok"
+            && e["value"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m[0] == "r" && m[2].is_array()))
+    }));
+    assert!(h.iter().all(|e| e["f"] != "txn" || e.get("key").is_none()));
+    assert_clean();
+}
+
+#[test]
 fn external_bad_input_and_servers_that_exit_leave_nothing() {
     let Some(_g) = guard("external_bad_input_and_servers_that_exit_leave_nothing") else {
         return;

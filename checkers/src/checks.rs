@@ -45,6 +45,10 @@ pub enum Check {
     Workload,
     /// Transactional isolation (the consistency models asked for).
     Isolation,
+    /// The bank workload: every read sums to the total, no negative balance.
+    Bank,
+    /// The seats workload: no seat sold twice, no acknowledged booking lost.
+    Seats,
 }
 
 impl Check {
@@ -62,11 +66,13 @@ impl Check {
     ];
 
     /// The checks of the workloads' histories, named explicitly.
-    pub const WORKLOAD: [Check; 4] = [
+    pub const WORKLOAD: [Check; 6] = [
         Check::Set,
         Check::Counter,
         Check::Convergence,
         Check::Workload,
+        Check::Bank,
+        Check::Seats,
     ];
 
     /// The name used on the command line and in JSON.
@@ -85,6 +91,8 @@ impl Check {
             Check::Convergence => "convergence",
             Check::Workload => "workload",
             Check::Isolation => "isolation",
+            Check::Bank => "bank",
+            Check::Seats => "seats",
         }
     }
 
@@ -104,6 +112,8 @@ impl Check {
             Check::Convergence => "convergence of the final reads",
             Check::Workload => "the workload ran",
             Check::Isolation => "transactional isolation",
+            Check::Bank => "bank (every read sums to the total)",
+            Check::Seats => "seats (no seat sold twice, no booking lost)",
         }
     }
 
@@ -140,6 +150,8 @@ impl Check {
         "counter",
         "convergence",
         "workload",
+        "bank",
+        "seats",
     ];
 
     /// Parses a comma-separated list (groups `session`, `causal`, `all`),

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod anomaly;
+pub mod bank;
 pub mod causal;
 pub mod checker;
 pub mod checks;
@@ -23,6 +24,7 @@ pub mod model;
 pub mod plan;
 pub mod rw;
 pub mod rw_checks;
+pub mod seats;
 pub mod session;
 pub mod set;
 pub mod tuples;

@@ -22,7 +22,7 @@ use crate::rw_checks::RwChecks;
 use crate::txn::{Isolation, Model, TxnModel};
 use crate::verdict::{Report, Validity};
 use crate::workload::WorkloadKind;
-use crate::{convergence, counter, set, workload_ran};
+use crate::{bank, convergence, counter, seats, set, workload_ran};
 
 /// The checker of a check named on its own, for histories of `model`
 /// (the session and causal checks are decided together by one
@@ -35,6 +35,8 @@ fn checker_of(check: Check, model: ModelKind) -> Option<Box<dyn Checker>> {
         Check::Counter => Box::new(FnChecker(check, counter::check)),
         Check::Convergence => Box::new(FnChecker(check, convergence::check)),
         Check::Workload => Box::new(FnChecker(check, workload_ran::check)),
+        Check::Bank => Box::new(bank::Bank),
+        Check::Seats => Box::new(seats::Seats),
         c if c.needs_rw() => Box::new(RwChecks(vec![c])),
         _ => return None,
     })
@@ -103,6 +105,21 @@ impl Plan {
             WorkloadKind::Kv => (Some(ModelKind::Kv), [Linearizable]),
             WorkloadKind::Set => (None, [Set]),
             WorkloadKind::Counter => (None, [Counter]),
+            // Strict serializability: every weaker model is decided too (the
+            // report names the strongest that holds).
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => {
+                let model = if workload == WorkloadKind::ListAppend {
+                    TxnModel::ListAppend
+                } else {
+                    TxnModel::RwRegister
+                };
+                return Plan::txn_workload(Box::new(crate::txn::Isolation {
+                    model,
+                    models: crate::txn::default_models(true),
+                }));
+            }
+            WorkloadKind::Bank => return Plan::txn_workload(Box::new(bank::Bank)),
+            WorkloadKind::Seats => return Plan::txn_workload(Box::new(seats::Seats)),
         };
         let checks = checks.into_iter().chain([Convergence, Workload]);
         let lin_model = model.unwrap_or(ModelKind::CasRegister);
@@ -110,6 +127,13 @@ impl Plan {
             model,
             checks.filter_map(|c| checker_of(c, lin_model)).collect(),
         )
+    }
+
+    /// A transactional workload's own check, then whether the run tested
+    /// anything (their final reads are transactions: no convergence check).
+    fn txn_workload(check: Box<dyn Checker>) -> Plan {
+        let ran = Box::new(FnChecker(Check::Workload, workload_ran::check));
+        Plan::of(None, vec![check, ran])
     }
 
     /// The checks of a history of `model`: those named in `explicit`

@@ -19,6 +19,15 @@ pub enum WorkloadKind {
     Set,
     /// Increment one counter, read it.
     Counter,
+    /// Transactions of reads and appends to lists (Elle's list-append).
+    ListAppend,
+    /// Transactions of reads and writes of registers (Elle's rw-register).
+    RwRegister,
+    /// Transfers between accounts with a fixed total, and reads of every
+    /// balance, each one transaction.
+    Bank,
+    /// Customers booking seats, each booking one transaction.
+    Seats,
 }
 
 impl WorkloadKind {
@@ -29,11 +38,36 @@ impl WorkloadKind {
             WorkloadKind::Kv => "kv",
             WorkloadKind::Set => "set",
             WorkloadKind::Counter => "counter",
+            WorkloadKind::ListAppend => "list-append",
+            WorkloadKind::RwRegister => "rw-register",
+            WorkloadKind::Bank => "bank",
+            WorkloadKind::Seats => "seats",
         }
     }
 
+    /// Whether each operation is a transaction (`f` = `txn`), which only
+    /// stores that do transactions run.
+    pub fn is_txn(self) -> bool {
+        matches!(
+            self,
+            WorkloadKind::ListAppend
+                | WorkloadKind::RwRegister
+                | WorkloadKind::Bank
+                | WorkloadKind::Seats
+        )
+    }
+
     /// Every name accepted by [`WorkloadKind::from_str`].
-    pub const NAMES: &'static [&'static str] = &["register", "kv", "set", "counter"];
+    pub const NAMES: &'static [&'static str] = &[
+        "register",
+        "kv",
+        "set",
+        "counter",
+        "list-append",
+        "rw-register",
+        "bank",
+        "seats",
+    ];
 }
 
 impl fmt::Display for WorkloadKind {
@@ -50,6 +84,10 @@ impl FromStr for WorkloadKind {
             "kv" => WorkloadKind::Kv,
             "set" => WorkloadKind::Set,
             "counter" => WorkloadKind::Counter,
+            "list-append" => WorkloadKind::ListAppend,
+            "rw-register" => WorkloadKind::RwRegister,
+            "bank" => WorkloadKind::Bank,
+            "seats" => WorkloadKind::Seats,
             other => {
                 return Err(format!(
                     "unknown workload `{other}` (expected one of: {})",

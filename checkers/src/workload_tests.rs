@@ -4,7 +4,9 @@
 use crate::format::json;
 use crate::verdict::Validity;
 
-fn h(lines: &[&str]) -> crate::history::History {
+/// A JSON Lines history from its lines (also used by the bank and seats
+/// checkers' tests).
+pub(crate) fn h(lines: &[&str]) -> crate::history::History {
     json::read("t.jsonl", lines.join("\n").as_bytes()).expect("well-formed")
 }
 

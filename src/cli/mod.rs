@@ -46,6 +46,34 @@ pub enum Command {
     Report(crate::commands::report::ReportArgs),
 }
 
+impl Cli {
+    /// Parses the process's arguments. The lists a `--help` shows that
+    /// other modules own (the stores in the registry, the workloads) are
+    /// filled in from them, so they cannot fall behind.
+    pub fn parse_args() -> Cli {
+        let stores: Vec<&str> = crate::stores::registry::STORES
+            .iter()
+            .map(|e| e.name)
+            .collect();
+        let workloads = faultline_checkers::workload::WorkloadKind::NAMES.join(", ");
+        let command = <Cli as clap::CommandFactory>::command().mut_subcommand("run", |run| {
+            run.mut_arg("db", |a| {
+                a.help(format!(
+                    "The store: {} (builtin is faultline's own replicated key-value store; \
+                     external is an adapter program of yours)",
+                    stores.join(", ")
+                ))
+            })
+            .mut_arg("workload", |a| a.help(format!("The workload: {workloads}")))
+        });
+        let matches = command.get_matches();
+        match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        }
+    }
+}
+
 /// Runs a parsed command line and returns its exit code.
 pub fn dispatch(cli: Cli) -> Exit {
     match cli.command {

@@ -22,22 +22,18 @@ pub struct RunArgs {
     /// A TOML file with the same settings as the flags (see `examples/`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The store: builtin (faultline's own replicated key-value store),
-    /// etcd, redis, postgres, or external (an adapter program).
+    /// The store (the list `--help` shows comes from the registry).
     #[arg(long, value_name = "D")]
     pub db: Option<String>,
-    /// A store option, KEY=VALUE; repeat it. builtin: mode=primary|async|quorum,
-    /// r=N, w=N, timestamps=lamport|wall. etcd: reads=linearizable|serializable. redis:
-    /// failover=none|sentinel, reads=primary|replicas, wait=N. postgres:
-    /// reads=primary|standby, sync=off|on|apply. etcd, redis, postgres:
-    /// bindir=DIR. external: command="PROGRAM ARGS", server=builtin|"SHELL
-    /// COMMAND", mode=..., handshake=true|false, primaries=n1,...
+    /// A store option, KEY=VALUE; repeat it. Each store's options are in
+    /// docs/real-stores.md; an option the store does not have is an error
+    /// that lists the ones it has.
     #[arg(long = "db-opt", value_name = "KEY=VALUE")]
     pub db_opt: Vec<String>,
     /// Number of nodes (1-9).
     #[arg(long, value_name = "N")]
     pub nodes: Option<usize>,
-    /// The workload: register, kv, set, counter.
+    /// The workload (the list `--help` shows comes from the workloads).
     #[arg(long, value_name = "W")]
     pub workload: Option<String>,
     /// Faults, comma-separated: partition, loss, delay, kill, pause, clock
@@ -593,6 +589,37 @@ mod tests {
             let e = build(&args).expect_err(flag);
             assert!(e.starts_with(flag), "{e:?} should name {flag}");
         }
+        // Transactions only where the store does them, with a typed level.
+        for (db, w) in [
+            ("builtin", "bank"),
+            ("redis", "list-append"),
+            ("etcd", "seats"),
+            ("nats", "rw-register"),
+        ] {
+            let e = build(&RunArgs {
+                db: Some(db.into()),
+                workload: Some(w.into()),
+                ..RunArgs::default()
+            })
+            .expect_err(db);
+            assert!(e.starts_with(&format!("--workload {w}: --db {db}")), "{e}");
+        }
+        let txn = |opt: &str| {
+            build(&RunArgs {
+                db: Some("postgres".into()),
+                db_opt: vec![opt.into()],
+                workload: Some("list-append".into()),
+                ..RunArgs::default()
+            })
+        };
+        let cfg = txn("isolation=repeatable-read").expect("postgres does transactions");
+        assert_eq!(cfg.db.options()["isolation"], "repeatable-read");
+        assert_eq!(cfg.workload.keys, 3);
+        assert!(
+            txn("isolation=snapshot")
+                .expect_err("typed")
+                .starts_with("--db-opt isolation")
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("typo.toml");
         std::fs::write(&file, "nodez = 3\n").expect("write");

@@ -36,7 +36,7 @@ use crate::stores::{self, Cluster, Launch, Programs, Store, StoreError};
 use faults::{check_faults, has_clock_faults, heal_all, nemesis_task, nemesis_windows, node_names};
 use progress::progress_task;
 use results::results_json;
-use workers::{final_read_phase, worker};
+use workers::{final_read_phase, setup_phase, worker};
 
 use config::io;
 use context::Ctx;
@@ -203,6 +203,13 @@ async fn run_in_lab(
         cfg,
     });
     let windows = nemesis_windows(&ctx.cfg, &node_names(ctx.cfg.nodes), &ctx.cluster.primaries)?;
+    if let Err(e) = setup_phase(&ctx).await {
+        let mut servers = ctx.servers.lock().unwrap_or_else(|e| e.into_inner());
+        stores::stop(&mut servers, ctx.cfg.db.stop_signal());
+        drop(servers);
+        copy_logs(&ctx.lab, dir);
+        return Err(RunError::Store(StoreError::Down(e)));
+    }
 
     let (progress, progress_task) = progress_task(ctx.clone(), start);
     let nemesis = tokio::spawn(nemesis_task(ctx.clone(), windows.clone(), start));

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use faultline_checkers::EventType;
+use faultline_workloads::txn_workloads;
 use faultline_workloads::workload::{Generator, OpSpec, final_reads};
 use serde_json::Value;
 
@@ -106,7 +107,8 @@ fn events<'a>(
         process: Who::Client(process),
         kind,
         f: op.f.to_string(),
-        key: Some(op.key.clone()),
+        // A transaction's micro-ops name their keys.
+        key: (op.f != "txn").then(|| op.key.clone()),
         value,
         node: Some(node.to_string()),
         error,
@@ -149,6 +151,18 @@ fn completion(
 ) -> (EventType, Value, Option<String>) {
     match r {
         Ok(Completion::Ok(read)) if f == "read" => (EventType::Ok, read, None),
+        Ok(Completion::Ok(done)) if f == "txn" => {
+            if txn_workloads::completes(sent, &done) {
+                (EventType::Ok, done, None)
+            } else {
+                // Not the transaction sent: it may have run, but what it
+                // read is unknown.
+                let e = format!(
+                    "the store answered the transaction with {done}, which does not match its micro-ops"
+                );
+                (EventType::Info, sent.clone(), Some(e))
+            }
+        }
         Ok(Completion::Ok(_)) => (EventType::Ok, sent.clone(), None),
         Ok(Completion::Fail(error)) => (EventType::Fail, sent.clone(), error),
         Ok(Completion::Info(error)) => (EventType::Info, sent.clone(), error),
@@ -165,6 +179,58 @@ fn op_of(process: u64, op: &OpSpec) -> Operation<'_> {
         key: &op.key,
         value: &op.value,
     }
+}
+
+/// How long the setup transaction (the bank's opening balances) may take,
+/// retries included.
+const SETUP_BUDGET: Duration = Duration::from_secs(20);
+
+/// Before the workers start: the workload's setup transaction, if it has
+/// one, recorded as process 0's first operation; retried while it fails.
+/// An error if it never succeeds, or may have run (`info`): the checks
+/// need to know the opening state.
+pub(super) async fn setup_phase(ctx: &Arc<Ctx>) -> Result<(), String> {
+    let Some(op) = txn_workloads::setup(&ctx.cfg.workload) else {
+        return Ok(());
+    };
+    let deadline = tokio::time::Instant::now() + SETUP_BUDGET;
+    let mut client = Session::new(ctx.cfg.db.client(&ctx.cluster, Role::Worker(0)));
+    let mut last = String::from("out of time");
+    while tokio::time::Instant::now() < deadline && !ctx.interrupt.interrupted() {
+        if let Err(e) = client.ready(ctx.cfg.op_timeout).await {
+            last = e.to_string();
+            client.reset();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let node = client.target(op.f);
+        let ev = events(0, &op, &node, None);
+        ctx.rec
+            .record(ev(EventType::Invoke, op.value.clone(), None, ctx.rec.now()));
+        let r = client.call(op_of(0, &op), ctx.cfg.op_timeout).await;
+        let (kind, value, error) = completion(op.f, &op.value, r);
+        ctx.rec
+            .record(ev(kind, value, error.clone(), ctx.rec.now()));
+        match kind {
+            EventType::Ok => return Ok(()),
+            EventType::Info => {
+                return Err(format!(
+                    "the {} workload's setup transaction may or may not have run: {}",
+                    ctx.cfg.workload.kind,
+                    error.unwrap_or_default()
+                ));
+            }
+            _ => {
+                last = error.unwrap_or_default();
+                client.reset();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    Err(format!(
+        "the {} workload's setup transaction did not succeed: {last}",
+        ctx.cfg.workload.kind
+    ))
 }
 
 /// After healing: every node reads every key once (retrying a few times),
@@ -203,13 +269,13 @@ pub(super) async fn final_read_phase(ctx: &Arc<Ctx>) {
                 }
                 let ev = events(process, op, &node, Some("final"));
                 ctx.rec
-                    .record(ev(EventType::Invoke, Value::Null, None, ctx.rec.now()));
+                    .record(ev(EventType::Invoke, op.value.clone(), None, ctx.rec.now()));
                 let r = tokio::select! {
-                    r = client.call(Operation { process, f: op.f, key: &op.key, value: &Value::Null }, timeout) => r,
+                    r = client.call(op_of(process, op), timeout) => r,
                     _ = ctx.interrupt.reached(interrupt::Level::Teardown) => Err(cancelled()),
                 };
                 let now = ctx.rec.now();
-                let (kind, value, error) = completion(op.f, &Value::Null, r);
+                let (kind, value, error) = completion(op.f, &op.value, r);
                 ctx.rec.record(ev(kind, value, error, now));
                 let done = kind == EventType::Ok;
                 process += 1;

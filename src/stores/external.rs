@@ -18,6 +18,8 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::time::Instant;
 
+use faultline_workloads::workload::WorkloadKind;
+
 use super::adapter_reply::{Health, Line, MAX_REPLY_BYTES, excerpt, read_line_bounded};
 use super::builtin::Builtin;
 use super::options::serialize_word;
@@ -132,6 +134,12 @@ impl Store for External {
             Servers::Command(c) => c,
         };
         format!("external ({:?}, servers: {servers})", self.command)
+    }
+
+    /// Every workload: the adapter performs transactions (`txn`) too, or
+    /// answers them `fail`.
+    fn check_workload(&self, _workload: WorkloadKind) -> Result<(), String> {
+        Ok(())
     }
 
     fn options(&self) -> Value {
@@ -452,7 +460,7 @@ impl Client for ExternalClient {
         let id = self.next_id;
         self.next_id += 1;
         let i = self.node();
-        let req = json!({
+        let mut req = json!({
             "id": id,
             "process": process,
             "node": self.cluster.name(i),
@@ -462,6 +470,12 @@ impl Client for ExternalClient {
             "key": key,
             "value": value,
         });
+        if f == "txn"
+            && let Value::Object(m) = &mut req
+        {
+            // A transaction's micro-ops name their keys.
+            m.remove("key");
+        }
         let a = self
             .adapter
             .as_mut()

@@ -25,7 +25,8 @@
 //!   ships with faultline, in `src/node/`).
 //! - `etcd`: one member per node; clients use the v3 JSON gateway.
 //! - `redis`: a primary (n1) and replicas, optionally Sentinel on every node.
-//! - `postgres`: a primary (n1) and streaming hot standbys.
+//! - `postgres`: a primary (n1) and streaming hot standbys; transactions
+//!   (`f` = `txn`, see [`txn`]) on the primary.
 //! - `galera`: MariaDB Galera, a multi-primary wsrep cluster.
 //! - `nats`: a NATS JetStream cluster and one replicated key-value bucket.
 //! - `zookeeper`: a ZooKeeper ensemble; znodes as registers.
@@ -43,9 +44,11 @@ mod launch;
 pub mod nats;
 mod options;
 pub mod postgres;
+mod postgres_txn;
 pub mod redis;
 pub mod registry;
 mod session;
+pub mod txn;
 pub mod wire;
 pub mod zookeeper;
 
@@ -88,9 +91,10 @@ pub trait Store: Send + Sync + Debug {
     /// `db` tag is added by the caller).
     fn options(&self) -> Value;
 
-    /// Whether the store runs `workload` (default: every workload).
-    fn check_workload(&self, _workload: WorkloadKind) -> Result<(), String> {
-        Ok(())
+    /// Whether the store runs `workload` (default: every workload but the
+    /// transactional ones, see [`no_transactions`]).
+    fn check_workload(&self, workload: WorkloadKind) -> Result<(), String> {
+        no_transactions(self.name(), workload)
     }
 
     /// Whether the store does compare-and-set (default: yes).
@@ -163,20 +167,22 @@ pub trait Store: Send + Sync + Debug {
 pub struct Operation<'a> {
     /// The history's process id (adapters are told it).
     pub process: u64,
-    /// `read`, `write`, `cas`, `add` or `incr`.
+    /// `read`, `write`, `cas`, `add`, `incr`, or `txn` (a transaction).
     pub f: &'a str,
-    /// The key.
+    /// The key (empty for `txn`: its micro-ops name theirs).
     pub key: &'a str,
     /// `null` for reads; the value to write; `[expected, new]` for `cas`;
-    /// the element for `add`; the delta for `incr`.
+    /// the element for `add`; the delta for `incr`; for `txn` the list of
+    /// micro-ops ([`txn::parse`]).
     pub value: &'a Value,
 }
 
 /// What the store answered to one operation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Completion {
-    /// It took effect; the value read, for a read (ignored otherwise: the
-    /// history records the value sent).
+    /// It took effect; the value read, for a read; for a `txn`, its
+    /// micro-ops with the values read filled in ([`txn::completed`]);
+    /// ignored otherwise (the history records the value sent).
     Ok(Value),
     /// It certainly did not take effect, and why.
     Fail(Option<String>),
@@ -322,6 +328,17 @@ pub fn serialize<S: serde::Serializer>(store: &Arc<dyn Store>, s: S) -> Result<S
         m.insert("db".into(), Value::String(store.name().into()));
     }
     serde::Serialize::serialize(&v, s)
+}
+
+/// [`Store::check_workload`] for a store that does no transactions: every
+/// workload but list-append, rw-register, bank and seats.
+pub fn no_transactions(name: &str, w: WorkloadKind) -> Result<(), String> {
+    if w.is_txn() {
+        return Err(format!(
+            "--workload {w}: --db {name} does not do transactions (the stores that do: postgres, external)"
+        ));
+    }
+    Ok(())
 }
 
 /// [`Store::check_workload`] for a store that keeps registers only (no set

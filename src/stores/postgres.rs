@@ -4,7 +4,10 @@
 //! kv live in table `kv (k text primary key, v text)`, sets in `elems`.
 //! Writes go to the primary; reads to the primary or a standby
 //! (`reads=standby`); `sync=on|apply` makes commits wait for one standby
-//! (`synchronous_standby_names = 'ANY 1 (*)'`).
+//! (`synchronous_standby_names = 'ANY 1 (*)'`). Transactions (the
+//! list-append, rw-register, bank and seats workloads) run on the primary
+//! at `isolation=read-committed|repeatable-read|serializable` (default
+//! serializable), in table `txn` (see `postgres_txn.rs`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::options::serialize_word;
+use super::postgres_txn::{self, Isolation};
 use super::registry::{Entry, Requirement};
 use super::wire::pg::{PgConn, PgError, PgResult};
 use super::wire::{cas_pair, decode, encode};
@@ -26,6 +30,7 @@ use super::{
     Store, StoreError, fail, info, ok,
 };
 use crate::lab::{Lab, sys};
+use faultline_workloads::workload::WorkloadKind;
 
 /// The port.
 pub const PORT: u16 = 5432;
@@ -87,6 +92,10 @@ pub struct Postgres {
     /// `bindir=DIR`: where the binaries are (default: the newest in
     /// /usr/lib/postgresql).
     pub bindir: Option<PathBuf>,
+    /// `isolation=read-committed|repeatable-read|serializable`: the
+    /// transactions' isolation level.
+    #[serde(serialize_with = "serialize_word")]
+    pub isolation: Isolation,
 }
 
 impl Postgres {
@@ -94,11 +103,13 @@ impl Postgres {
         let reads = opts.take_choice("reads", Reads::Primary)?;
         let sync = opts.take_choice("sync", Sync::Off)?;
         let bindir = opts.take_path("bindir");
-        opts.finish("reads, sync, bindir")?;
+        let isolation = opts.take_choice("isolation", Isolation::Serializable)?;
+        opts.finish("reads, sync, bindir, isolation")?;
         Ok(Arc::new(Postgres {
             reads,
             sync,
             bindir,
+            isolation,
         }))
     }
 }
@@ -164,10 +175,16 @@ impl Store for Postgres {
 
     fn describe(&self) -> String {
         format!(
-            "postgres (reads from {}, sync {})",
+            "postgres (reads from {}, sync {}, transactions {})",
             self.reads.word(),
-            self.sync.word()
+            self.sync.word(),
+            self.isolation.word()
         )
+    }
+
+    /// Every workload: transactions included.
+    fn check_workload(&self, _workload: WorkloadKind) -> Result<(), String> {
+        Ok(())
     }
 
     fn options(&self) -> Value {
@@ -239,6 +256,10 @@ impl Store for Postgres {
                 "fsync=off".into(),
                 "-c".into(),
                 "log_min_messages=warning".into(),
+                // Transactions that deadlock (list-append's appends in any
+                // key order) fail after 100 ms rather than 1 s.
+                "-c".into(),
+                "deadlock_timeout=100ms".into(),
             ]);
             Ok(a)
         };
@@ -265,10 +286,12 @@ impl Store for Postgres {
             .wait_for(Duration::from_secs(30), "postgres primary", || async move {
                 let d = Instant::now() + Duration::from_secs(2);
                 let mut c = PgConn::connect(paddr, d).await.map_err(|e| e.to_string())?;
-                match c.query(SCHEMA, d).await.map_err(|e| e.to_string())? {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(e.message),
+                for schema in [SCHEMA, postgres_txn::SCHEMA] {
+                    if let Err(e) = c.query(schema, d).await.map_err(|e| e.to_string())? {
+                        return Err(e.message);
+                    }
                 }
+                Ok(())
             })
             .await?;
         // Clone the standbys in parallel, from inside their namespaces.
@@ -414,6 +437,7 @@ impl Store for Postgres {
             cluster: cluster.clone(),
             role,
             standby_reads: self.reads == Reads::Standby,
+            isolation: self.isolation,
             primary: None,
             reader: None,
         })
@@ -426,6 +450,7 @@ struct PgClient {
     cluster: Arc<Cluster>,
     role: Role,
     standby_reads: bool,
+    isolation: Isolation,
     primary: Option<PgConn>,
     reader: Option<PgConn>,
 }
@@ -463,15 +488,18 @@ impl Client for PgClient {
         self.reader = None;
     }
 
-    /// The node `f` goes to.
+    /// The node `f` goes to (transactions: the primary, final reads too).
     fn target(&self, f: &str) -> String {
+        if f == "txn" {
+            return self.cluster.name(0);
+        }
         match self.read_node() {
             Some(i) if f == "read" || matches!(self.role, Role::Final(_)) => self.cluster.name(i),
             _ => self.cluster.name(0),
         }
     }
 
-    /// read, write, cas, add, incr.
+    /// read, write, cas, add, incr, txn.
     async fn call(
         &mut self,
         op: Operation<'_>,
@@ -479,6 +507,16 @@ impl Client for PgClient {
     ) -> Result<Completion, ClientError> {
         let Operation { f, key, value, .. } = op;
         self.ready(deadline).await?;
+        if f == "txn" {
+            if self.primary.is_none() {
+                self.primary = Some(PgConn::connect(self.cluster.addr(0, PORT), deadline).await?);
+            }
+            let conn = self
+                .primary
+                .as_mut()
+                .ok_or_else(|| ClientError::Definite("not connected".into()))?;
+            return postgres_txn::run(conn, self.isolation, value, deadline).await;
+        }
         let use_reader =
             f == "read" && self.reader.is_some() || matches!(self.role, Role::Final(_));
         let conn = if use_reader {

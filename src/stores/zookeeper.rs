@@ -233,46 +233,37 @@ impl Store for ZooKeeper {
     /// Every server is in the ensemble (leader, follower or standalone);
     /// `/faultline` exists; a session on every server reads it.
     async fn ready(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
-        let nodes: Vec<(String, std::net::SocketAddr)> = launch
-            .lab
-            .nodes()
-            .iter()
-            .map(|n| (n.name.clone(), (n.ip, CLIENT_PORT).into()))
-            .collect();
+        let lab = launch.lab;
+        let addr = |n: &crate::lab::NodeState| std::net::SocketAddr::from((n.ip, CLIENT_PORT));
         // A JVM per node on a shared machine: start-up takes seconds.
-        let within = Duration::from_secs(60);
-        for (name, addr) in &nodes {
-            let addr = *addr;
+        let limit = Duration::from_secs(60);
+        for n in lab.nodes() {
+            let a = addr(n);
+            let what = format!("zookeeper on {}", n.name);
             launch
-                .wait_for(within, &format!("zookeeper on {name}"), || async move {
-                    mode(addr).await.map(drop)
-                })
+                .wait_for(limit, &what, || async move { mode(a).await.map(drop) })
                 .await?;
         }
-        let first = nodes[0].1;
+        let first = addr(&lab.nodes()[0]);
         launch
-            .wait_for(within, &format!("creating {ROOT}"), || async move {
+            .wait_for(limit, &format!("creating {ROOT}"), || async move {
                 let c = open(first, false, soon())
                     .await
                     .map_err(|e| e.to_string())?;
-                let made = timeout_at(soon(), c.create(ROOT, b"", &persistent())).await;
-                match made {
-                    Ok(Ok(_) | Err(zk::Error::NodeExists)) => Ok(()),
-                    Ok(Err(e)) => Err(format!("create {ROOT}: {e}")),
-                    Err(_) => Err(format!("create {ROOT}: timeout")),
+                match within(soon(), c.create(ROOT, b"", &persistent())).await {
+                    Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+                    Err(e) => Err(format!("create {ROOT}: {e}")),
                 }
             })
             .await?;
-        for (name, addr) in &nodes {
-            let addr = *addr;
+        for n in lab.nodes() {
+            let a = addr(n);
+            let what = format!("{ROOT} from {}", n.name);
             launch
-                .wait_for(within, &format!("{ROOT} from {name}"), || async move {
-                    let c = open(addr, false, soon()).await.map_err(|e| e.to_string())?;
-                    match timeout_at(soon(), c.get_data(ROOT)).await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err("getData: timeout".into()),
-                    }
+                .wait_for(limit, &what, || async move {
+                    let c = open(a, false, soon()).await.map_err(|e| e.to_string())?;
+                    let got = within(soon(), c.get_data(ROOT)).await;
+                    got.map(drop).map_err(|e| format!("getData {ROOT}: {e}"))
                 })
                 .await?;
         }
@@ -427,47 +418,29 @@ fn path(key: &str) -> String {
     format!("{ROOT}/{key}")
 }
 
+/// `request`'s answer, or `Timeout` at `deadline`.
+async fn within<T>(
+    deadline: Instant,
+    request: impl std::future::Future<Output = Result<T, zk::Error>>,
+) -> Result<T, zk::Error> {
+    timeout_at(deadline, request)
+        .await
+        .unwrap_or(Err(zk::Error::Timeout))
+}
+
 /// The value and version of `path` (`None`: absent), or the error.
 async fn get(
     c: &zk::Client,
     path: &str,
     deadline: Instant,
 ) -> Result<Option<(Value, i32)>, zk::Error> {
-    match timeout_at(deadline, c.get_data(path)).await {
-        Ok(Ok((data, stat))) => Ok(Some((
+    match within(deadline, c.get_data(path)).await {
+        Ok((data, stat)) => Ok(Some((
             decode(&String::from_utf8_lossy(&data)),
             stat.version,
         ))),
-        Ok(Err(zk::Error::NoNode)) => Ok(None),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(zk::Error::Timeout),
-    }
-}
-
-/// `setData` with `version` (any when `None`) before `deadline`.
-async fn set(
-    c: &zk::Client,
-    path: &str,
-    data: &[u8],
-    version: Option<i32>,
-    deadline: Instant,
-) -> Result<(), zk::Error> {
-    match timeout_at(deadline, c.set_data(path, data, version)).await {
-        Ok(r) => r.map(drop),
-        Err(_) => Err(zk::Error::Timeout),
-    }
-}
-
-/// `create` before `deadline`.
-async fn create(
-    c: &zk::Client,
-    path: &str,
-    data: &[u8],
-    deadline: Instant,
-) -> Result<(), zk::Error> {
-    match timeout_at(deadline, c.create(path, data, &persistent())).await {
-        Ok(r) => r.map(drop),
-        Err(_) => Err(zk::Error::Timeout),
+        Err(zk::Error::NoNode) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -502,10 +475,9 @@ impl Client for ZkClient {
         match op.f {
             "read" => {
                 if reads == Reads::Sync {
-                    match timeout_at(deadline, c.sync(&path)).await {
-                        Ok(Ok(()) | Err(zk::Error::NoNode)) => {}
-                        Ok(Err(e)) => return fail(format!("sync: {e}")),
-                        Err(_) => return fail("sync: timeout"),
+                    match within(deadline, c.sync(&path)).await {
+                        Ok(()) | Err(zk::Error::NoNode) => {}
+                        Err(e) => return fail(format!("sync: {e}")),
                     }
                 }
                 match get(c, &path, deadline).await {
@@ -519,13 +491,13 @@ impl Client for ZkClient {
                 // state it needs; a writer that loses the race to create
                 // it sets it.
                 for _ in 0..3 {
-                    match set(c, &path, &data, None, deadline).await {
-                        Ok(()) => return ok(op.value.clone()),
+                    match within(deadline, c.set_data(&path, &data, None)).await {
+                        Ok(_) => return ok(op.value.clone()),
                         Err(zk::Error::NoNode) => {}
                         Err(e) => return write_error(e),
                     }
-                    match create(c, &path, &data, deadline).await {
-                        Ok(()) => return ok(op.value.clone()),
+                    match within(deadline, c.create(&path, &data, &persistent())).await {
+                        Ok(_) => return ok(op.value.clone()),
                         Err(zk::Error::NodeExists) => {}
                         Err(e) => return write_error(e),
                     }
@@ -538,8 +510,8 @@ impl Client for ZkClient {
                 };
                 let data = encode(&new).into_bytes();
                 if expected.is_null() {
-                    return match create(c, &path, &data, deadline).await {
-                        Ok(()) => ok(op.value.clone()),
+                    return match within(deadline, c.create(&path, &data, &persistent())).await {
+                        Ok(_) => ok(op.value.clone()),
                         Err(zk::Error::NodeExists) => fail("cas-mismatch"),
                         Err(e) => write_error(e),
                     };
@@ -552,8 +524,8 @@ impl Client for ZkClient {
                     Ok(_) => return fail("cas-mismatch"),
                     Err(e) => return Err(ClientError::Definite(e.to_string())),
                 };
-                match set(c, &path, &data, Some(version), deadline).await {
-                    Ok(()) => ok(op.value.clone()),
+                match within(deadline, c.set_data(&path, &data, Some(version))).await {
+                    Ok(_) => ok(op.value.clone()),
                     Err(zk::Error::BadVersion | zk::Error::NoNode) => fail("cas-mismatch"),
                     Err(e) => write_error(e),
                 }

@@ -5,4 +5,5 @@ pub mod causal_synth;
 pub mod rng;
 pub mod synth;
 pub mod txn_synth;
+pub mod txn_workloads;
 pub mod workload;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::rng::{Rng, splitmix64};
+use crate::txn_workloads::{self, TxnGenerator};
 
 pub use faultline_checkers::workload::WorkloadKind;
 
@@ -71,6 +72,16 @@ impl OpMix {
                 write: 0.8,
                 cas: 0.0,
             },
+            // Micro-ops of list-append and rw-register; transactions of the
+            // bank (reads of every balance or transfers); seats only book.
+            WorkloadKind::ListAppend
+            | WorkloadKind::RwRegister
+            | WorkloadKind::Bank
+            | WorkloadKind::Seats => OpMix {
+                read: 0.5,
+                write: 0.5,
+                cas: 0.0,
+            },
         }
     }
 
@@ -120,7 +131,8 @@ impl OpMix {
 pub struct WorkloadConfig {
     /// The workload.
     pub kind: WorkloadKind,
-    /// Number of keys (kv); 1 for the others.
+    /// Number of keys (kv; the keys in use at once for list-append and
+    /// rw-register; accounts for bank; seats for seats); 1 for the others.
     pub keys: u32,
     /// Key distribution (kv).
     pub key_dist: KeyDist,
@@ -139,7 +151,11 @@ impl WorkloadConfig {
     pub fn new(kind: WorkloadKind, seed: u64, concurrency: u32) -> Self {
         WorkloadConfig {
             kind,
-            keys: if kind == WorkloadKind::Kv { 8 } else { 1 },
+            keys: match kind {
+                WorkloadKind::Kv => 8,
+                k if k.is_txn() => txn_workloads::default_keys(k),
+                _ => 1,
+            },
             key_dist: KeyDist::Uniform,
             mix: OpMix::default_for(kind),
             cas: true,
@@ -155,6 +171,8 @@ impl WorkloadConfig {
             WorkloadKind::Kv => (0..self.keys.max(1)).map(|i| format!("k{i}")).collect(),
             WorkloadKind::Set => vec!["set".into()],
             WorkloadKind::Counter => vec!["counter".into()],
+            // Transactions name their keys in their micro-ops.
+            _ => Vec::new(),
         }
     }
 }
@@ -183,6 +201,8 @@ pub struct Generator {
     /// This worker's last written value per key (for cas).
     last_written: Vec<Option<u64>>,
     cfg: WorkloadConfig,
+    /// The transactional workloads' generator.
+    txn: Option<TxnGenerator>,
 }
 
 impl Generator {
@@ -214,6 +234,7 @@ impl Generator {
             last_written: vec![None; keys.len()],
             keys,
             cumulative,
+            txn: cfg.kind.is_txn().then(|| TxnGenerator::new(cfg)),
             cfg: cfg.clone(),
         }
     }
@@ -240,6 +261,13 @@ impl Generator {
 
     /// The next operation of this worker.
     pub fn next_op(&mut self) -> OpSpec {
+        if let Some(mut t) = self.txn.take() {
+            let mut rng = std::mem::replace(&mut self.rng, Rng::new(0));
+            let op = t.next(&mut rng, &mut || self.unique());
+            self.rng = rng;
+            self.txn = Some(t);
+            return op;
+        }
         let k = self.pick_key();
         let key = self.keys[k].clone();
         let m = self.cfg.mix;
@@ -267,7 +295,7 @@ impl Generator {
                 key,
                 value: json!(1),
             },
-            WorkloadKind::Register | WorkloadKind::Kv => {
+            _ => {
                 let v = self.unique();
                 let prev = self.last_written[k].replace(v);
                 match prev {
@@ -289,6 +317,9 @@ impl Generator {
 
 /// The final reads: one read of every key (run on every node after healing).
 pub fn final_reads(cfg: &WorkloadConfig) -> Vec<OpSpec> {
+    if cfg.kind.is_txn() {
+        return txn_workloads::final_reads(cfg);
+    }
     cfg.key_names()
         .into_iter()
         .map(|key| OpSpec {

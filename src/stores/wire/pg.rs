@@ -18,7 +18,7 @@ pub struct PgResult {
 }
 
 /// An error the server sent (the statement did not commit).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PgError {
     /// SQLSTATE.
     pub code: String,
