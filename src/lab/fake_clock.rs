@@ -242,7 +242,7 @@ pub fn check_binary(program: &Path) -> std::result::Result<(), String> {
     const CLOCK: &[&str] = &["clock_gettime", "gettimeofday", "time", "ftime"];
     if !d.imports.iter().any(|n| CLOCK.contains(&n.as_str())) {
         return Err(format!(
-            "not applicable: {} reads the clock without libc (a Go binary, say), so libfaketime cannot fake its time",
+            "not applicable: {} imports none of clock_gettime, gettimeofday and time from libc (Go binaries read the clock through the vDSO; a launcher such as java loads the code that reads it later), so faultline cannot tell that libfaketime would fake its time",
             program.display()
         ));
     }
@@ -253,6 +253,16 @@ pub fn check_binary(program: &Path) -> std::result::Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Whether `program` is a script (`#!`): the interpreter runs programs that
+/// are checked on their own.
+pub fn is_script(program: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    std::fs::File::open(program)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == b"#!")
 }
 
 fn le(b: &[u8], at: usize, n: usize) -> Option<u64> {
@@ -381,6 +391,8 @@ mod tests {
         std::fs::write(&text, "#!/bin/sh\n").expect("write");
         let e = check_binary(&text).unwrap_err();
         assert!(e.contains("not an ELF"), "{e}");
+        assert!(is_script(&text));
+        assert!(!is_script(&me));
         // An ELF header with no section carrying dynamic symbols: static.
         let mut elf = vec![0u8; 64];
         elf[..6].copy_from_slice(b"\x7fELF\x02\x01");

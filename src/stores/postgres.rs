@@ -30,7 +30,7 @@ use super::{
     Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
     Store, StoreError, fail, info, ok,
 };
-use crate::lab::{Lab, sys};
+use crate::lab::sys;
 use faultline_workloads::workload::WorkloadKind;
 
 /// The port.
@@ -420,10 +420,11 @@ impl Store for Postgres {
     }
 
     /// n1.
-    async fn primaries(&self, lab: &Lab) -> Vec<String> {
-        lab.nodes()
+    async fn primaries(&self, cluster: &Cluster) -> Vec<String> {
+        cluster
+            .nodes
             .first()
-            .map(|n| n.name.clone())
+            .map(|n| n.0.clone())
             .into_iter()
             .collect()
     }
@@ -431,6 +432,10 @@ impl Store for Postgres {
     /// SIGINT: a fast shutdown.
     fn stop_signal(&self) -> Signal {
         Signal::SIGINT
+    }
+
+    fn client_port(&self) -> Option<u16> {
+        Some(PORT)
     }
 
     fn client(&self, cluster: &Arc<Cluster>, role: Role) -> Box<dyn Client> {

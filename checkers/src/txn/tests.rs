@@ -476,7 +476,7 @@ fn realtime_points_reach_exactly_the_later_transactions() {
         let h = build(&txns, &spans);
         let t = micro::Txns::read(&h, TxnModel::ListAppend).unwrap();
         let mut edges = graph::Edges::default();
-        let points = edges.add_realtime_order(&h, &t);
+        let points = edges.add_realtime_order(&t);
         let total = n + points;
         let mut adj = vec![Vec::new(); total];
         for &(a, b, _) in &edges.0 {
