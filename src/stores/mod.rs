@@ -40,6 +40,7 @@ mod error;
 pub mod etcd;
 pub mod external;
 pub mod galera;
+mod galera_txn;
 mod launch;
 pub mod nats;
 mod options;
@@ -379,7 +380,7 @@ pub fn serialize<S: serde::Serializer>(store: &Arc<dyn Store>, s: S) -> Result<S
 pub fn no_transactions(name: &str, w: WorkloadKind) -> Result<(), String> {
     if w.is_txn() {
         return Err(format!(
-            "--workload {w}: --db {name} does not do transactions (the stores that do: postgres, external)"
+            "--workload {w}: --db {name} does not do transactions (the stores that do: postgres, galera, external)"
         ));
     }
     Ok(())

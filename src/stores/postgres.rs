@@ -21,8 +21,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::options::serialize_word;
-use super::postgres_txn::{self, Isolation};
+use super::postgres_txn;
 use super::registry::{Entry, Requirement};
+use super::txn::Isolation;
 use super::wire::pg::{PgConn, PgError, PgResult};
 use super::wire::{cas_pair, decode, encode};
 use super::{
