@@ -927,7 +927,7 @@ fn results_count_applied_faults_and_config_paths_follow_the_file() {
     std::fs::write(
         &config,
         "store = \"relstore\"\nnodes = 2\nnemesis = \"partition\"\nnemesis-interval = 0.2\n\
-         fault-duration = 0.1\ntime-limit = 6\nquiet = 0\n",
+         fault-duration = 0.1\ntime-limit = 6\nquiet = 1\n",
     )
     .expect("write");
     let elsewhere = tempfile::tempdir().expect("tempdir");
