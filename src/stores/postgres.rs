@@ -94,17 +94,10 @@ pub struct Postgres {
     /// /usr/lib/postgresql).
     pub bindir: Option<PathBuf>,
     /// `isolation=read-committed|repeatable-read|serializable`: the
-    /// transactions' isolation level; recorded when it is not the default
-    /// (serializable), so the options of earlier runs read the same.
-    #[serde(
-        serialize_with = "serialize_word",
-        skip_serializing_if = "is_serializable"
-    )]
+    /// transactions' isolation level (always recorded: a transactional
+    /// run's verdict means little without it).
+    #[serde(serialize_with = "serialize_word")]
     pub isolation: Isolation,
-}
-
-fn is_serializable(i: &Isolation) -> bool {
-    *i == Isolation::Serializable
 }
 
 impl Postgres {

@@ -110,7 +110,7 @@ mod tests {
             ),
             (
                 store("postgres", &[("reads", "standby"), ("sync", "apply")]),
-                json!({"db": "postgres", "reads": "standby", "sync": "apply", "bindir": null}),
+                json!({"db": "postgres", "reads": "standby", "sync": "apply", "bindir": null, "isolation": "serializable"}),
                 "postgres-standby",
             ),
             (
