@@ -513,11 +513,7 @@ mod tests {
     use super::*;
 
     fn galera(opts: &[(&str, &str)]) -> Result<Arc<dyn Store>, String> {
-        let opts = opts
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Galera::parse(DbOpts::new("galera", opts))
+        crate::stores::registry::testing::store("galera", opts)
     }
 
     #[test]

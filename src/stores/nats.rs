@@ -560,11 +560,7 @@ mod tests {
     use super::*;
 
     fn nats(opts: &[(&str, &str)]) -> Result<Arc<dyn Store>, String> {
-        let opts = opts
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Nats::parse(DbOpts::new("nats", opts))
+        crate::stores::registry::testing::store("nats", opts)
     }
 
     #[test]

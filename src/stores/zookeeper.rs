@@ -542,11 +542,7 @@ mod tests {
     use super::*;
 
     fn zookeeper(opts: &[(&str, &str)]) -> Result<Arc<dyn Store>, String> {
-        let opts = opts
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        ZooKeeper::parse(DbOpts::new("zookeeper", opts))
+        crate::stores::registry::testing::store("zookeeper", opts)
     }
 
     #[test]
