@@ -302,8 +302,11 @@ impl Verdicts {
             .iter()
             .map(|r| {
                 let mut json = r.report.to_json();
-                if let Some(txn) = r.report_as::<crate::txn::TxnReport>() {
-                    crate::txn::svg::attach_cycles(txn, &mut json);
+                if let (Some(txn), Some(written)) = (
+                    r.report_as::<crate::txn::TxnReport>(),
+                    json.get_mut("anomalies").and_then(Value::as_array_mut),
+                ) {
+                    crate::txn::svg::attach_cycles(&txn.anomalies, written);
                 }
                 (r.check.name().to_string(), json)
             })

@@ -184,17 +184,12 @@ fn round3(x: f64) -> f64 {
 
 fn json_line(input: TxnInput<'_>, run: &TxnRun<'_>, r: &TxnReport, check_ms: f64) -> Value {
     let requested: Vec<&str> = r.requested.iter().map(|m| m.name()).collect();
-    let anomalies: Vec<Value> = r
+    let mut anomalies: Vec<Value> = r
         .anomalies
         .iter()
-        .map(|a| {
-            let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
-            if let (Some(svg), Value::Object(m)) = (txn::svg::cycle_svg(a), &mut v) {
-                m.insert("svg".into(), json!(svg));
-            }
-            v
-        })
+        .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
         .collect();
+    txn::svg::attach_cycles(&r.anomalies, &mut anomalies);
     let count: usize = r.anomaly_counts.values().sum();
     json!({
         "file": run.name,

@@ -11,17 +11,11 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Adds the drawing of each anomaly's cycle (`"svg"`) to `json`, the
-/// written form of `report` (its `anomalies`, in the same order), so
-/// `report.html` draws the cycles of a run as `check --html` does.
-pub fn attach_cycles(report: &super::TxnReport, json: &mut serde_json::Value) {
-    let Some(written) = json
-        .get_mut("anomalies")
-        .and_then(serde_json::Value::as_array_mut)
-    else {
-        return;
-    };
-    for (a, w) in report.anomalies.iter().zip(written.iter_mut()) {
+/// Adds the drawing of each anomaly's cycle (`"svg"`) to its written
+/// form (`written[i]` is `anomalies[i]` as JSON), so `report.html` and
+/// `check --html` draw the cycles.
+pub fn attach_cycles(anomalies: &[Anomaly], written: &mut [serde_json::Value]) {
+    for (a, w) in anomalies.iter().zip(written.iter_mut()) {
         if let (Some(svg), serde_json::Value::Object(m)) = (cycle_svg(a), w) {
             m.insert("svg".into(), serde_json::Value::String(svg));
         }
