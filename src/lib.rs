@@ -9,6 +9,7 @@ pub mod commands;
 pub mod lab;
 pub mod nemesis;
 pub mod node;
+pub mod remote;
 pub mod report;
 pub mod runner;
 pub mod stores;

@@ -101,6 +101,23 @@ fn wait_for_oks(child: &mut Child, store: &Path, n: usize, within: Duration) -> 
     }
 }
 
+/// Waits (60 s at most) until the run's history has `n` events that
+/// `matches`; fails, naming `what`, if the run ends first or time runs out.
+fn wait_for_events(
+    child: &mut Child,
+    store: &Path,
+    n: usize,
+    what: &str,
+    matches: impl Fn(&Value) -> bool,
+) {
+    let t0 = Instant::now();
+    while count(&history_lines(store), &matches) < n {
+        assert!(t0.elapsed() < Duration::from_secs(60), "{what}");
+        assert!(child.try_wait().expect("try_wait").is_none(), "ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits for the child to exit (bounded); kills it and fails otherwise.
 fn wait_bounded(mut child: Child, within: Duration) -> std::process::Output {
     let t0 = Instant::now();
@@ -527,15 +544,9 @@ fn a_hanging_adapter_ends_on_signals_and_leaves_no_descendant() {
         ],
     );
     let pid = child.id();
-    let t0 = Instant::now();
-    while count(&history_lines(store.path()), |e| e["type"] == "invoke") < 3 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no operation started"
-        );
-        assert!(child.try_wait().expect("try_wait").is_none(), "ended early");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_events(&mut child, store.path(), 3, "no operation started", |e| {
+        e["type"] == "invoke"
+    });
     let target = nix::unistd::Pid::from_raw(pid as i32);
     nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     std::thread::sleep(Duration::from_secs(1));
@@ -927,7 +938,7 @@ fn results_count_applied_faults_and_config_paths_follow_the_file() {
     std::fs::write(
         &config,
         "store = \"relstore\"\nnodes = 2\nnemesis = \"partition\"\nnemesis-interval = 0.2\n\
-         fault-duration = 0.1\ntime-limit = 6\nquiet = 0\n",
+         fault-duration = 0.1\ntime-limit = 6\nquiet = 1\n",
     )
     .expect("write");
     let elsewhere = tempfile::tempdir().expect("tempdir");
@@ -940,18 +951,13 @@ fn results_count_applied_faults_and_config_paths_follow_the_file() {
         .spawn()
         .expect("run");
     let store = dir.path().join("relstore");
-    let t0 = Instant::now();
-    while count(&history_lines(&store), |e| {
-        e["process"] == "nemesis" && e["phase"] == "start"
-    }) < 1
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no fault started (is the store next to the config file?)"
-        );
-        assert!(child.try_wait().expect("try_wait").is_none(), "ended early");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_events(
+        &mut child,
+        &store,
+        1,
+        "no fault started (is the store next to the config file?)",
+        |e| e["process"] == "nemesis" && e["phase"] == "start",
+    );
     let target = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
     let o = wait_bounded(child, Duration::from_secs(45));

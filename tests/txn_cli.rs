@@ -417,3 +417,36 @@ fn out_of_time_is_unknown_and_html_draws_the_cycle() {
     );
     assert!(page.contains("fig.innerHTML = a.svg"));
 }
+
+/// A reader that goes away (`faultline check h.jsonl | head -1`) ends the
+/// output quietly: the verdict's exit code, no panic (it was exit 101).
+#[test]
+fn broken_pipe_keeps_the_verdict() {
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("faultline-txn-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let h = dir.join("h.jsonl");
+    let o = run(&[
+        "synth",
+        "--model",
+        "list-append",
+        "--inject",
+        "write-skew",
+        "-o",
+        h.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["check", h.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs faultline");
+    // Close the read end before faultline writes its verdict.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -44,6 +44,16 @@ impl EventType {
         }
     }
 
+    /// The completion that records `outcome` (`info` for an operation
+    /// that never completed).
+    pub fn completion(outcome: Outcome) -> EventType {
+        match outcome {
+            Outcome::Ok => EventType::Ok,
+            Outcome::Fail => EventType::Fail,
+            Outcome::Info | Outcome::Pending => EventType::Info,
+        }
+    }
+
     /// The lowercase name used in histories.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -148,6 +158,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// `ok`, `fail`, `info` or `pending`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Info => "info",
+            Outcome::Pending => "pending",
+        }
+    }
+
     /// True for `info` and never-completed operations, whose effect is unknown.
     pub fn is_indefinite(self) -> bool {
         matches!(self, Outcome::Info | Outcome::Pending)

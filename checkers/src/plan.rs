@@ -300,7 +300,16 @@ impl Verdicts {
     pub fn to_json(&self) -> BTreeMap<String, Value> {
         self.ran
             .iter()
-            .map(|r| (r.check.name().to_string(), r.report.to_json()))
+            .map(|r| {
+                let mut json = r.report.to_json();
+                if let (Some(txn), Some(written)) = (
+                    r.report_as::<crate::txn::TxnReport>(),
+                    json.get_mut("anomalies").and_then(Value::as_array_mut),
+                ) {
+                    crate::txn::svg::attach_cycles(&txn.anomalies, written);
+                }
+                (r.check.name().to_string(), json)
+            })
             .collect()
     }
 }

@@ -19,12 +19,12 @@ use std::time::Instant;
 use faultline_checkers::checker::Budget;
 use faultline_checkers::checks::{self, Check};
 use faultline_checkers::format::{self, Format};
-use faultline_checkers::history::{CompletionsMode, History, Outcome};
+use faultline_checkers::history::{CompletionsMode, History};
 use faultline_checkers::linear::{self, LinearReport};
 use faultline_checkers::plan::{Plan, Ran, Skipped};
 use faultline_checkers::tuples::{self, KeyInValue};
 use faultline_checkers::verdict::CheckResult;
-use faultline_checkers::{ModelKind, Validity};
+use faultline_checkers::{EventType, ModelKind, Validity};
 use serde_json::{Map, Value, json};
 
 use super::check_txn::{self, ModelChoice};
@@ -274,15 +274,6 @@ fn report_error(args: &CheckArgs, file: &str, msg: &str) -> FileOutcome {
     FileOutcome::Error
 }
 
-/// The kind of a completion, for messages.
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Ok => "ok",
-        Outcome::Fail => "fail",
-        Outcome::Info | Outcome::Pending => "info",
-    }
-}
-
 /// True when every operation of a non-empty history is a completion
 /// without invocation.
 fn completions_only(h: &History) -> bool {
@@ -351,15 +342,19 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
     let name = path.display().to_string();
     let explicit = args.checks.as_ref().map(|c| c.0.as_slice());
     let wants_rw = explicit.is_some_and(|c| c.iter().any(|c| c.needs_rw()));
+    if let Some(outcome) = check_txn_streamed(path, &name, args, collected) {
+        return outcome;
+    }
     let t0 = Instant::now();
     let (mut history, fmt) = match format::read_path_with(path, args.format, CompletionsMode::Auto)
     {
         Ok(x) => x,
         Err(e) => return report_error(args, &name, &e.to_string()),
     };
-    warn_torn(&name, &history);
+    crate::runner::checks::warn_torn(&name, &history);
     if let Some(m) = check_txn::txn_model(args.model, &history) {
-        return check_txn_file(&name, &history, fmt, m, args, t0, collected);
+        let input = check_txn::TxnInput::History(&history);
+        return check_txn_file(&name, input, fmt, m, args, t0, collected);
     }
     let only_completions = completions_only(&history);
     if only_completions && !wants_rw {
@@ -372,7 +367,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
                  (the history has no invocations at all: a history of completions only is \
                  checked by the session and causal checks, --checks session, causal or all)",
                 first.invoke_line(),
-                outcome_name(first.outcome),
+                EventType::completion(first.outcome),
                 first.process
             ),
         );
@@ -452,10 +447,43 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
     FileOutcome::Checked(valid)
 }
 
+/// The fast path for transactional JSON Lines: the file read straight into
+/// transactions (no history), when it can be read exactly so and no output
+/// needs the history (`--html`, `--junit`, `--summary-md`). `None`: read it
+/// with the general reader.
+fn check_txn_streamed(
+    path: &std::path::Path,
+    name: &str,
+    args: &CheckArgs,
+    collected: &mut Vec<Value>,
+) -> Option<FileOutcome> {
+    let model = match args.model {
+        Some(ModelChoice::Single(_)) => return None,
+        Some(ModelChoice::Txn(m)) => Some(m),
+        None => None,
+    };
+    if name == "-" || args.html.is_some() || args.junit.is_some() || args.summary_md.is_some() {
+        return None;
+    }
+    let t0 = Instant::now();
+    let txns = format::json_txn::read_txn_path(path, args.format, model).ok()?;
+    let model = model.unwrap_or(txns.inferred);
+    let input = check_txn::TxnInput::Streamed(&txns);
+    Some(check_txn_file(
+        name,
+        input,
+        Format::Json,
+        model,
+        args,
+        t0,
+        collected,
+    ))
+}
+
 /// A transactional history: the isolation checker instead of the others.
 fn check_txn_file(
     name: &str,
-    history: &History,
+    input: check_txn::TxnInput<'_>,
     format: Format,
     model: faultline_checkers::txn::TxnModel,
     args: &CheckArgs,
@@ -472,9 +500,12 @@ fn check_txn_file(
         json: args.json,
         parse_ms: t0.elapsed().as_secs_f64() * 1e3,
     };
-    match check_txn::check(history, &run) {
+    match check_txn::check(input, &run) {
         Ok((valid, line)) => {
-            if args.html.is_some() || args.junit.is_some() || args.summary_md.is_some() {
+            if let (true, check_txn::TxnInput::History(history)) = (
+                args.html.is_some() || args.junit.is_some() || args.summary_md.is_some(),
+                input,
+            ) {
                 let input = ClassifyInput {
                     valid,
                     model: None,
@@ -762,17 +793,6 @@ fn print_text(
         crate::outln!(
             "{}",
             linear::render_text(&shortened_witness(w)).trim_end_matches('\n')
-        );
-    }
-}
-
-/// Says so on stderr when the history's last line was cut short (and left
-/// out of the check).
-pub fn warn_torn(name: &str, history: &faultline_checkers::History) {
-    if let Some(line) = history.torn_last_line {
-        eprintln!(
-            "faultline: warning: {name}:{line}: the last line is cut short (a torn write); checked the {} events before it",
-            history.events
         );
     }
 }

@@ -10,7 +10,8 @@ use faultline_checkers::checks::Check;
 use faultline_checkers::format::Format;
 use faultline_checkers::history::History;
 use faultline_checkers::plan::Plan;
-use faultline_checkers::txn::{self, Model, TxnModel, TxnReport};
+use faultline_checkers::txn::stream::StreamedTxns;
+use faultline_checkers::txn::{self, Model, TxnModel, TxnOptions, TxnReport};
 use faultline_checkers::{ModelKind, Validity};
 use serde_json::{Value, json};
 
@@ -54,6 +55,45 @@ pub fn txn_model(choice: Option<ModelChoice>, history: &History) -> Option<TxnMo
     }
 }
 
+/// What the transactional check of one file reads: the history of the
+/// general reader, or the transactions of the fast path (a JSON Lines file
+/// of `txn` operations read straight into them, see
+/// `faultline_checkers::format::json_txn`). Both give the same verdicts and
+/// witnesses.
+#[derive(Clone, Copy)]
+pub enum TxnInput<'a> {
+    /// A history.
+    History(&'a History),
+    /// Transactions streamed from the file.
+    Streamed(&'a StreamedTxns),
+}
+
+impl TxnInput<'_> {
+    /// Client operations.
+    fn ops(&self) -> usize {
+        match self {
+            TxnInput::History(h) => h.len(),
+            TxnInput::Streamed(s) => s.txns.txns.len(),
+        }
+    }
+
+    /// Events read.
+    fn events(&self) -> usize {
+        match self {
+            TxnInput::History(h) => h.events,
+            TxnInput::Streamed(s) => s.events,
+        }
+    }
+
+    /// Fault events.
+    fn faults(&self) -> usize {
+        match self {
+            TxnInput::History(h) => h.faults.len(),
+            TxnInput::Streamed(s) => s.faults,
+        }
+    }
+}
+
 /// Everything the transactional check of one file needs from the command
 /// line.
 pub struct TxnRun<'a> {
@@ -77,7 +117,7 @@ pub struct TxnRun<'a> {
 
 /// Checks one history; prints the verdict; returns it with the JSON line
 /// (for the report, JUnit and Markdown outputs), or a one-line error.
-pub fn check(history: &History, run: &TxnRun<'_>) -> Result<(Validity, Value), String> {
+pub fn check(input: TxnInput<'_>, run: &TxnRun<'_>) -> Result<(Validity, Value), String> {
     let name = run.name;
     // Histories without real-time order (the Plume format: committed
     // transactions by session) cannot be checked for strict
@@ -97,26 +137,43 @@ pub fn check(history: &History, run: &TxnRun<'_>) -> Result<(Validity, Value), S
         }
         None => txn::default_models(realtime),
     };
-    let plan = Plan::for_txn(run.model, models);
     let budget = Budget {
         time_limit: run.time_limit,
         memory_limit: run.memory_limit,
         ..Budget::new()
     };
     let t = Instant::now();
-    let judged = plan.run(history, &budget).map_err(|e| e.message(name))?;
-    let Some(report) = judged
-        .get(Check::Isolation)
-        .and_then(|r| r.report_as::<TxnReport>())
-    else {
-        return Err(format!("{name}: the isolation check gave no result"));
+    let (judged, streamed);
+    let report = match input {
+        TxnInput::History(history) => {
+            judged = Plan::for_txn(run.model, models)
+                .run(history, &budget)
+                .map_err(|e| e.message(name))?;
+            judged
+                .get(Check::Isolation)
+                .and_then(|r| r.report_as::<TxnReport>())
+                .ok_or_else(|| format!("{name}: the isolation check gave no result"))?
+        }
+        // No history to run a plan on: the isolation check itself, with the
+        // same budget.
+        TxnInput::Streamed(s) => {
+            let opts = TxnOptions {
+                model: run.model,
+                models,
+                deadline: budget.deadline(),
+                memory_limit: budget.memory_limit,
+            };
+            streamed = txn::check_txns(&s.txns, None, &opts, t)
+                .map_err(|e| format!("{name}:{}: {} (model {})", e.line, e.reason, run.model))?;
+            &streamed
+        }
     };
     let check_ms = t.elapsed().as_secs_f64() * 1e3;
-    let line = json_line(history, run, report, check_ms);
+    let line = json_line(input, run, report, check_ms);
     if run.json {
-        println!("{line}");
+        crate::outln!("{line}");
     } else {
-        print_text(history, run, report, check_ms);
+        print_text(input, run, report, check_ms);
     }
     Ok((report.valid, line))
 }
@@ -125,28 +182,23 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn json_line(history: &History, run: &TxnRun<'_>, r: &TxnReport, check_ms: f64) -> Value {
+fn json_line(input: TxnInput<'_>, run: &TxnRun<'_>, r: &TxnReport, check_ms: f64) -> Value {
     let requested: Vec<&str> = r.requested.iter().map(|m| m.name()).collect();
-    let anomalies: Vec<Value> = r
+    let mut anomalies: Vec<Value> = r
         .anomalies
         .iter()
-        .map(|a| {
-            let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
-            if let (Some(svg), Value::Object(m)) = (txn::svg::cycle_svg(a), &mut v) {
-                m.insert("svg".into(), json!(svg));
-            }
-            v
-        })
+        .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
         .collect();
+    txn::svg::attach_cycles(&r.anomalies, &mut anomalies);
     let count: usize = r.anomaly_counts.values().sum();
     json!({
         "file": run.name,
         "format": run.format.name(),
         "model": r.model.name(),
         "valid": r.valid,
-        "ops": history.len(),
-        "events": history.events,
-        "faults": history.faults.len(),
+        "ops": input.ops(),
+        "events": input.events(),
+        "faults": input.faults(),
         "parse_ms": round3(run.parse_ms),
         "check_ms": round3(check_ms),
         "anomalies": anomalies,
@@ -168,30 +220,30 @@ fn json_line(history: &History, run: &TxnRun<'_>, r: &TxnReport, check_ms: f64) 
     })
 }
 
-fn print_text(history: &History, run: &TxnRun<'_>, r: &TxnReport, check_ms: f64) {
+fn print_text(input: TxnInput<'_>, run: &TxnRun<'_>, r: &TxnReport, check_ms: f64) {
     let verdict = match r.valid {
         Validity::Valid => "holds",
         Validity::Invalid => "VIOLATED",
         Validity::Unknown => "UNKNOWN",
     };
     let named: Vec<&str> = r.requested.iter().map(|m| m.name()).collect();
-    println!(
+    crate::outln!(
         "{}: {verdict}: {} ({}, {} txns; parse {:.1} ms, check {:.1} ms)",
         run.name,
         named.join(", "),
         r.model,
-        history.len(),
+        input.ops(),
         run.parse_ms,
         check_ms
     );
     if let Some(u) = &r.unknown_reason {
-        println!("  could not decide: {u}");
+        crate::outln!("  could not decide: {u}");
     }
     if r.strongest.is_empty() {
-        println!("  no checked model holds");
+        crate::outln!("  no checked model holds");
     } else {
         let s: Vec<&str> = r.strongest.iter().map(|m| m.name()).collect();
-        println!("  strongest model that holds: {}", s.join(" and "));
+        crate::outln!("  strongest model that holds: {}", s.join(" and "));
     }
     let bad = r.weakest_violated();
     if !bad.is_empty() {
@@ -199,7 +251,7 @@ fn print_text(history: &History, run: &TxnRun<'_>, r: &TxnReport, check_ms: f64)
             .iter()
             .map(|v| format!("{} ({})", v.model, v.violated_by.join(", ")))
             .collect();
-        println!("  violates: {} and every stronger model", v.join(", "));
+        crate::outln!("  violates: {} and every stronger model", v.join(", "));
     }
     // One witness per anomaly type.
     let mut shown: Vec<String> = Vec::new();
@@ -208,9 +260,9 @@ fn print_text(history: &History, run: &TxnRun<'_>, r: &TxnReport, check_ms: f64)
         if shown.contains(&kind) {
             continue;
         }
-        println!("  {kind}: {}", a.explanation);
+        crate::outln!("  {kind}: {}", a.explanation);
         for e in &a.cycle {
-            println!("    {} -> {} ({}): {}", e.from, e.to, e.kind, e.why);
+            crate::outln!("    {} -> {} ({}): {}", e.from, e.to, e.kind, e.why);
         }
         shown.push(kind);
     }
@@ -221,7 +273,7 @@ fn print_text(history: &History, run: &TxnRun<'_>, r: &TxnReport, check_ms: f64)
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        println!(
+        crate::outln!(
             "  anomalies found: {} (witnesses in --json)",
             counts.join(", ")
         );

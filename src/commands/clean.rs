@@ -2,6 +2,7 @@
 
 use crate::Exit;
 use crate::cli::fail;
+use crate::commands::run_hosts::{FileHosts, HostArgs, hosts};
 use crate::lab::{self, LabError, state, sys};
 
 /// Arguments of `faultline clean`.
@@ -16,12 +17,53 @@ pub struct CleanArgs {
     /// labs are left alone.
     #[arg(long)]
     pub force: bool,
+    /// Clean remote hosts instead (docs/remote.md): remove faultline's
+    /// iptables chains, resume what a crashed run paused and start what it
+    /// killed.
+    #[command(flatten)]
+    pub remote: HostArgs,
 }
 
 /// Runs `faultline clean`.
 pub fn run(args: CleanArgs) -> Exit {
+    if args.remote.hosts.is_some() || args.remote.ssh.is_some() {
+        return clean_hosts(&args);
+    }
     match clean(args.name.as_deref(), args.force) {
         Ok(()) => Exit::Valid,
+        Err(e) => fail(e),
+    }
+}
+
+/// `faultline clean --hosts FILE` (or `--ssh HOSTS`).
+fn clean_hosts(args: &CleanArgs) -> Exit {
+    if args.name.is_some() {
+        return fail("--name: names a lab; it does not go with --hosts or --ssh");
+    }
+    let spec = match hosts(&args.remote, FileHosts::default()) {
+        Ok(Some(h)) => h,
+        Ok(None) => return fail("--hosts FILE or --ssh HOSTS: no hosts given"),
+        Err(e) => return fail(e),
+    };
+    let given = (args.remote.ssh_identity.is_some() || args.remote.ssh_known_hosts.is_some())
+        .then(|| spec.ssh.clone());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("starting the async runtime: {e}")),
+    };
+    match runtime.block_on(crate::remote::clean::clean(&spec.hosts, given, args.force)) {
+        Ok(lines) => {
+            for l in &lines {
+                println!("{l}");
+            }
+            if lines.is_empty() {
+                println!("nothing to clean on {} hosts", spec.hosts.len());
+            }
+            Exit::Valid
+        }
         Err(e) => fail(e),
     }
 }

@@ -9,6 +9,7 @@ pub mod nemesis;
 pub mod node;
 pub mod report;
 pub mod run;
+pub mod run_hosts;
 pub mod synth;
 pub mod synth_txn;
 pub mod witness_size;

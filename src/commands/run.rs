@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::Exit;
 use crate::cli::fail;
+use crate::commands::run_hosts::{self, FileHosts, HostArgs};
 use crate::runner::{self, FaultKind, RunConfig};
 use crate::stores::registry;
 
@@ -94,6 +95,9 @@ pub struct RunArgs {
     /// summary).
     #[arg(long, value_name = "FILE")]
     pub summary_md: Option<PathBuf>,
+    /// Remote hosts (docs/remote.md).
+    #[command(flatten)]
+    pub remote: HostArgs,
 }
 
 /// The config file: the flags' names, in kebab-case.
@@ -120,6 +124,10 @@ struct FileConfig {
     quiet: Option<f64>,
     check_time_limit: Option<f64>,
     name: Option<String>,
+    hosts: Option<PathBuf>,
+    ssh: Option<NemesisField>,
+    ssh_identity: Option<PathBuf>,
+    ssh_known_hosts: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,8 +229,30 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
             .ok_or_else(|| format!("--db-opt {kv:?}: expected KEY=VALUE"))?;
         opts.insert(k.trim().to_string(), v.trim().to_string());
     }
+    let file_hosts = FileHosts {
+        hosts: file.hosts.map(|p| relative_to_config(args, p)),
+        ssh: file.ssh.map(|s| match s {
+            NemesisField::One(s) => s,
+            NemesisField::Many(v) => v.join(","),
+        }),
+        ssh_identity: file.ssh_identity.map(|p| relative_to_config(args, p)),
+        ssh_known_hosts: file.ssh_known_hosts.map(|p| relative_to_config(args, p)),
+    };
+    let hosts = run_hosts::hosts(&args.remote, file_hosts)?;
+    let remote = run_hosts::remote_run(hosts, &mut opts)?;
     let db = registry::parse(&db, opts)?;
-    let nodes = args.nodes.or(file.nodes).unwrap_or(3);
+    let nodes = match &remote {
+        Some(r) => {
+            let n = r.hosts.hosts.len();
+            if let Some(given) = args.nodes.or(file.nodes).filter(|g| *g != n) {
+                return Err(format!(
+                    "--nodes: {given} given, but the remote hosts are {n} nodes"
+                ));
+            }
+            n
+        }
+        None => args.nodes.or(file.nodes).unwrap_or(3),
+    };
     if !(1..=9).contains(&nodes) {
         return Err(format!("--nodes: expected 1 to 9, got {nodes}"));
     }
@@ -358,6 +388,7 @@ fn build(args: &RunArgs) -> Result<RunConfig, String> {
         quiet: Duration::from_secs_f64(quiet),
         check_time_limit: Some(check_time_limit),
         progress: !args.no_progress && std::io::stderr().is_terminal(),
+        remote,
     })
 }
 
@@ -404,10 +435,14 @@ pub fn run(args: RunArgs) -> Exit {
             return fail(e);
         }
     }
-    // A missing binary is a one-line error before anything starts.
-    let programs = match cfg.db.check_install() {
-        Ok(p) => p,
-        Err(e) => return fail(e),
+    // A missing binary is a one-line error before anything starts (on
+    // remote hosts the binaries are the hosts' own).
+    let programs = match &cfg.remote {
+        Some(_) => Default::default(),
+        None => match cfg.db.check_install() {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        },
     };
     // So is a clock fault the store's servers would ignore.
     if let Err(e) = runner::check_clock(&cfg, &programs) {

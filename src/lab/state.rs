@@ -193,23 +193,29 @@ pub fn remove(_lock: &Lock, name: &str) -> Result<()> {
     }
 }
 
+/// The `*.json` files in `dir`, sorted (none if it cannot be read).
+pub fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+}
+
 /// Every lab state on this machine; unreadable files are reported by name.
 pub fn list() -> (Vec<LabState>, Vec<LabError>) {
     let mut labs = Vec::new();
     let mut errs = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(STATE_DIR) {
-        let mut paths: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        for p in paths {
-            match read(&p) {
-                Ok(Some(s)) => labs.push(s),
-                Ok(None) => {}
-                Err(e) => errs.push(e),
-            }
+    for p in json_files(Path::new(STATE_DIR)) {
+        match read(&p) {
+            Ok(Some(s)) => labs.push(s),
+            Ok(None) => {}
+            Err(e) => errs.push(e),
         }
     }
     (labs, errs)

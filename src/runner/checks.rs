@@ -45,7 +45,7 @@ pub fn check_history(
         }
         Err(e) => return Err(e.to_string()),
     };
-    crate::commands::check::warn_torn(&path.display().to_string(), &history);
+    warn_torn(&path.display().to_string(), &history);
     let plan = Plan::for_workload(workload);
     let budget = Budget {
         time_limit,
@@ -85,4 +85,15 @@ pub fn summary_lines(v: &Verdicts) -> Vec<String> {
         }
     }
     out
+}
+
+/// Says so on stderr when the history's last line was cut short (and left
+/// out of the check).
+pub fn warn_torn(name: &str, history: &History) {
+    if let Some(line) = history.torn_last_line {
+        eprintln!(
+            "faultline: warning: {name}:{line}: the last line is cut short (a torn write); checked the {} events before it",
+            history.events
+        );
+    }
 }

@@ -130,6 +130,29 @@ impl FaultKind {
     }
 }
 
+/// A client endpoint of a cluster faultline did not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// The address.
+    pub address: std::net::Ipv4Addr,
+    /// The port, when not the store's usual client port.
+    pub port: Option<u16>,
+}
+
+/// A run on remote hosts over SSH (`--hosts`, `--ssh`).
+#[derive(Clone, Debug, Serialize)]
+pub struct RemoteRun {
+    /// The hosts (nodes n1..nN) and how to reach them.
+    pub hosts: crate::remote::Hosts,
+    /// Bring your own cluster: where clients connect, one per host
+    /// (`--db-opt endpoints=…`). Empty: faultline starts the store on the
+    /// hosts.
+    pub endpoints: Vec<Endpoint>,
+    /// How the store's processes are found and started on each host (for
+    /// kill and pause).
+    pub processes: Option<crate::remote::ProcessSpec>,
+}
+
 /// Everything a run needs.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunConfig {
@@ -170,6 +193,9 @@ pub struct RunConfig {
     /// Show a progress bar.
     #[serde(skip)]
     pub progress: bool,
+    /// Remote hosts instead of the lab.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteRun>,
 }
 
 /// Why a run could not be carried out (exit code 2).
@@ -184,6 +210,9 @@ pub enum RunError {
     /// The store could not be started.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Remote hosts failed.
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
     /// Files of the store directory.
     #[error("{context}: {source}")]
     Io {

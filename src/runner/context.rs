@@ -11,12 +11,21 @@ use crate::lab::proc::Server;
 use crate::nemesis::schedule::Fault;
 use crate::stores::Cluster;
 
+/// Where a run's nodes are: the lab's namespaces, or remote hosts over SSH.
+#[derive(Debug)]
+pub(super) enum Site {
+    /// The lab faultline made for the run.
+    Lab(Box<Lab>),
+    /// Remote hosts.
+    Remote(Arc<crate::remote::Remote>),
+}
+
 /// Shared by the tasks of a run.
 pub(super) struct Ctx {
     /// The run's configuration.
     pub(super) cfg: RunConfig,
-    /// The lab.
-    pub(super) lab: Lab,
+    /// Where the nodes are.
+    pub(super) site: Site,
     /// The nodes, as clients see them.
     pub(super) cluster: Arc<Cluster>,
     /// The store's servers.

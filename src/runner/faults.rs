@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use faultline_checkers::EventType;
 
 use super::config::{FaultKind, RunConfig, RunError};
-use super::context::Ctx;
+use super::context::{Ctx, Site};
 use super::recorder::{Ev, Who};
 use crate::lab::fake_clock::{FakeClock, check_binary, is_script};
 use crate::lab::proc::Server;
@@ -41,12 +41,60 @@ pub(super) fn check_faults(cfg: &RunConfig) -> Result<(), RunError> {
     let pauses = windows
         .iter()
         .any(|w| matches!(w.fault, Fault::Pause { .. }));
+    if let Some(remote) = &cfg.remote {
+        // Also the kinds asked for, whether or not this run's length draws
+        // one: the settings are wrong either way.
+        let kills = kills || cfg.faults.contains(&FaultKind::Kill);
+        let pauses = pauses || cfg.faults.contains(&FaultKind::Pause);
+        return check_remote_faults(remote, &windows, &cfg.faults, kills, pauses);
+    }
     if (kills && cfg.db.kill().is_none()) || (pauses && cfg.db.pause().is_none()) {
         return Err(RunError::Faults(format!(
             "--db {}: kill and pause act on the servers faultline starts, and this run starts none that can be {}: add --db-opt server=builtin or server=\"COMMAND\", or leave kill and pause out of the faults",
             cfg.db.name(),
             if kills { "killed" } else { "paused" }
         )));
+    }
+    Ok(())
+}
+
+/// [`check_faults`] for remote hosts: no delay (yet); kill and pause need
+/// to know how to find the store's server, kill also how to start it.
+fn check_remote_faults(
+    remote: &super::RemoteRun,
+    windows: &[schedule::Window],
+    cfg_faults: &[FaultKind],
+    kills: bool,
+    pauses: bool,
+) -> Result<(), RunError> {
+    for (fault, name) in [(FaultKind::Delay, "delay"), (FaultKind::Clock, "clock")] {
+        let drawn = windows.iter().any(|w| match w.fault {
+            Fault::Delay { .. } => fault == FaultKind::Delay,
+            Fault::Clock { .. } => fault == FaultKind::Clock,
+            _ => false,
+        });
+        if drawn || cfg_faults.contains(&fault) {
+            return Err(RunError::Faults(format!(
+                "--nemesis {name}: not available on remote hosts yet (partition, loss, kill and pause are)"
+            )));
+        }
+    }
+    if remote.endpoints.is_empty() {
+        // faultline starts the store: it knows its servers.
+        return Ok(());
+    }
+    let p = remote.processes.as_ref();
+    if (kills || pauses) && p.is_none() {
+        return Err(RunError::Faults(format!(
+            "{} on remote hosts: give --db-opt pidfile=PATH or pattern=REGEX (how faultline finds the store's server on each host)",
+            if kills { "kill" } else { "pause" }
+        )));
+    }
+    if kills && p.is_some_and(|p| p.start.is_none()) {
+        return Err(RunError::Faults(
+            "kill on remote hosts: give --db-opt start=COMMAND (how faultline starts the store's server again on a host)"
+                .into(),
+        ));
     }
     Ok(())
 }
@@ -248,14 +296,22 @@ impl ServerControl for RunServers<'_> {
     }
 }
 
-/// Applies (start) or heals (end) one fault. Blocking. Every fault goes
-/// through [`nemesis::apply_on`] (netem where the kernel has it, the
-/// NFQUEUE holder otherwise); kill and pause act on the servers this run
-/// holds.
+/// Applies (start) or heals (end) one fault. Blocking (on remote hosts,
+/// it waits for the SSH commands). In the lab every fault goes through
+/// [`nemesis::apply_on`] (netem where the kernel has it, the NFQUEUE holder
+/// otherwise); kill and pause act on the servers this run holds.
 fn apply_fault(ctx: &Ctx, fault: &Fault, phase: Phase) -> Result<(), String> {
+    let lab = match &ctx.site {
+        Site::Lab(lab) => lab,
+        Site::Remote(r) => {
+            return tokio::runtime::Handle::current()
+                .block_on(super::remote::apply_fault(r, fault, phase))
+                .map_err(|e| e.to_string());
+        }
+    };
     match phase {
         Phase::Start => {
-            let active = nemesis::apply_on(&ctx.lab, fault, ctx.cfg.seed, &RunServers(ctx))
+            let active = nemesis::apply_on(lab, fault, ctx.cfg.seed, &RunServers(ctx))
                 .map_err(|e| e.to_string())?;
             ctx.active
                 .lock()
@@ -272,9 +328,7 @@ fn apply_fault(ctx: &Ctx, fault: &Fault, phase: Phase) -> Result<(), String> {
                     .map(|i| active.remove(i))
             };
             match found {
-                Some(a) => a
-                    .end_on(&ctx.lab, &RunServers(ctx))
-                    .map_err(|e| e.to_string()),
+                Some(a) => a.end_on(lab, &RunServers(ctx)).map_err(|e| e.to_string()),
                 None => Ok(()),
             }
         }
@@ -296,6 +350,15 @@ pub(super) async fn heal_all(ctx: &Arc<Ctx>) {
             let r = apply_fault(&c, &f, Phase::End);
             record_fault(&c, &f, Phase::End, r.err());
         }
+        let lab = match &c.site {
+            Site::Lab(lab) => lab,
+            Site::Remote(r) => {
+                if let Err(e) = tokio::runtime::Handle::current().block_on(r.heal()) {
+                    eprintln!("faultline: warning: healing the hosts: {e}");
+                }
+                return;
+            }
+        };
         let active: Vec<_> = c
             .active
             .lock()
@@ -304,14 +367,14 @@ pub(super) async fn heal_all(ctx: &Arc<Ctx>) {
             .collect();
         let servers = RunServers(&c);
         for a in active {
-            let _ = a.end_on(&c.lab, &servers);
+            let _ = a.end_on(lab, &servers);
         }
-        if let Err(e) = nemesis::heal(&c.lab) {
+        if let Err(e) = nemesis::heal(lab) {
             eprintln!("faultline: warning: healing the network: {e}");
         }
-        for node in c.lab.nodes() {
-            let _ = servers.resume(&c.lab, node);
-            if let Err(e) = servers.start(&c.lab, node) {
+        for node in lab.nodes() {
+            let _ = servers.resume(lab, node);
+            if let Err(e) = servers.start(lab, node) {
                 eprintln!("faultline: warning: restarting {}: {e}", node.name);
             }
         }

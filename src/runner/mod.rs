@@ -20,6 +20,7 @@ mod faults;
 pub mod interrupt;
 mod progress;
 pub mod recorder;
+mod remote;
 pub mod results;
 pub mod store;
 mod workers;
@@ -39,9 +40,9 @@ use results::results_json;
 use workers::{final_read_phase, setup_phase, worker};
 
 use config::io;
-use context::Ctx;
+use context::{Ctx, Site};
 
-pub use config::{FaultKind, RunConfig, RunError};
+pub use config::{Endpoint, FaultKind, RemoteRun, RunConfig, RunError};
 pub use faults::check_clock;
 
 /// What a run produced.
@@ -58,17 +59,12 @@ pub struct RunOutcome {
 /// SIGINT, SIGTERM and SIGHUP are handled from the first instruction (see
 /// [`interrupt`]).
 pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
-    let interrupt = interrupt::Interrupt::install();
-    crate::lab::sys::preflight()?;
-    check_faults(&cfg)?;
-    check_clock(&cfg, &programs)?;
-    if interrupt.interrupted() {
-        return Err(RunError::Interrupted("before anything was created"));
+    if cfg.remote.is_some() {
+        return remote::run(cfg);
     }
-    let dir = store::create_run_dir(&cfg.store, &cfg.name).map_err(io(format!(
-        "creating the run directory in {}",
-        cfg.store.display()
-    )))?;
+    crate::lab::sys::preflight()?;
+    check_clock(&cfg, &programs)?;
+    let (interrupt, dir) = begin(&cfg)?;
     if interrupt.interrupted() {
         return Err(RunError::Interrupted("before the lab was created"));
     }
@@ -86,11 +82,7 @@ pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
     let guard = LabGuard::new(&lab_name);
     // No client socket of this run can reach anything but the lab.
     crate::lab::client_socket::bind_to_bridge(&lab.state.bridge);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(io("starting the async runtime"))?;
+    let runtime = runtime()?;
     let result = runtime.block_on(run_in_lab(cfg, &programs, lab, &dir, interrupt.clone()));
     // Tear down whatever happened; report both errors if both failed.
     let down = guard.finish();
@@ -99,6 +91,30 @@ pub fn run(cfg: RunConfig, programs: Programs) -> Result<RunOutcome, RunError> {
     down?;
     let verdicts = check_and_report(recorded, &dir)?;
     Ok(RunOutcome { dir, verdicts })
+}
+
+/// The first steps of every run: signals are handled, the faults checked,
+/// the run directory made.
+fn begin(cfg: &RunConfig) -> Result<(Arc<interrupt::Interrupt>, PathBuf), RunError> {
+    let interrupt = interrupt::Interrupt::install();
+    check_faults(cfg)?;
+    if interrupt.interrupted() {
+        return Err(RunError::Interrupted("before anything was created"));
+    }
+    let dir = store::create_run_dir(&cfg.store, &cfg.name).map_err(io(format!(
+        "creating the run directory in {}",
+        cfg.store.display()
+    )))?;
+    Ok((interrupt, dir))
+}
+
+/// The run's async runtime.
+fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io("starting the async runtime"))
 }
 
 /// What the run recorded, to check once the lab is gone.
@@ -133,7 +149,7 @@ async fn start_servers(
     match r {
         Ok(()) => {
             let mut cluster = Cluster::of(lab, dir.to_path_buf());
-            cluster.primaries = store.primaries(lab).await;
+            cluster.primaries = store.primaries(&cluster).await;
             Ok(Started {
                 servers,
                 cluster: Arc::new(cluster),
@@ -183,8 +199,23 @@ async fn run_in_lab(
     if interrupt.interrupted() {
         return Err(RunError::Interrupted("while the lab was being created"));
     }
-    let Started { servers, cluster } = start_store(&cfg, programs, &lab, dir, &interrupt).await?;
+    let started = start_store(&cfg, programs, &lab, dir, &interrupt).await?;
+    let (recorded, _) = drive(cfg, Site::Lab(Box::new(lab)), started, dir, interrupt).await?;
+    Ok(recorded)
+}
 
+/// The run itself, on a started store: the main phase (workers and the
+/// nemesis), healing, the quiet period, the final reads; then the store's
+/// servers are stopped and the history closed. Gives the site back (the
+/// caller tears it down).
+async fn drive(
+    cfg: RunConfig,
+    site: Site,
+    started: Started,
+    dir: &Path,
+    interrupt: Arc<interrupt::Interrupt>,
+) -> Result<(Recorded, Site), RunError> {
+    let Started { servers, cluster } = started;
     let start = Instant::now();
     let history_path = dir.join("history.jsonl");
     let (rec, writer) = recorder::start(&history_path, start)
@@ -199,7 +230,7 @@ async fn run_in_lab(
         interrupt,
         active_fault: Mutex::new(None),
         max_process: AtomicU64::new(0),
-        lab,
+        site,
         cfg,
     });
     let windows = nemesis_windows(&ctx.cfg, &node_names(ctx.cfg.nodes), &ctx.cluster.primaries)?;
@@ -207,7 +238,9 @@ async fn run_in_lab(
         let mut servers = ctx.servers.lock().unwrap_or_else(|e| e.into_inner());
         stores::stop(&mut servers, ctx.cfg.db.stop_signal());
         drop(servers);
-        copy_logs(&ctx.lab, dir);
+        if let Site::Lab(lab) = &ctx.site {
+            copy_logs(lab, dir);
+        }
         return Err(RunError::Store(StoreError::Down(e)));
     }
 
@@ -241,7 +274,9 @@ async fn run_in_lab(
         let mut servers = ctx.servers.lock().unwrap_or_else(|e| e.into_inner());
         stores::stop(&mut servers, ctx.cfg.db.stop_signal());
     }
-    copy_logs(&ctx.lab, dir);
+    if let Site::Lab(lab) = &ctx.site {
+        copy_logs(lab, dir);
+    }
     if let Some(t) = progress_task {
         let _ = t.await;
     }
@@ -252,12 +287,15 @@ async fn run_in_lab(
         .finish()
         .map_err(io(format!("writing {}", history_path.display())))?;
     adapters_spoke(&ctx.cluster, dir, &history_path)?;
-    Ok(Recorded {
-        cfg: ctx.cfg,
-        windows,
-        elapsed: start.elapsed(),
-        history_path,
-    })
+    Ok((
+        Recorded {
+            cfg: ctx.cfg,
+            windows,
+            elapsed: start.elapsed(),
+            history_path,
+        },
+        ctx.site,
+    ))
 }
 
 /// An error if the external adapters never gave one valid reply (only

@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use faultline_checkers::EventType;
-use serde::Serialize;
+use faultline_checkers::format::writer::EventLine;
 use serde_json::Value;
 
 /// Who an event is from.
@@ -31,48 +31,53 @@ pub enum Who {
     Nemesis,
 }
 
-impl Serialize for Who {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Who::Client(p) => s.serialize_u64(*p),
-            Who::Nemesis => s.serialize_str("nemesis"),
-        }
-    }
-}
-
 /// One event, as the history line shows it (the recorder adds `index`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Ev {
     /// Nanoseconds since the start of the run.
     pub time: u64,
     /// Who.
     pub process: Who,
     /// invoke, ok, fail, info.
-    #[serde(rename = "type")]
     pub kind: EventType,
     /// The function.
     pub f: String,
     /// The key.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// The value.
     pub value: Value,
     /// The node the client talks to.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// Why it failed, or why its outcome is unknown.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// `final` for the final reads; `start`/`end` for faults.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<&'static str>,
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
-    index: u64,
-    #[serde(flatten)]
-    ev: &'a Ev,
+impl Ev {
+    /// Writes the event as history line number `index`.
+    fn write<'l>(&self, index: u64, line: &'l mut EventLine) -> &'l [u8] {
+        line.start().u64("index", index).u64("time", self.time);
+        match &self.process {
+            Who::Client(p) => line.u64("process", *p),
+            Who::Nemesis => line.str("process", "nemesis"),
+        };
+        line.event_type(self.kind).str("f", &self.f);
+        if let Some(k) = &self.key {
+            line.str("key", k);
+        }
+        line.value("value", &self.value);
+        if let Some(n) = &self.node {
+            line.str("node", n);
+        }
+        if let Some(e) = &self.error {
+            line.str("error", e);
+        }
+        if let Some(p) = self.phase {
+            line.str("phase", p);
+        }
+        line.finish()
+    }
 }
 
 /// Counts of completions, for the progress display and the summary.
@@ -160,15 +165,14 @@ pub fn start(path: &Path, start: Instant) -> std::io::Result<(Recorder, Writer)>
         .name("history-writer".into())
         .spawn(move || {
             let mut buf: Vec<u8> = Vec::with_capacity(1 << 17);
+            let mut line = EventLine::new();
             let mut written = 0u64;
             let mut index = 0u64;
             let mut last_flush = Instant::now();
             loop {
                 match rx.recv_timeout(Duration::from_millis(50)) {
                     Ok(ev) => {
-                        serde_json::to_writer(&mut buf, &Line { index, ev: &ev })
-                            .map_err(std::io::Error::other)?;
-                        buf.push(b'\n');
+                        buf.extend_from_slice(ev.write(index, &mut line));
                         index += 1;
                         if buf.len() >= 1 << 16 || last_flush.elapsed() >= Duration::from_millis(50)
                         {

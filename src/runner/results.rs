@@ -25,13 +25,7 @@ pub(super) fn results_json(
 ) -> Value {
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for op in &v.history.ops {
-        let k = match op.outcome {
-            faultline_checkers::Outcome::Ok => "ok",
-            faultline_checkers::Outcome::Fail => "fail",
-            faultline_checkers::Outcome::Info => "info",
-            faultline_checkers::Outcome::Pending => "pending",
-        };
-        *counts.entry(k).or_default() += 1;
+        *counts.entry(op.outcome.as_str()).or_default() += 1;
     }
     let results = json!({
         "faultline": env!("CARGO_PKG_VERSION"),

@@ -263,13 +263,13 @@ impl Store for Builtin {
     }
 
     /// n1 in primary and async modes; none in quorum mode.
-    async fn primaries(&self, lab: &Lab) -> Vec<String> {
+    async fn primaries(&self, cluster: &Cluster) -> Vec<String> {
         match self.mode {
             Mode::Quorum => Vec::new(),
-            _ => lab
-                .nodes()
+            _ => cluster
+                .nodes
                 .first()
-                .map(|n| n.name.clone())
+                .map(|n| n.0.clone())
                 .into_iter()
                 .collect(),
         }

@@ -19,7 +19,6 @@ use super::{
     Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
     Store, StoreError, fail, info, ok,
 };
-use crate::lab::Lab;
 use faultline_workloads::workload::WorkloadKind;
 
 /// Client port.
@@ -104,35 +103,30 @@ impl Store for Etcd {
 
     /// One member per node, all in the initial cluster.
     async fn start(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
-        let etcd = launch.program("etcd")?;
+        let etcd = launch.program("etcd")?.display().to_string();
         let lab = launch.lab;
-        let initial: Vec<String> = lab
-            .nodes()
-            .iter()
-            .map(|n| format!("{}=http://{}:{PEER_PORT}", n.name, n.ip))
-            .collect();
-        for n in lab.nodes() {
+        let cluster = launch.cluster();
+        for (i, n) in lab.nodes().iter().enumerate() {
             let data = lab.node_dir(n)?.join("etcd.data");
-            let argv = vec![
-                etcd.display().to_string(),
-                format!("--name={}", n.name),
-                format!("--data-dir={}", data.display()),
-                format!("--listen-peer-urls=http://{}:{PEER_PORT}", n.ip),
-                format!("--initial-advertise-peer-urls=http://{}:{PEER_PORT}", n.ip),
-                format!(
-                    "--listen-client-urls=http://{}:{CLIENT_PORT},http://127.0.0.1:{CLIENT_PORT}",
-                    n.ip
-                ),
-                format!("--advertise-client-urls=http://{}:{CLIENT_PORT}", n.ip),
-                format!("--initial-cluster={}", initial.join(",")),
-                format!("--initial-cluster-token=faultline-{}", lab.name()),
-                "--initial-cluster-state=new".into(),
-                "--logger=zap".into(),
-                "--log-outputs=stderr".into(),
-            ];
+            let argv = member_argv(&etcd, &cluster, i, &data.display().to_string(), lab.name());
             launch.spawn(&n.name, "etcd", argv)?;
         }
         Ok(())
+    }
+
+    /// The same member, with the host's own `etcd` (or `bindir`'s).
+    fn remote_command(&self, cluster: &Cluster, i: usize, dir: &str) -> Option<Vec<String>> {
+        let etcd = match &self.bindir {
+            Some(d) => d.join("etcd").display().to_string(),
+            None => "etcd".to_string(),
+        };
+        Some(member_argv(
+            &etcd,
+            cluster,
+            i,
+            &format!("{dir}/etcd.data"),
+            "remote",
+        ))
     }
 
     /// Every member says it is healthy.
@@ -166,8 +160,12 @@ impl Store for Etcd {
     }
 
     /// The leader.
-    async fn primaries(&self, lab: &Lab) -> Vec<String> {
-        leader(lab).await.into_iter().collect()
+    async fn primaries(&self, cluster: &Cluster) -> Vec<String> {
+        leader(cluster).await.into_iter().collect()
+    }
+
+    fn client_port(&self) -> Option<u16> {
+        Some(CLIENT_PORT)
     }
 
     fn client(&self, cluster: &Arc<Cluster>, role: Role) -> Box<dyn Client> {
@@ -179,10 +177,35 @@ impl Store for Etcd {
     }
 }
 
+/// The command line of the member on node `i` of `cluster`, its data in
+/// `data`, every node in the initial cluster.
+fn member_argv(etcd: &str, cluster: &Cluster, i: usize, data: &str, token: &str) -> Vec<String> {
+    let initial: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|(name, ip)| format!("{name}=http://{ip}:{PEER_PORT}"))
+        .collect();
+    let (name, ip) = &cluster.nodes[i];
+    vec![
+        etcd.to_string(),
+        format!("--name={name}"),
+        format!("--data-dir={data}"),
+        format!("--listen-peer-urls=http://{ip}:{PEER_PORT}"),
+        format!("--initial-advertise-peer-urls=http://{ip}:{PEER_PORT}"),
+        format!("--listen-client-urls=http://{ip}:{CLIENT_PORT},http://127.0.0.1:{CLIENT_PORT}"),
+        format!("--advertise-client-urls=http://{ip}:{CLIENT_PORT}"),
+        format!("--initial-cluster={}", initial.join(",")),
+        format!("--initial-cluster-token=faultline-{token}"),
+        "--initial-cluster-state=new".into(),
+        "--logger=zap".into(),
+        "--log-outputs=stderr".into(),
+    ]
+}
+
 /// The member that is leader, according to the members themselves.
-pub async fn leader(lab: &Lab) -> Option<String> {
-    for n in lab.nodes() {
-        let mut h = Http::new(std::net::SocketAddr::new(n.ip.into(), CLIENT_PORT));
+pub async fn leader(cluster: &Cluster) -> Option<String> {
+    for (i, (name, _)) in cluster.nodes.iter().enumerate() {
+        let mut h = Http::new(cluster.addr(i, CLIENT_PORT));
         if let Ok((200, body)) = h
             .post(
                 "/v3/maintenance/status",
@@ -194,7 +217,7 @@ pub async fn leader(lab: &Lab) -> Option<String> {
             let v: Value = serde_json::from_slice(&body).unwrap_or_default();
             let me = &v["header"]["member_id"];
             if !me.is_null() && *me == v["leader"] {
-                return Some(n.name.clone());
+                return Some(name.clone());
             }
         }
     }

@@ -28,7 +28,6 @@ use super::{
     Client, ClientError, Cluster, Completion, DbOpts, Kill, Launch, Operation, Pause, ProcessTree,
     Programs, Role, Store, StoreError,
 };
-use crate::lab::Lab;
 use crate::lab::sys::find_tool;
 use crate::node::Mode;
 use faultline_checkers::EventType;
@@ -251,9 +250,9 @@ impl Store for External {
     }
 
     /// `primaries=`, or n1 for `server=builtin` in a mode with a primary.
-    async fn primaries(&self, lab: &Lab) -> Vec<String> {
+    async fn primaries(&self, cluster: &Cluster) -> Vec<String> {
         if self.primaries.is_empty() && self.server == Servers::Builtin {
-            return Builtin::new(self.mode).primaries(lab).await;
+            return Builtin::new(self.mode).primaries(cluster).await;
         }
         self.primaries.clone()
     }

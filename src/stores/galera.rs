@@ -15,6 +15,11 @@
 //! node that is not ready (1047) and any other error the server returns for
 //! a statement it rolled back are `fail`; a lost connection or a timeout
 //! after sending is `info`.
+//!
+//! Transactions (`txn`, the list-append, rw-register, bank and seats
+//! workloads) run on the home node at
+//! `isolation=read-committed|repeatable-read|serializable` (default
+//! repeatable-read), in table `faultline.txn` (see `galera_txn.rs`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,7 +33,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
+use super::galera_txn;
+use super::options::{Choice, serialize_word};
 use super::registry::{Entry, Requirement};
+use super::txn::Isolation;
 use super::wire::{cas_pair, decode, encode};
 use super::{
     Client, ClientError, Cluster, Completion, DbOpts, Kill, Launch, Operation, ProcessTree,
@@ -99,6 +107,11 @@ pub struct Galera {
     /// `wsrep_sync_wait=N|off|reads|writes|all` (default 0: no causality
     /// checks, Galera's default).
     pub wsrep_sync_wait: SyncWait,
+    /// `isolation=read-committed|repeatable-read|serializable`: the
+    /// transactions' level (default repeatable-read, InnoDB's default and
+    /// the level Galera claims to make snapshot isolation cluster-wide).
+    #[serde(serialize_with = "serialize_word")]
+    pub isolation: Isolation,
     /// `bindir=DIR`: where `mariadbd` and `mariadb-install-db` are
     /// (default: PATH).
     pub bindir: Option<PathBuf>,
@@ -110,10 +123,12 @@ impl Galera {
             None => SyncWait(0),
             Some(v) => SyncWait::parse(&v)?,
         };
+        let isolation = opts.take_choice("isolation", Isolation::RepeatableRead)?;
         let bindir = opts.take_path("bindir");
-        opts.finish("wsrep_sync_wait, bindir")?;
+        opts.finish("wsrep_sync_wait, isolation, bindir")?;
         Ok(Arc::new(Galera {
             wsrep_sync_wait,
+            isolation,
             bindir,
         }))
     }
@@ -137,9 +152,9 @@ fn config(dir: &Path, ip: &str, name: &str, cluster: &[String]) -> String {
     )
 }
 
-/// What n1 runs at its first start: the clients' user, database and table
+/// What n1 runs at its first start: the clients' user, database and tables
 /// (before any other node joins, so state transfers carry them).
-const SETUP: &str = "CREATE USER IF NOT EXISTS 'faultline'@'%';\n\
+const SETUP_KV: &str = "CREATE USER IF NOT EXISTS 'faultline'@'%';\n\
      GRANT ALL ON *.* TO 'faultline'@'%';\n\
      CREATE DATABASE IF NOT EXISTS faultline;\n\
      CREATE TABLE IF NOT EXISTS faultline.kv (k VARCHAR(255) PRIMARY KEY, v TEXT) ENGINE=InnoDB;\n";
@@ -167,8 +182,9 @@ impl Store for Galera {
 
     fn describe(&self) -> String {
         format!(
-            "MariaDB Galera (multi-primary, wsrep_sync_wait={})",
-            self.wsrep_sync_wait.0
+            "MariaDB Galera (multi-primary, wsrep_sync_wait={}, transactions {})",
+            self.wsrep_sync_wait.0,
+            self.isolation.word()
         )
     }
 
@@ -176,7 +192,11 @@ impl Store for Galera {
         json!(self)
     }
 
+    /// Registers, kv and the transactional workloads.
     fn check_workload(&self, w: WorkloadKind) -> Result<(), String> {
+        if w.is_txn() {
+            return Ok(());
+        }
         super::register_and_kv_only("galera", w)
     }
 
@@ -242,7 +262,7 @@ impl Store for Galera {
                 sys::run(cmd, None)
                     .map_err(|e| StoreError::Down(format!("mariadb-install-db: {e}")))?;
                 let setup = dir.join("setup.sql");
-                std::fs::write(&setup, SETUP)
+                std::fs::write(&setup, [SETUP_KV, galera_txn::SCHEMA].concat())
                     .map_err(StoreError::io(format!("writing {}", setup.display())))?;
                 argvs[0].extend([
                     NEW_CLUSTER.into(),
@@ -286,6 +306,7 @@ impl Store for Galera {
             node: role.home(cluster.nodes.len()),
             cluster: cluster.clone(),
             sync_wait: self.wsrep_sync_wait,
+            isolation: self.isolation,
             conn: None,
         })
     }
@@ -368,7 +389,7 @@ async fn open(addr: SocketAddr, deadline: Instant) -> Result<Conn, ClientError> 
 /// How an error after a statement was sent is recorded: `fail` when the
 /// server answered that it rolled it back, `info` when the connection was
 /// lost (it may have committed) or for errors that may follow a commit.
-fn outcome(e: mysql_async::Error) -> Result<Completion, ClientError> {
+pub(super) fn outcome(e: mysql_async::Error) -> Result<Completion, ClientError> {
     match e {
         // 1180/1181: an error during COMMIT or ROLLBACK (it may have
         // committed elsewhere).
@@ -382,7 +403,9 @@ fn outcome(e: mysql_async::Error) -> Result<Completion, ClientError> {
     }
 }
 
-fn server_reason(s: &mysql_async::ServerError) -> String {
+/// The reason a server error gives: `conflict`, `unavailable` or `error`,
+/// with the message and code.
+pub(super) fn server_reason(s: &mysql_async::ServerError) -> String {
     let what = match s.code {
         1213 => "conflict",
         1047 => "unavailable",
@@ -396,6 +419,7 @@ struct GaleraClient {
     cluster: Arc<Cluster>,
     node: usize,
     sync_wait: SyncWait,
+    isolation: Isolation,
     conn: Option<Conn>,
 }
 
@@ -432,16 +456,18 @@ impl Client for GaleraClient {
         self.cluster.name(self.node)
     }
 
-    /// read, write, cas.
+    /// read, write, cas, txn.
     async fn call(
         &mut self,
         op: Operation<'_>,
         deadline: Instant,
     ) -> Result<Completion, ClientError> {
         let Operation { f, key, value, .. } = op;
+        let isolation = self.isolation;
         let c = self.conn()?;
         let timeout = || ClientError::Indefinite("timeout".into());
         match f {
+            "txn" => galera_txn::run(c, isolation, value, deadline).await,
             "read" => {
                 let q = c.exec_first::<String, _, _>("SELECT v FROM kv WHERE k = ?", (key,));
                 match timeout_at(deadline, q).await.map_err(|_| timeout())? {
@@ -476,7 +502,7 @@ impl Client for GaleraClient {
                 }
             }
             other => fail(format!(
-                "bad request: galera does not do `{other}` (read, write, cas)"
+                "bad request: galera does not do `{other}` (read, write, cas, txn)"
             )),
         }
     }
@@ -487,17 +513,16 @@ mod tests {
     use super::*;
 
     fn galera(opts: &[(&str, &str)]) -> Result<Arc<dyn Store>, String> {
-        let opts = opts
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Galera::parse(DbOpts::new("galera", opts))
+        crate::stores::registry::testing::store("galera", opts)
     }
 
     #[test]
     fn options_are_typed_and_recorded() {
         let s = galera(&[]).expect("parses");
-        assert_eq!(s.options(), json!({"wsrep_sync_wait": 0, "bindir": null}));
+        assert_eq!(
+            s.options(),
+            json!({"wsrep_sync_wait": 0, "isolation": "repeatable-read", "bindir": null})
+        );
         assert_eq!(s.label(), "galera-syncwait0");
         for (v, n) in [
             ("reads", 1),
@@ -514,7 +539,8 @@ mod tests {
             let want = format!("--db-opt wsrep_sync_wait={v}: {bad}");
             assert_eq!(galera(&[("wsrep_sync_wait", v)]).expect_err(&want), want);
         }
-        let want = "--db-opt sync: --db galera has no such option (wsrep_sync_wait, bindir)";
+        let want =
+            "--db-opt sync: --db galera has no such option (wsrep_sync_wait, isolation, bindir)";
         assert_eq!(galera(&[("sync", "on")]).expect_err(want), want);
     }
 

@@ -40,6 +40,7 @@ mod error;
 pub mod etcd;
 pub mod external;
 pub mod galera;
+mod galera_txn;
 mod launch;
 pub mod nats;
 mod options;
@@ -128,7 +129,7 @@ pub trait Store: Send + Sync + Debug {
 
     /// The nodes that are primaries now (for `primaries` fault targets;
     /// default: none).
-    async fn primaries(&self, _lab: &Lab) -> Vec<String> {
+    async fn primaries(&self, _cluster: &Cluster) -> Vec<String> {
         Vec::new()
     }
 
@@ -143,6 +144,22 @@ pub trait Store: Send + Sync + Debug {
     /// (default: no; the clients are sockets bound to the lab's bridge).
     fn clients_in_namespace(&self) -> bool {
         false
+    }
+
+    /// The port clients connect to on each node, when the store has one
+    /// (a cluster faultline did not start may give another per node:
+    /// `--db-opt endpoints=ADDR:PORT,…`). Default: none.
+    fn client_port(&self) -> Option<u16> {
+        None
+    }
+
+    /// On remote hosts (`faultline run --hosts` with no `endpoints`), the
+    /// command line of the server on node `i` of `cluster`, its data under
+    /// `dir` on the host, with the host's own binaries; `None` (the
+    /// default): faultline cannot start this store over SSH (bring your
+    /// own cluster).
+    fn remote_command(&self, _cluster: &Cluster, _i: usize, _dir: &str) -> Option<Vec<String>> {
+        None
     }
 
     /// A client for `role` (it connects lazily, in [`Client::ready`]).
@@ -246,6 +263,9 @@ pub struct Cluster {
     pub client_netns: Option<String>,
     /// What the external adapters said (only for `external`).
     pub adapters: adapter_reply::Health,
+    /// Per node, a port that replaces the store's client port (a cluster
+    /// faultline did not start: `--db-opt endpoints=ADDR:PORT,…`).
+    pub ports: Vec<Option<(u16, u16)>>,
 }
 
 impl Cluster {
@@ -257,12 +277,37 @@ impl Cluster {
             run_dir,
             client_netns: lab.state.client.as_ref().map(|c| c.netns.clone()),
             adapters: adapter_reply::Health::default(),
+            ports: Vec::new(),
         }
     }
 
-    /// The address of node `i` at `port`.
+    /// A cluster faultline did not start: the nodes' names and client
+    /// endpoints (address, and a port replacing `client_port` when given).
+    pub fn of_endpoints(
+        nodes: Vec<(String, Ipv4Addr, Option<u16>)>,
+        client_port: Option<u16>,
+        run_dir: PathBuf,
+    ) -> Cluster {
+        let ports = nodes.iter().map(|(_, _, p)| client_port.zip(*p)).collect();
+        Cluster {
+            nodes: nodes.into_iter().map(|(n, ip, _)| (n, ip)).collect(),
+            primaries: Vec::new(),
+            run_dir,
+            client_netns: None,
+            adapters: adapter_reply::Health::default(),
+            ports,
+        }
+    }
+
+    /// The address of node `i` at `port` (or at the port given for it in
+    /// place of the store's client port).
     pub fn addr(&self, i: usize, port: u16) -> SocketAddr {
-        SocketAddr::new(self.nodes[i % self.nodes.len()].1.into(), port)
+        let i = i % self.nodes.len();
+        let port = match self.ports.get(i) {
+            Some(Some((from, to))) if *from == port => *to,
+            _ => port,
+        };
+        SocketAddr::new(self.nodes[i].1.into(), port)
     }
 
     /// The name of node `i`.
@@ -335,7 +380,7 @@ pub fn serialize<S: serde::Serializer>(store: &Arc<dyn Store>, s: S) -> Result<S
 pub fn no_transactions(name: &str, w: WorkloadKind) -> Result<(), String> {
     if w.is_txn() {
         return Err(format!(
-            "--workload {w}: --db {name} does not do transactions (the stores that do: postgres, external)"
+            "--workload {w}: --db {name} does not do transactions (the stores that do: postgres, galera, external)"
         ));
     }
     Ok(())

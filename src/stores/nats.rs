@@ -39,7 +39,6 @@ use super::{
     Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
     Store, StoreError, fail, info, ok,
 };
-use crate::lab::Lab;
 use faultline_workloads::workload::WorkloadKind;
 
 /// Client port.
@@ -258,9 +257,9 @@ impl Store for Nats {
     }
 
     /// The bucket's stream leader.
-    async fn primaries(&self, lab: &Lab) -> Vec<String> {
-        for n in lab.nodes() {
-            let Ok(c) = Conn::open((n.ip, CLIENT_PORT).into(), soon()).await else {
+    async fn primaries(&self, cluster: &Cluster) -> Vec<String> {
+        for i in 0..cluster.nodes.len() {
+            let Ok(c) = Conn::open(cluster.addr(i, CLIENT_PORT), soon()).await else {
                 continue;
             };
             if let Ok(Ok(i)) = timeout_at(soon(), c.stream.get_info()).await
@@ -561,11 +560,7 @@ mod tests {
     use super::*;
 
     fn nats(opts: &[(&str, &str)]) -> Result<Arc<dyn Store>, String> {
-        let opts = opts
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Nats::parse(DbOpts::new("nats", opts))
+        crate::stores::registry::testing::store("nats", opts)
     }
 
     #[test]

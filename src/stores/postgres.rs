@@ -21,15 +21,16 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::options::serialize_word;
-use super::postgres_txn::{self, Isolation};
+use super::postgres_txn;
 use super::registry::{Entry, Requirement};
+use super::txn::Isolation;
 use super::wire::pg::{PgConn, PgError, PgResult};
 use super::wire::{cas_pair, decode, encode};
 use super::{
     Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
     Store, StoreError, fail, info, ok,
 };
-use crate::lab::{Lab, sys};
+use crate::lab::sys;
 use faultline_workloads::workload::WorkloadKind;
 
 /// The port.
@@ -93,7 +94,8 @@ pub struct Postgres {
     /// /usr/lib/postgresql).
     pub bindir: Option<PathBuf>,
     /// `isolation=read-committed|repeatable-read|serializable`: the
-    /// transactions' isolation level.
+    /// transactions' isolation level (always recorded: a transactional
+    /// run's verdict means little without it).
     #[serde(serialize_with = "serialize_word")]
     pub isolation: Isolation,
 }
@@ -419,10 +421,11 @@ impl Store for Postgres {
     }
 
     /// n1.
-    async fn primaries(&self, lab: &Lab) -> Vec<String> {
-        lab.nodes()
+    async fn primaries(&self, cluster: &Cluster) -> Vec<String> {
+        cluster
+            .nodes
             .first()
-            .map(|n| n.name.clone())
+            .map(|n| n.0.clone())
             .into_iter()
             .collect()
     }
@@ -430,6 +433,10 @@ impl Store for Postgres {
     /// SIGINT: a fast shutdown.
     fn stop_signal(&self) -> Signal {
         Signal::SIGINT
+    }
+
+    fn client_port(&self) -> Option<u16> {
+        Some(PORT)
     }
 
     fn client(&self, cluster: &Arc<Cluster>, role: Role) -> Box<dyn Client> {

@@ -18,8 +18,7 @@
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::options::Choice;
-use super::txn::{self, MicroOp, key_text};
+use super::txn::{self, Isolation, MicroOp, key_text};
 use super::wire::decode;
 use super::wire::pg::{PgConn, PgError, PgResult};
 use super::{ClientError, Completion, fail, info};
@@ -27,35 +26,6 @@ use super::{ClientError, Completion, fail, info};
 /// The table, created with the others.
 pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS txn (k text PRIMARY KEY, v jsonb \
      CHECK (jsonb_typeof(v) IS DISTINCT FROM 'number' OR v::numeric >= 0))";
-
-/// `isolation=read-committed|repeatable-read|serializable`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isolation {
-    /// READ COMMITTED: every statement sees what committed before it.
-    ReadCommitted,
-    /// REPEATABLE READ: snapshot isolation.
-    RepeatableRead,
-    /// SERIALIZABLE: serializable snapshot isolation (SSI).
-    Serializable,
-}
-
-impl Choice for Isolation {
-    const CHOICES: &'static [(&'static str, Isolation)] = &[
-        ("read-committed", Isolation::ReadCommitted),
-        ("repeatable-read", Isolation::RepeatableRead),
-        ("serializable", Isolation::Serializable),
-    ];
-}
-
-impl Isolation {
-    fn sql(self) -> &'static str {
-        match self {
-            Isolation::ReadCommitted => "READ COMMITTED",
-            Isolation::RepeatableRead => "REPEATABLE READ",
-            Isolation::Serializable => "SERIALIZABLE",
-        }
-    }
-}
 
 fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))

@@ -297,12 +297,17 @@ impl Store for Redis {
     }
 
     /// n1.
-    async fn primaries(&self, lab: &crate::lab::Lab) -> Vec<String> {
-        lab.nodes()
+    async fn primaries(&self, cluster: &Cluster) -> Vec<String> {
+        cluster
+            .nodes
             .first()
-            .map(|n| n.name.clone())
+            .map(|n| n.0.clone())
             .into_iter()
             .collect()
+    }
+
+    fn client_port(&self) -> Option<u16> {
+        Some(PORT)
     }
 
     fn client(&self, cluster: &Arc<Cluster>, role: Role) -> Box<dyn Client> {

@@ -63,18 +63,29 @@ pub fn parse(db: &str, opts: BTreeMap<String, String>) -> Result<Arc<dyn Store>,
     }
 }
 
+/// For the stores' unit tests: `--db db` with `--db-opt`s given as pairs.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use crate::stores::Store;
+
+    /// The store `--db db --db-opt K=V ...` names, through [`super::parse`].
+    pub(crate) fn store(db: &str, opts: &[(&str, &str)]) -> Result<Arc<dyn Store>, String> {
+        let opts = opts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        super::parse(db, opts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    fn store(db: &str, opts: &[(&str, &str)]) -> Result<Arc<dyn Store>, String> {
-        let opts = opts
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        parse(db, opts)
-    }
+    use super::testing::store;
 
     fn recorded(s: &Arc<dyn Store>) -> serde_json::Value {
         #[derive(serde::Serialize)]
@@ -110,7 +121,7 @@ mod tests {
             ),
             (
                 store("postgres", &[("reads", "standby"), ("sync", "apply")]),
-                json!({"db": "postgres", "reads": "standby", "sync": "apply", "bindir": null}),
+                json!({"db": "postgres", "reads": "standby", "sync": "apply", "bindir": null, "isolation": "serializable"}),
                 "postgres-standby",
             ),
             (
@@ -180,7 +191,7 @@ mod tests {
             (
                 "postgres",
                 &[("colour", "red")],
-                "--db-opt colour: --db postgres has no such option (reads, sync, bindir)",
+                "--db-opt colour: --db postgres has no such option (reads, sync, bindir, isolation)",
             ),
             (
                 "external",

@@ -5,11 +5,44 @@
 //!
 //! This file is store-neutral: it parses the micro-ops once, into
 //! [`MicroOp`]s, and builds the completed list. Each store turns the
-//! micro-ops into its own statements (PostgreSQL: `postgres_txn.rs`).
+//! micro-ops into its own statements (PostgreSQL: `postgres_txn.rs`,
+//! Galera: `galera_txn.rs`).
 
 use serde_json::Value;
 
 use super::Completion;
+use super::options::Choice;
+
+/// `isolation=read-committed|repeatable-read|serializable`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// READ COMMITTED: every statement sees what committed before it.
+    ReadCommitted,
+    /// REPEATABLE READ (PostgreSQL: snapshot isolation; InnoDB: snapshot
+    /// reads, but writes act on the latest version).
+    RepeatableRead,
+    /// SERIALIZABLE (PostgreSQL: SSI; InnoDB: reads take shared locks).
+    Serializable,
+}
+
+impl Choice for Isolation {
+    const CHOICES: &'static [(&'static str, Isolation)] = &[
+        ("read-committed", Isolation::ReadCommitted),
+        ("repeatable-read", Isolation::RepeatableRead),
+        ("serializable", Isolation::Serializable),
+    ];
+}
+
+impl Isolation {
+    /// The level as SQL says it (`SET TRANSACTION ISOLATION LEVEL ..`).
+    pub fn sql(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "READ COMMITTED",
+            Isolation::RepeatableRead => "REPEATABLE READ",
+            Isolation::Serializable => "SERIALIZABLE",
+        }
+    }
+}
 
 /// One micro-op of a transaction.
 #[derive(Clone, Debug, PartialEq)]

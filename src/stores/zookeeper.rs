@@ -271,10 +271,10 @@ impl Store for ZooKeeper {
     }
 
     /// The server whose `srvr` says `Mode: leader`.
-    async fn primaries(&self, lab: &Lab) -> Vec<String> {
-        for n in lab.nodes() {
-            if let Ok("leader") = mode((n.ip, CLIENT_PORT).into()).await.as_deref() {
-                return vec![n.name.clone()];
+    async fn primaries(&self, cluster: &Cluster) -> Vec<String> {
+        for (i, (name, _)) in cluster.nodes.iter().enumerate() {
+            if let Ok("leader") = mode(cluster.addr(i, CLIENT_PORT)).await.as_deref() {
+                return vec![name.clone()];
             }
         }
         Vec::new()
@@ -542,11 +542,7 @@ mod tests {
     use super::*;
 
     fn zookeeper(opts: &[(&str, &str)]) -> Result<Arc<dyn Store>, String> {
-        let opts = opts
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        ZooKeeper::parse(DbOpts::new("zookeeper", opts))
+        crate::stores::registry::testing::store("zookeeper", opts)
     }
 
     #[test]

@@ -32,6 +32,9 @@
 
 use std::io::{self, Write};
 
+use faultline_checkers::EventType;
+use faultline_checkers::format::writer::EventLine;
+
 use crate::rng::Rng;
 
 /// What to generate.
@@ -109,10 +112,24 @@ impl Replica {
     }
 }
 
+/// Starts the line of an event: `[index, time, process, key]`, its type
+/// and function (the value comes next).
+fn event<'l>(line: &'l mut EventLine, at: [u64; 4], kind: EventType, f: &str) -> &'l mut EventLine {
+    let [index, time, process, key] = at;
+    line.start()
+        .u64("index", index)
+        .u64("time", time)
+        .u64("process", process)
+        .event_type(kind)
+        .str("f", f)
+        .u64("key", key)
+}
+
 /// Writes the history as faultline JSON Lines to `out`. Returns the
 /// injected violation, if one was asked for and found a place.
 pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result<Option<Injected>> {
     let mut out = io::BufWriter::with_capacity(1 << 20, out);
+    let mut line = EventLine::new();
     let sessions = cfg.sessions.max(1) as usize;
     let keys = cfg.keys.max(1);
     let mut rng = Rng::new(cfg.seed);
@@ -154,16 +171,22 @@ pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result
                 if rng.chance(cfg.writes) {
                     let value = next_value;
                     next_value += 1;
-                    writeln!(
-                        out,
-                        "{{\"index\":{index},\"time\":{time},\"process\":{s},\"type\":\"invoke\",\"f\":\"write\",\"key\":{key},\"value\":{value}}}"
-                    )?;
+                    let head = event(
+                        &mut line,
+                        [index, time, s as u64, u64::from(key)],
+                        EventType::Invoke,
+                        "write",
+                    );
+                    out.write_all(head.u64("value", value).finish())?;
                     pending[s] = Some(Pending::Write { key, value });
                 } else {
-                    writeln!(
-                        out,
-                        "{{\"index\":{index},\"time\":{time},\"process\":{s},\"type\":\"invoke\",\"f\":\"read\",\"key\":{key},\"value\":null}}"
-                    )?;
+                    let head = event(
+                        &mut line,
+                        [index, time, s as u64, u64::from(key)],
+                        EventType::Invoke,
+                        "read",
+                    );
+                    out.write_all(head.raw("value", |b| b.extend_from_slice(b"null")).finish())?;
                     pending[s] = Some(Pending::Read { key, invoke: index });
                 }
                 index += 1;
@@ -173,10 +196,13 @@ pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result
                 log.push((key, value));
                 token[s] = log.len();
                 wrote[s].insert(key, index);
-                writeln!(
-                    out,
-                    "{{\"index\":{index},\"time\":{time},\"process\":{s},\"type\":\"ok\",\"f\":\"write\",\"key\":{key},\"value\":{value}}}"
-                )?;
+                let head = event(
+                    &mut line,
+                    [index, time, s as u64, u64::from(key)],
+                    EventType::Ok,
+                    "write",
+                );
+                out.write_all(head.u64("value", value).finish())?;
                 index += 1;
                 completed += 1;
                 pending[s] = None;
@@ -213,15 +239,21 @@ pub fn synthesize_causal(cfg: &CausalSynthConfig, out: impl Write) -> io::Result
                     read[s].insert(key);
                 }
                 if v == 0 {
-                    writeln!(
-                        out,
-                        "{{\"index\":{index},\"time\":{time},\"process\":{s},\"type\":\"ok\",\"f\":\"read\",\"key\":{key},\"value\":null}}"
-                    )?;
+                    let head = event(
+                        &mut line,
+                        [index, time, s as u64, u64::from(key)],
+                        EventType::Ok,
+                        "read",
+                    );
+                    out.write_all(head.raw("value", |b| b.extend_from_slice(b"null")).finish())?;
                 } else {
-                    writeln!(
-                        out,
-                        "{{\"index\":{index},\"time\":{time},\"process\":{s},\"type\":\"ok\",\"f\":\"read\",\"key\":{key},\"value\":{v}}}"
-                    )?;
+                    let head = event(
+                        &mut line,
+                        [index, time, s as u64, u64::from(key)],
+                        EventType::Ok,
+                        "read",
+                    );
+                    out.write_all(head.u64("value", v).finish())?;
                 }
                 index += 1;
                 completed += 1;

@@ -49,7 +49,8 @@ use std::fmt;
 use std::io::{BufWriter, Write};
 use std::str::FromStr;
 
-use faultline_checkers::Outcome;
+use faultline_checkers::format::writer::{EventLine, push_u64};
+use faultline_checkers::{EventType, Outcome};
 
 use crate::rng::{Rng, splitmix64};
 
@@ -952,21 +953,6 @@ fn inject(sim: &mut Sim, cfg: &SynthConfig, kind: Anomaly) -> Result<Injected, S
 // Output
 
 #[inline]
-fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.extend_from_slice(&tmp[i..]);
-}
-
-#[inline]
 fn push_value(buf: &mut Vec<u8>, v: u64) {
     if v == NIL {
         buf.extend_from_slice(b"null");
@@ -1007,68 +993,59 @@ fn push_read_value(buf: &mut Vec<u8>, sim: &Sim, model: Model, result: u64) {
 
 fn write_history<W: Write>(sim: &Sim, cfg: &SynthConfig, out: W) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, out);
-    let mut line: Vec<u8> = Vec::with_capacity(256);
+    let mut line = EventLine::new();
     let with_key = cfg.keys > 1;
     for (index, &e) in sim.events.iter().enumerate() {
         let op = &sim.ops[(e >> 1) as usize];
         let completion = e & 1 == 1;
-        line.clear();
-        line.extend_from_slice(b"{\"index\":");
-        push_u64(&mut line, index as u64);
-        line.extend_from_slice(b",\"time\":");
-        push_u64(
-            &mut line,
-            if completion {
-                op.complete_time
-            } else {
-                op.invoke_time
-            },
-        );
-        line.extend_from_slice(b",\"process\":");
-        push_u64(&mut line, op.process);
-        line.extend_from_slice(b",\"type\":\"");
-        line.extend_from_slice(match (completion, op.outcome) {
-            (false, _) => b"invoke",
-            (true, Outcome::Ok) => b"ok",
-            (true, Outcome::Fail) => b"fail",
-            (true, Outcome::Info | Outcome::Pending) => b"info",
-        });
-        line.extend_from_slice(b"\",\"f\":\"");
-        line.extend_from_slice(op.f.name(cfg.model));
-        line.push(b'"');
+        let (time, kind) = if completion {
+            (op.complete_time, EventType::completion(op.outcome))
+        } else {
+            (op.invoke_time, EventType::Invoke)
+        };
+        line.start()
+            .u64("index", index as u64)
+            .u64("time", time)
+            .u64("process", op.process)
+            .event_type(kind)
+            .raw("f", |b| {
+                b.push(b'"');
+                b.extend_from_slice(op.f.name(cfg.model));
+                b.push(b'"');
+            });
         if with_key {
-            line.extend_from_slice(b",\"key\":\"k");
-            push_u64(&mut line, u64::from(op.key));
-            line.push(b'"');
+            line.raw("key", |b| {
+                b.extend_from_slice(b"\"k");
+                push_u64(b, u64::from(op.key));
+                b.push(b'"');
+            });
         }
-        line.extend_from_slice(b",\"value\":");
-        match op.f {
+        line.raw("value", |b| match op.f {
             F::Read => {
                 if completion && op.outcome == Outcome::Ok {
-                    push_read_value(&mut line, sim, cfg.model, op.result);
+                    push_read_value(b, sim, cfg.model, op.result);
                 } else {
-                    line.extend_from_slice(b"null");
+                    b.extend_from_slice(b"null");
                 }
             }
             F::Write | F::Append if cfg.model == Model::Kv => {
-                line.push(b'"');
-                push_piece(&mut line, op.arg);
-                line.push(b'"');
+                b.push(b'"');
+                push_piece(b, op.arg);
+                b.push(b'"');
             }
-            F::Write | F::Append => push_value(&mut line, op.arg),
+            F::Write | F::Append => push_value(b, op.arg),
             F::Cas => {
-                line.push(b'[');
-                push_value(&mut line, op.from);
-                line.push(b',');
-                push_value(&mut line, op.arg);
-                line.push(b']');
+                b.push(b'[');
+                push_value(b, op.from);
+                b.push(b',');
+                push_value(b, op.arg);
+                b.push(b']');
             }
-        }
+        });
         if completion && op.outcome == Outcome::Info {
-            line.extend_from_slice(b",\"error\":\"timeout\"");
+            line.str("error", "timeout");
         }
-        line.extend_from_slice(b"}\n");
-        out.write_all(&line)?;
+        out.write_all(line.finish())?;
     }
     out.flush()
 }

@@ -33,6 +33,9 @@ use std::str::FromStr;
 
 use serde_json::{Value, json};
 
+use faultline_checkers::EventType;
+use faultline_checkers::format::writer::EventLine;
+
 use crate::rng::Rng;
 use crate::synth::SynthError;
 
@@ -217,15 +220,25 @@ struct Sim<'a, W: Write> {
     slot_key: Vec<u64>,
     next_key: u64,
     writes: Vec<u64>,
+    /// The history line being written.
+    line: EventLine,
 }
 
 impl<W: Write> Sim<'_, W> {
-    fn emit(&mut self, process: u64, kind: &str, value: Value) -> Result<u64, SynthError> {
+    fn emit(&mut self, process: u64, kind: EventType, value: Value) -> Result<u64, SynthError> {
         let i = self.index;
         self.index += 1;
         self.clock += 1_000 + self.rng.below(1_000);
-        let line = json!({"index": i, "time": self.clock, "process": process, "type": kind, "f": "txn", "value": value});
-        writeln!(self.out, "{line}")?;
+        // Fields in alphabetical order, as this generator always wrote them.
+        self.line
+            .start()
+            .str("f", "txn")
+            .u64("index", i)
+            .u64("process", process)
+            .u64("time", self.clock)
+            .event_type(kind)
+            .value("value", &value);
+        self.out.write_all(self.line.finish())?;
         Ok(i)
     }
 
@@ -261,7 +274,7 @@ impl<W: Write> Sim<'_, W> {
             }
         }
         let invoke: Vec<Value> = ops.iter().map(|o| self.mop(o, None)).collect();
-        let invoke_index = self.emit(process, "invoke", Value::Array(invoke))?;
+        let invoke_index = self.emit(process, EventType::Invoke, Value::Array(invoke))?;
         Ok(Running {
             process,
             ops,
@@ -357,17 +370,17 @@ impl<W: Write> Sim<'_, W> {
                     .is_some_and(|(t, _)| Some(*t) > r.start)
             });
         let retired = if conflict || self.rng.chance(self.cfg.fail) {
-            self.emit(r.process, "fail", Value::Array(r.done))?;
+            self.emit(r.process, EventType::Fail, Value::Array(r.done))?;
             None
         } else if self.rng.chance(self.cfg.info) {
             if self.rng.chance(0.5) {
                 self.apply(&r.own);
             }
-            self.emit(r.process, "info", Value::Array(r.done))?;
+            self.emit(r.process, EventType::Info, Value::Array(r.done))?;
             Some(r.process + self.cfg.processes)
         } else {
             self.apply(&r.own);
-            self.emit(r.process, "ok", Value::Array(r.done))?;
+            self.emit(r.process, EventType::Ok, Value::Array(r.done))?;
             None
         };
         let _ = r.invoke_index;
@@ -406,6 +419,7 @@ pub fn synthesize<W: Write>(
         slot_key: Vec::new(),
         next_key: 0,
         writes: Vec::new(),
+        line: EventLine::new(),
     };
     for _ in 0..cfg.keys {
         let k = sim.fresh_key();
@@ -491,11 +505,15 @@ fn inject<W: Write>(
     let mut indices = Vec::new();
     for (i, t) in txns.iter().enumerate() {
         let ops: Vec<Value> = t.iter().map(|(o, _)| sim.mop(o, None)).collect();
-        indices.push(sim.emit(first_process + i as u64, "invoke", Value::Array(ops))?);
+        indices.push(sim.emit(
+            first_process + i as u64,
+            EventType::Invoke,
+            Value::Array(ops),
+        )?);
     }
     for (i, t) in txns.iter().enumerate() {
         let ops: Vec<Value> = t.iter().map(|(o, v)| sim.mop(o, Some(v.clone()))).collect();
-        sim.emit(first_process + i as u64, "ok", Value::Array(ops))?;
+        sim.emit(first_process + i as u64, EventType::Ok, Value::Array(ops))?;
     }
     Ok(TxnInjected {
         kind,

@@ -23,7 +23,7 @@ use crate::history::{CompletionsMode, Event, History, HistoryBuilder, Semantics}
 pub const BLOCK: usize = 4 << 20;
 
 /// The UTF-8 byte order mark.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(super) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Parses one JSON event (the text of one line).
 pub fn parse_event(text: &[u8], line: usize) -> Result<Event, HistoryErrorKind> {
@@ -47,9 +47,9 @@ struct Piece {
 }
 
 /// A block of whole lines and the line number of its first line.
-struct Block {
-    data: Vec<u8>,
-    first_line: usize,
+pub(super) struct Block {
+    pub(super) data: Vec<u8>,
+    pub(super) first_line: usize,
 }
 
 /// [`read`], with the given treatment of completions without invocation.
@@ -131,7 +131,7 @@ pub fn read_with<R: BufRead>(
 /// in `carry` for the next block; at the end of the input it is the last
 /// line). `None` at the end. A last line without a newline that is a JSON
 /// text cut short is left out, and its number put in `torn`.
-fn read_block<R: BufRead>(
+pub(super) fn read_block<R: BufRead>(
     reader: &mut R,
     carry: &mut Vec<u8>,
     next_line: &mut usize,
@@ -377,7 +377,7 @@ fn value_end(data: &[u8], start: usize) -> Option<usize> {
     None
 }
 
-fn count_newlines(b: &[u8]) -> usize {
+pub(super) fn count_newlines(b: &[u8]) -> usize {
     memchr::memchr_iter(b'\n', b).count()
 }
 

@@ -75,16 +75,31 @@ impl EventParser {
 }
 
 /// Bits of the fields seen so far in an event, to refuse duplicates.
-const INDEX: u8 = 1;
-const TIME: u8 = 2;
-const PROCESS: u8 = 4;
-const TYPE: u8 = 8;
-const F: u8 = 16;
-const KEY: u8 = 32;
-const VALUE: u8 = 64;
+pub(super) const INDEX: u8 = 1;
+pub(super) const TIME: u8 = 2;
+pub(super) const PROCESS: u8 = 4;
+pub(super) const TYPE: u8 = 8;
+pub(super) const F: u8 = 16;
+pub(super) const KEY: u8 = 32;
+pub(super) const VALUE: u8 = 64;
+
+/// The bit of an event's field, 0 for a field of no meaning to faultline
+/// (kept in [`Event::extra`]).
+pub(super) fn field_bit(name: &str) -> u8 {
+    match name {
+        "index" => INDEX,
+        "time" => TIME,
+        "process" => PROCESS,
+        "type" => TYPE,
+        "f" => F,
+        "key" => KEY,
+        "value" => VALUE,
+        _ => 0,
+    }
+}
 
 /// Number of tape nodes of the value starting at `node`, itself included.
-fn span(node: &Node) -> usize {
+pub(super) fn span(node: &Node) -> usize {
     match node {
         Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
         _ => 1,
@@ -106,7 +121,7 @@ fn shared_name(names: &mut Vec<std::sync::Arc<str>>, name: &str) -> std::sync::A
     a
 }
 
-fn decode(
+pub(super) fn decode(
     tape: &[Node],
     line: usize,
     names: &mut Vec<std::sync::Arc<str>>,
@@ -140,16 +155,7 @@ fn decode(
         };
         let name: &str = name;
         i += 1;
-        let bit = match name {
-            "index" => INDEX,
-            "time" => TIME,
-            "process" => PROCESS,
-            "type" => TYPE,
-            "f" => F,
-            "key" => KEY,
-            "value" => VALUE,
-            _ => 0,
-        };
+        let bit = field_bit(name);
         if bit != 0 {
             if seen & bit != 0 {
                 return Err(HistoryErrorKind::DuplicateKey(echo(name)));
@@ -202,7 +208,11 @@ fn decode(
 
 /// The JSON value of the tape's nodes from `*i`, advancing `*i` past them.
 /// `depth` is the nesting depth of the value (the event object is 0).
-fn to_value(tape: &[Node], i: &mut usize, depth: usize) -> Result<Value, HistoryErrorKind> {
+pub(super) fn to_value(
+    tape: &[Node],
+    i: &mut usize,
+    depth: usize,
+) -> Result<Value, HistoryErrorKind> {
     let node = tape.get(*i).ok_or_else(|| {
         HistoryErrorKind::Syntax("invalid JSON: unexpected end of the value".into())
     })?;
@@ -247,7 +257,7 @@ fn too_deep(depth: usize) -> Result<(), HistoryErrorKind> {
     Ok(())
 }
 
-fn static_value(s: StaticNode) -> Value {
+pub(super) fn static_value(s: StaticNode) -> Value {
     match s {
         StaticNode::I64(n) => Value::from(n),
         StaticNode::U64(n) => Value::from(n),
@@ -267,7 +277,7 @@ fn shown(node: &Node) -> String {
     }
 }
 
-fn index_of(node: &Node) -> Result<u64, HistoryErrorKind> {
+pub(super) fn index_of(node: &Node) -> Result<u64, HistoryErrorKind> {
     match node {
         Node::Static(StaticNode::I64(n)) if *n >= 0 => Ok(*n as u64),
         Node::Static(StaticNode::U64(n)) if i64::try_from(*n).is_ok() => Ok(*n),
@@ -281,7 +291,7 @@ fn index_of(node: &Node) -> Result<u64, HistoryErrorKind> {
     }
 }
 
-fn time_of(node: &Node) -> Result<Option<i64>, HistoryErrorKind> {
+pub(super) fn time_of(node: &Node) -> Result<Option<i64>, HistoryErrorKind> {
     match node {
         Node::Static(StaticNode::I64(n)) => Ok(Some(*n)),
         Node::Static(StaticNode::U64(n)) => {
@@ -301,7 +311,7 @@ fn time_of(node: &Node) -> Result<Option<i64>, HistoryErrorKind> {
     }
 }
 
-fn process_of(node: &Node) -> Result<Process, HistoryErrorKind> {
+pub(super) fn process_of(node: &Node) -> Result<Process, HistoryErrorKind> {
     let out_of_range = |text: String| HistoryErrorKind::BadField {
         field: "process",
         reason: format!(
@@ -333,7 +343,7 @@ fn process_of(node: &Node) -> Result<Process, HistoryErrorKind> {
     }
 }
 
-fn type_of(node: &Node) -> Result<EventType, HistoryErrorKind> {
+pub(super) fn type_of(node: &Node) -> Result<EventType, HistoryErrorKind> {
     match node {
         Node::String(s) => {
             EventType::parse(s).ok_or_else(|| HistoryErrorKind::UnknownType(echo(s)))

@@ -20,8 +20,10 @@ use crate::history::{CompletionsMode, History};
 pub mod edn;
 pub mod json;
 pub mod json_event;
+pub mod json_txn;
 pub mod plume;
 pub mod porcupine;
+pub mod writer;
 
 /// A history file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

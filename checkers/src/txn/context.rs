@@ -16,8 +16,10 @@ pub const KEEP_PER_TYPE: usize = 16;
 
 /// The history, its transactions, and the anomalies found.
 pub struct Ctx<'a> {
-    /// The history.
-    pub history: &'a History,
+    /// The history, when the transactions were read from one (witnesses
+    /// then quote its values); a streamed history has only its
+    /// transactions.
+    pub history: Option<&'a History>,
     /// Its transactions.
     pub txns: &'a Txns,
     /// Anomalies kept with witnesses.
@@ -28,7 +30,7 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// A context with no anomaly yet.
-    pub fn new(history: &'a History, txns: &'a Txns) -> Self {
+    pub fn new(history: Option<&'a History>, txns: &'a Txns) -> Self {
         Ctx {
             history,
             txns,
@@ -39,21 +41,24 @@ impl<'a> Ctx<'a> {
 
     /// The name of transaction `t`: `T` and its invocation's index.
     pub fn name(&self, t: u32) -> String {
-        let op = &self.history.ops[self.txns.txns[t as usize].op as usize];
-        format!("T{}", op.invoke_index)
+        format!("T{}", self.txns.txns[t as usize].index)
     }
 
     /// Transaction `t` as named in a witness.
     pub fn txn_ref(&self, t: u32) -> TxnRef {
-        let op = &self.history.ops[self.txns.txns[t as usize].op as usize];
+        let txn = &self.txns.txns[t as usize];
+        let value = match self.history {
+            Some(h) => h.ops[txn.op as usize].effective_value().clone(),
+            None => self.txns.value_json(t as usize),
+        };
         TxnRef {
             name: self.name(t),
-            op: op.id,
-            index: op.invoke_index,
+            op: txn.op as usize,
+            index: txn.index,
             f: "txn",
-            process: op.process,
-            line: op.complete_line().unwrap_or(op.invoke_line()),
-            value: op.effective_value().clone(),
+            process: txn.process,
+            line: txn.line,
+            value,
         }
     }
 

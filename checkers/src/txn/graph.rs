@@ -6,7 +6,6 @@
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::micro::{Status, Txns};
-use crate::history::History;
 
 /// An edge kind, as a bit: an edge between two transactions may have
 /// several.
@@ -75,7 +74,7 @@ impl Edges {
     /// transaction instead of one per pair (or per pair with the frontier
     /// of recent completions, as Elle does: about the concurrency per
     /// transaction). Returns the number of points added.
-    pub fn add_realtime_order(&mut self, history: &History, txns: &Txns) -> usize {
+    pub fn add_realtime_order(&mut self, txns: &Txns) -> usize {
         let n = txns.txns.len() as u32;
         let mut completions: Vec<(usize, u32)> = Vec::new();
         let mut invocations: Vec<(usize, u32)> = Vec::with_capacity(txns.txns.len());
@@ -83,12 +82,9 @@ impl Edges {
             if t.status == Status::Aborted {
                 continue;
             }
-            let op = &history.ops[t.op as usize];
-            invocations.push((op.invoke_pos(), i as u32));
-            if t.status == Status::Committed {
-                if let Some(c) = op.complete_pos() {
-                    completions.push((c, i as u32));
-                }
+            invocations.push((t.invoke_pos, i as u32));
+            if t.status == Status::Committed && t.complete_pos != super::micro::NEVER {
+                completions.push((t.complete_pos, i as u32));
             }
         }
         completions.sort_unstable();
@@ -137,8 +133,8 @@ pub trait ExplainEdge {
 
 /// Sentences for the process and real-time edges, which need no model.
 pub fn why_order(ctx: &super::context::Ctx<'_>, from: u32, to: u32, kind: Kinds) -> String {
-    let a = &ctx.history.ops[ctx.txns.txns[from as usize].op as usize];
-    let b = &ctx.history.ops[ctx.txns.txns[to as usize].op as usize];
+    let a = &ctx.txns.txns[from as usize];
+    let b = &ctx.txns.txns[to as usize];
     if kind == PROCESS {
         format!(
             "{} ran before {} in process {}",
@@ -150,9 +146,9 @@ pub fn why_order(ctx: &super::context::Ctx<'_>, from: u32, to: u32, kind: Kinds)
         format!(
             "{} completed (line {}) before {} was invoked (line {})",
             ctx.name(from),
-            a.complete_line().unwrap_or(a.invoke_line()),
+            a.line,
             ctx.name(to),
-            b.invoke_line()
+            b.invoke_line
         )
     }
 }

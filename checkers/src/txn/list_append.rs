@@ -73,8 +73,8 @@ pub fn analyze(ctx: &mut Ctx<'_>) -> Result<(ListFacts, Edges), TxnInputError> {
                         aborted: txn.status == Status::Aborted,
                     };
                     if let Some(prev) = facts.elems.insert((key, value), e) {
-                        let op = &ctx.history.ops[txns.txns[prev.writer as usize].op as usize];
-                        let line = ctx.history.ops[txn.op as usize].invoke_line();
+                        let other_line = txns.txns[prev.writer as usize].invoke_line;
+                        let line = txn.invoke_line;
                         return Err(TxnInputError {
                             line,
                             reason: format!(
@@ -82,12 +82,14 @@ pub fn analyze(ctx: &mut Ctx<'_>) -> Result<(ListFacts, Edges), TxnInputError> {
                                  list-append needs unique appended values",
                                 ctx.val(value),
                                 ctx.key(key),
-                                op.invoke_line()
+                                other_line
                             ),
                         });
                     }
                 }
-                Mop::ReadList { key, start, len } => {
+                Mop::ReadList {
+                    key, start, len, ..
+                } => {
                     let slot = &mut facts.orders[key as usize];
                     if slot.is_none_or(|(_, l, _)| len > l) {
                         *slot = Some((start, len, t));
@@ -228,7 +230,9 @@ fn reads(ctx: &mut Ctx<'_>, facts: &ListFacts, edges: &mut Edges) {
         for m in mops {
             match *m {
                 Mop::Append { key, .. } => appended.push(key),
-                Mop::ReadList { key, start, len } => {
+                Mop::ReadList {
+                    key, start, len, ..
+                } => {
                     let list = txns.list(start, len);
                     let order = facts.order(txns, key);
                     if order.get(..list.len()) != Some(list) {
@@ -347,7 +351,9 @@ fn internal(ctx: &mut Ctx<'_>, t: u32, mops: &[Mop]) {
                 Some(s) => s.2.push(value),
                 None => state.push((key, None, vec![value])),
             },
-            Mop::ReadList { key, start, len } => {
+            Mop::ReadList {
+                key, start, len, ..
+            } => {
                 let list = txns.list(start, len);
                 let slot = state.iter_mut().find(|s| s.0 == key);
                 let bad = match &slot {
@@ -495,7 +501,10 @@ impl ExplainEdge for ListFacts {
             }
             WR => {
                 for m in txns.mops(to as usize) {
-                    let Mop::ReadList { key, start, len } = *m else {
+                    let Mop::ReadList {
+                        key, start, len, ..
+                    } = *m
+                    else {
                         continue;
                     };
                     let list = txns.list(start, len);
@@ -514,7 +523,10 @@ impl ExplainEdge for ListFacts {
             }
             RW => {
                 for m in txns.mops(from as usize) {
-                    let Mop::ReadList { key, start, len } = *m else {
+                    let Mop::ReadList {
+                        key, start, len, ..
+                    } = *m
+                    else {
                         continue;
                     };
                     let order = self.order(txns, key);

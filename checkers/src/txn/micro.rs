@@ -209,6 +209,8 @@ pub enum Mop {
         start: u32,
         /// Its length.
         len: u32,
+        /// The history said `null` (the empty list) rather than `[]`.
+        null: bool,
     },
     /// A register read: `None` is the initial state.
     ReadRegister {
@@ -253,10 +255,12 @@ pub enum Status {
     Aborted,
 }
 
-/// One transaction.
+/// One transaction: its micro-ops and what witnesses and the real-time
+/// order need of its operation.
 #[derive(Clone, Debug)]
 pub struct Txn {
-    /// Its operation in [`History::ops`].
+    /// Its operation in [`History::ops`] (operations are numbered in order
+    /// of invocation).
     pub op: u32,
     /// The client process (the session).
     pub process: i64,
@@ -266,7 +270,22 @@ pub struct Txn {
     pub start: u32,
     /// See `start`.
     pub end: u32,
+    /// The `index` of its invocation (its position when the file had none).
+    pub index: u64,
+    /// Source line of the invocation.
+    pub invoke_line: usize,
+    /// Source line of the completion, or of the invocation when it never
+    /// completed.
+    pub line: usize,
+    /// Position of the invocation among all events (real-time order).
+    pub invoke_pos: usize,
+    /// Position of the completion among all events, [`NEVER`] when it never
+    /// completed.
+    pub complete_pos: usize,
 }
+
+/// [`Txn::complete_pos`] of a transaction that never completed.
+pub const NEVER: usize = usize::MAX;
 
 /// The transactions of a history.
 #[derive(Debug, Default)]
@@ -296,6 +315,40 @@ impl Txns {
     pub fn mops(&self, t: usize) -> &[Mop] {
         let x = &self.txns[t];
         &self.mops[x.start as usize..x.end as usize]
+    }
+
+    /// Transaction `t`'s micro-ops as JSON, as the history gave them: the
+    /// completion's for a committed transaction, the invocation's (reads
+    /// `null`) otherwise.
+    pub fn value_json(&self, t: usize) -> Value {
+        let v = &self.values;
+        let mop = |f: &str, key: u32, x: Value| Value::Array(vec![f.into(), v.key_json(key), x]);
+        Value::Array(
+            self.mops(t)
+                .iter()
+                .map(|m| match *m {
+                    Mop::Append { key, value } => mop("append", key, v.value_json(value)),
+                    Mop::Write { key, value } => mop("w", key, v.value_json(value)),
+                    Mop::ReadList {
+                        key, null: true, ..
+                    } => mop("r", key, Value::Null),
+                    Mop::ReadList {
+                        key, start, len, ..
+                    } => mop(
+                        "r",
+                        key,
+                        self.list(start, len)
+                            .iter()
+                            .map(|&x| v.value_json(x))
+                            .collect(),
+                    ),
+                    Mop::ReadRegister { key, value } => {
+                        mop("r", key, value.map_or(Value::Null, |x| v.value_json(x)))
+                    }
+                    Mop::ReadUnknown { key } => mop("r", key, Value::Null),
+                })
+                .collect(),
+        )
     }
 
     /// The values of a list read.
@@ -385,6 +438,7 @@ impl Txns {
                         key,
                         start: self.lists.len() as u32,
                         len: 0,
+                        null: true,
                     },
                     Value::Array(items) => {
                         let start = self.lists.len() as u32;
@@ -396,6 +450,7 @@ impl Txns {
                             key,
                             start,
                             len: items.len() as u32,
+                            null: false,
                         }
                     }
                     other => {
@@ -435,6 +490,11 @@ impl Txns {
             status,
             start,
             end: self.mops.len() as u32,
+            index: op.invoke_index,
+            invoke_line: op.invoke_line(),
+            line: op.complete_line().unwrap_or(op.invoke_line()),
+            invoke_pos: op.invoke_pos(),
+            complete_pos: op.complete_pos().unwrap_or(NEVER),
         });
         Ok(())
     }

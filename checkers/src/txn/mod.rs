@@ -11,6 +11,8 @@
 //! - [`graph`]: the dependency graph (petgraph);
 //! - [`cycles`]: components and the shortest cycle of each class;
 //! - [`models`]: which anomalies rule out which model;
+//! - [`stream`]: transactions read straight from events, without a
+//!   history (the fast path for large files);
 //! - [`witness`]: cycles as explained anomalies; [`svg`]: a drawing.
 
 pub mod anomaly;
@@ -25,6 +27,7 @@ pub mod list_append;
 pub mod micro;
 pub mod models;
 pub mod rw_register;
+pub mod stream;
 pub mod svg;
 #[cfg(test)]
 mod tests;
@@ -144,7 +147,19 @@ fn ser_model<S: serde::Serializer>(m: &TxnModel, s: S) -> Result<S::Ok, S::Error
 pub fn check(history: &History, opts: &TxnOptions) -> Result<TxnReport, TxnInputError> {
     let t0 = Instant::now();
     let txns = Txns::read(history, opts.model)?;
-    let mut ctx = Ctx::new(history, &txns);
+    check_txns(&txns, Some(history), opts, t0)
+}
+
+/// Checks transactions already read (from `history` when there is one:
+/// witnesses then quote its values; a streamed history has none). `t0` is
+/// when the analysis started, for [`TxnStats::analysis_ms`].
+pub fn check_txns(
+    txns: &Txns,
+    history: Option<&History>,
+    opts: &TxnOptions,
+    t0: Instant,
+) -> Result<TxnReport, TxnInputError> {
+    let mut ctx = Ctx::new(history, txns);
     let mask: Kinds = opts.models.iter().fold(0, |m, x| m | x.edges());
     let (facts, mut edges): (Box<dyn ExplainEdge>, graph::Edges) = match opts.model {
         TxnModel::ListAppend => {
@@ -157,10 +172,10 @@ pub fn check(history: &History, opts: &TxnOptions) -> Result<TxnReport, TxnInput
         }
     };
     if mask & graph::PROCESS != 0 {
-        edges.add_process_order(&txns);
+        edges.add_process_order(txns);
     }
     let points = if mask & graph::REALTIME != 0 {
-        edges.add_realtime_order(history, &txns)
+        edges.add_realtime_order(txns)
     } else {
         0
     };

@@ -66,15 +66,15 @@ pub fn analyze(ctx: &mut Ctx<'_>) -> Result<(RegisterFacts, Edges), TxnInputErro
                 aborted: txn.status == Status::Aborted,
             };
             if let Some(prev) = facts.writes.insert((key, value), w) {
-                let other = &ctx.history.ops[txns.txns[prev.writer as usize].op as usize];
+                let other = &txns.txns[prev.writer as usize];
                 return Err(TxnInputError {
-                    line: ctx.history.ops[txn.op as usize].invoke_line(),
+                    line: txn.invoke_line,
                     reason: format!(
                         "value {} is written to key {} twice (also at line {}): rw-register \
                          needs unique written values",
                         ctx.val(value),
                         ctx.key(key),
-                        other.invoke_line()
+                        other.invoke_line
                     ),
                 });
             }

@@ -11,6 +11,17 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Adds the drawing of each anomaly's cycle (`"svg"`) to its written
+/// form (`written[i]` is `anomalies[i]` as JSON), so `report.html` and
+/// `check --html` draw the cycles.
+pub fn attach_cycles(anomalies: &[Anomaly], written: &mut [serde_json::Value]) {
+    for (a, w) in anomalies.iter().zip(written.iter_mut()) {
+        if let (Some(svg), serde_json::Value::Object(m)) = (cycle_svg(a), w) {
+            m.insert("svg".into(), serde_json::Value::String(svg));
+        }
+    }
+}
+
 /// The SVG of an anomaly's cycle (`None` when it has no cycle).
 pub fn cycle_svg(a: &Anomaly) -> Option<String> {
     if a.cycle.is_empty() {

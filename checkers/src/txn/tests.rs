@@ -476,7 +476,7 @@ fn realtime_points_reach_exactly_the_later_transactions() {
         let h = build(&txns, &spans);
         let t = micro::Txns::read(&h, TxnModel::ListAppend).unwrap();
         let mut edges = graph::Edges::default();
-        let points = edges.add_realtime_order(&h, &t);
+        let points = edges.add_realtime_order(&t);
         let total = n + points;
         let mut adj = vec![Vec::new(); total];
         for &(a, b, _) in &edges.0 {
@@ -497,4 +497,30 @@ fn realtime_points_reach_exactly_the_later_transactions() {
             }
         }
     }
+}
+
+/// A run's results (the plan's written form) carry each cycle's drawing,
+/// so `report.html` draws it; a valid history has none to draw.
+#[test]
+fn the_plan_writes_the_drawing_of_each_cycle() {
+    let base = |y: Value| {
+        concurrent(&[
+            (0, "ok", json!([["append", "x", 1], ["append", "y", 1]])),
+            (1, "ok", json!([["append", "x", 2], ["append", "y", 2]])),
+            (2, "ok", json!([["r", "x", [1, 2]], ["r", "y", y]])),
+        ])
+    };
+    let plan = crate::plan::Plan::for_workload(crate::workload::WorkloadKind::ListAppend);
+    let budget = crate::checker::Budget::new();
+    let written = plan.run(&base(json!([2, 1])), &budget).unwrap().to_json();
+    let anomalies = written["isolation"]["anomalies"].as_array().unwrap();
+    let g0 = anomalies.iter().find(|a| a["type"] == "G0").unwrap();
+    assert!(g0["svg"].as_str().unwrap().starts_with("<svg"), "{g0:#}");
+    let written = plan.run(&base(json!([1, 2])), &budget).unwrap().to_json();
+    assert!(
+        written["isolation"]["anomalies"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
