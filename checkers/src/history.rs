@@ -233,8 +233,9 @@ pub struct Operation {
     pub process: i64,
     /// The function, shared between operations.
     pub f: Arc<str>,
-    /// The key, for multi-key histories.
-    pub key: Option<Value>,
+    /// The key, for multi-key histories, shared between the operations on
+    /// the same key (a history has far fewer keys than operations).
+    pub key: Option<Arc<Value>>,
     /// The value given at invocation.
     pub invoke_value: Value,
     /// The value given at completion (`Null` when pending).
@@ -318,7 +319,7 @@ impl Operation {
         id: usize,
         process: i64,
         f: Arc<str>,
-        key: Option<Value>,
+        key: Option<Arc<Value>>,
         value: Value,
         pos: u32,
         index: u64,
@@ -523,6 +524,40 @@ fn short(n: usize) -> Option<u32> {
     u32::try_from(n).ok().filter(|&n| n != NONE32)
 }
 
+/// The keys a [`HistoryBuilder`] has seen: string and integer keys are
+/// shared (one allocation per key instead of one per operation); other keys
+/// (rare: arrays, objects, floats) get their own.
+#[derive(Default)]
+struct KeyTable {
+    strings: HashMap<Box<str>, Arc<Value>, FastHash>,
+    integers: HashMap<i64, Arc<Value>, FastHash>,
+}
+
+impl KeyTable {
+    fn intern(&mut self, key: Value) -> Arc<Value> {
+        match key {
+            Value::String(s) => {
+                if let Some(k) = self.strings.get(s.as_str()) {
+                    return k.clone();
+                }
+                let boxed: Box<str> = s.as_str().into();
+                let k = Arc::new(Value::String(s));
+                self.strings.insert(boxed, k.clone());
+                k
+            }
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => self
+                    .integers
+                    .entry(i)
+                    .or_insert_with(|| Arc::new(Value::Number(n)))
+                    .clone(),
+                None => Arc::new(Value::Number(n)),
+            },
+            other => Arc::new(other),
+        }
+    }
+}
+
 /// How many functions [`HistoryBuilder`] looks at before its table.
 const RECENT_F: usize = 8;
 
@@ -550,6 +585,8 @@ pub struct HistoryBuilder {
     /// The last extra fields given to an operation, shared with the next
     /// operation whose extra fields are the same.
     last_extra: Option<Arc<Map<String, Value>>>,
+    /// Keys seen so far (strings and integers), shared by their operations.
+    keys: KeyTable,
 }
 
 impl HistoryBuilder {
@@ -568,6 +605,7 @@ impl HistoryBuilder {
             completions_only: None,
             first_orphan: None,
             last_extra: None,
+            keys: KeyTable::default(),
         }
     }
 
@@ -620,6 +658,11 @@ impl HistoryBuilder {
         }
         self.recent_f.push(a.clone());
         a
+    }
+
+    /// `key` shared with the operations before it on the same key.
+    fn key(&mut self, key: Option<Value>) -> Option<Arc<Value>> {
+        key.map(|k| self.keys.intern(k))
     }
 
     /// `extra` as an operation keeps it: `None` when empty, else shared with
@@ -713,8 +756,9 @@ impl HistoryBuilder {
                 let id = self.history.ops.len();
                 let f = self.intern(&ev.f);
                 let extra = self.share(ev.extra);
+                let key = self.key(ev.key);
                 self.history.ops.push(Operation::invoked(
-                    id, process, f, ev.key, ev.value, pos32, index, line32, ev.time, extra,
+                    id, process, f, key, ev.value, pos32, index, line32, ev.time, extra,
                 ));
                 self.open.insert(process, id);
             }
@@ -762,11 +806,13 @@ impl HistoryBuilder {
                             ));
                         }
                         op.complete(outcome, ev.value, pos32, index, line32, ev.time);
-                        if op.key.is_none() {
-                            op.key = ev.key;
+                        let keyless = op.key.is_none();
+                        if keyless && ev.key.is_some() {
+                            let key = self.key(ev.key);
+                            self.history.ops[id].key = key;
                         }
                         if !ev.extra.is_empty() {
-                            match op.extra.take() {
+                            match self.history.ops[id].extra.take() {
                                 Some(mut m) => {
                                     Arc::make_mut(&mut m).extend(ev.extra);
                                     self.history.ops[id].extra = Some(m);
@@ -800,11 +846,12 @@ impl HistoryBuilder {
                         let id = self.history.ops.len();
                         let f = self.intern(&ev.f);
                         let extra = self.share(ev.extra);
+                        let key = self.key(ev.key);
                         let mut op = Operation::invoked(
                             id,
                             process,
                             f,
-                            ev.key,
+                            key,
                             ev.value.clone(),
                             pos32,
                             index,
@@ -844,12 +891,57 @@ impl HistoryBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// A 1M-operation history holds a million operations: their size is
     /// most of a check's memory (issue 11: 248 bytes before).
     #[test]
     fn operations_stay_compact() {
-        assert!(std::mem::size_of::<Operation>() <= 192);
+        assert!(std::mem::size_of::<Operation>() <= 168);
+    }
+
+    /// Operations on one key share its value (one allocation per key, not
+    /// per operation); different keys stay apart, and a key given only at
+    /// completion is kept.
+    #[test]
+    fn keys_are_shared_between_operations() {
+        let mut b = HistoryBuilder::new("t", Semantics::default());
+        let ev = |line, kind, key: Option<Value>| Event {
+            line,
+            index: None,
+            time: None,
+            process: Process::Client(line as i64 / 2),
+            kind,
+            f: "read".into(),
+            key,
+            value: Value::Null,
+            has_value: true,
+            extra: Map::new(),
+        };
+        let keys = [
+            json!("a"),
+            json!("b"),
+            json!("a"),
+            json!(7),
+            json!(7),
+            json!([1]),
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            b.push(ev(2 * i, EventType::Invoke, Some(k.clone())))
+                .unwrap();
+            b.push(ev(2 * i + 1, EventType::Ok, None)).unwrap();
+        }
+        b.push(ev(40, EventType::Invoke, None)).unwrap();
+        b.push(ev(41, EventType::Ok, Some(json!("a")))).unwrap();
+        let h = b.finish();
+        let key = |i: usize| h.ops[i].key.clone().unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(*key(i), *k);
+        }
+        assert!(Arc::ptr_eq(&key(0), &key(2)));
+        assert!(Arc::ptr_eq(&key(0), &key(6)));
+        assert!(Arc::ptr_eq(&key(3), &key(4)));
+        assert!(!Arc::ptr_eq(&key(0), &key(1)));
     }
 
     #[test]

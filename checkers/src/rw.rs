@@ -163,7 +163,7 @@ fn written_value(op: &Operation) -> &Value {
 }
 
 fn key_of(op: &Operation) -> &Value {
-    op.key.as_ref().unwrap_or(&Value::Null)
+    op.key.as_deref().unwrap_or(&Value::Null)
 }
 
 fn line_of(op: &Operation) -> usize {

@@ -1418,7 +1418,7 @@ pub(crate) mod tests {
         assert_eq!((w.invoke_line(), w.complete_line()), (1, Some(2)));
         assert_eq!(w.extra.as_ref().unwrap()["node"], "n1");
         let c = &h.ops[1];
-        assert_eq!(c.key, Some(json!("x")));
+        assert_eq!(c.key.as_deref(), Some(&json!("x")));
         assert_eq!(c.outcome, Outcome::Fail);
         assert_eq!(c.extra.as_ref().unwrap()["error"], "mismatch");
         let r = &h.ops[2];
@@ -1512,7 +1512,7 @@ pub(crate) mod tests {
             "{:process 0, :type :invoke, :f :get, :key \"5\""
         ));
         let h = read("kv.txt", kv, true).unwrap();
-        assert_eq!(h.ops[0].key, Some(json!("5")));
+        assert_eq!(h.ops[0].key.as_deref(), Some(&json!("5")));
         assert_eq!(h.ops[0].value, json!(""));
         assert_eq!(h.semantics.nil_read, NilRead::Absent);
         assert_eq!(h.semantics.fail, FailMeaning::NotApplied);

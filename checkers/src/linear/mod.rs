@@ -114,7 +114,7 @@ impl OpView {
             process: op.process,
             outcome: op.outcome,
             f: op.f.to_string(),
-            key: op.key.clone(),
+            key: op.key.as_deref().cloned(),
             value: op.invoke_value.clone(),
             result: op.value.clone(),
             line: op.invoke_line(),

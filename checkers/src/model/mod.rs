@@ -249,14 +249,14 @@ pub fn partition<O>(
         let slot = if split {
             // Looked up before any allocation: a key string is made only
             // for a key seen the first time.
-            let found = match &op.key {
+            let found = match op.key.as_deref() {
                 Some(Value::String(s)) => index.get(s.as_str()).copied(),
                 _ => None,
             };
             match found {
                 Some(slot) => slot,
                 None => {
-                    let k = match &op.key {
+                    let k = match op.key.as_deref() {
                         Some(Value::String(s)) => s.clone(),
                         Some(k) => format!("\u{0}{k}"),
                         None => String::from("\u{0}none"),
@@ -270,7 +270,11 @@ pub fn partition<O>(
         };
         if slot == parts.len() {
             parts.push(Partition {
-                key: if split { op.key.clone() } else { None },
+                key: if split {
+                    op.key.as_deref().cloned()
+                } else {
+                    None
+                },
                 entries: Vec::new(),
                 ops: 0,
             });
