@@ -115,8 +115,9 @@ pub struct Event {
     /// The function (`read`, `write`, `cas`, `partition`...), shared: a
     /// reader gives the same name to many events without copying it.
     pub f: Arc<str>,
-    /// The key, for multi-key histories.
-    pub key: Option<Value>,
+    /// The key, for multi-key histories (shared: readers give one copy to
+    /// the events on the same key).
+    pub key: Option<Arc<Value>>,
     /// The value (argument on invoke, result on completion).
     pub value: Value,
     /// The event carried a value field, even if null (an `ok` read without
@@ -534,26 +535,20 @@ struct KeyTable {
 }
 
 impl KeyTable {
-    fn intern(&mut self, key: Value) -> Arc<Value> {
-        match key {
+    fn intern(&mut self, key: Arc<Value>) -> Arc<Value> {
+        match &*key {
             Value::String(s) => {
                 if let Some(k) = self.strings.get(s.as_str()) {
                     return k.clone();
                 }
-                let boxed: Box<str> = s.as_str().into();
-                let k = Arc::new(Value::String(s));
-                self.strings.insert(boxed, k.clone());
-                k
+                self.strings.insert(s.as_str().into(), key.clone());
+                key
             }
             Value::Number(n) => match n.as_i64() {
-                Some(i) => self
-                    .integers
-                    .entry(i)
-                    .or_insert_with(|| Arc::new(Value::Number(n)))
-                    .clone(),
-                None => Arc::new(Value::Number(n)),
+                Some(i) => self.integers.entry(i).or_insert(key).clone(),
+                None => key,
             },
-            other => Arc::new(other),
+            _ => key,
         }
     }
 }
@@ -661,7 +656,7 @@ impl HistoryBuilder {
     }
 
     /// `key` shared with the operations before it on the same key.
-    fn key(&mut self, key: Option<Value>) -> Option<Arc<Value>> {
+    fn key(&mut self, key: Option<Arc<Value>>) -> Option<Arc<Value>> {
         key.map(|k| self.keys.intern(k))
     }
 
@@ -907,13 +902,13 @@ mod tests {
     fn keys_are_shared_between_operations() {
         let mut b = HistoryBuilder::new("t", Semantics::default());
         let ev = |line, kind, key: Option<Value>| Event {
+            key: key.map(Arc::new),
             line,
             index: None,
             time: None,
             process: Process::Client(line as i64 / 2),
             kind,
             f: "read".into(),
-            key,
             value: Value::Null,
             has_value: true,
             extra: Map::new(),

@@ -798,7 +798,7 @@ impl<'a> Parser<'a> {
             process,
             kind,
             f: f.into(),
-            key,
+            key: key.map(std::sync::Arc::new),
             has_value: value.is_some(),
             value: value.unwrap_or(Value::Null),
             extra,

@@ -202,10 +202,19 @@ fn decode_lines(data: &[u8], mut spare: Vec<Vec<Event>>) -> Vec<Piece> {
     bounds
         .par_windows(2)
         .zip(spare)
-        .map_init(EventParser::new, |parser, (w, events)| {
-            decode_piece(parser, &data[w[0]..w[1]], events)
+        .map(|(w, events)| {
+            PARSER.with(|p| match p.try_borrow_mut() {
+                Ok(mut parser) => decode_piece(&mut parser, &data[w[0]..w[1]], events),
+                Err(_) => decode_piece(&mut EventParser::new(), &data[w[0]..w[1]], events),
+            })
         })
         .collect()
+}
+
+thread_local! {
+    /// Each thread's parser, kept from block to block so that the function
+    /// names and keys it shares are learnt once.
+    static PARSER: std::cell::RefCell<EventParser> = std::cell::RefCell::new(EventParser::new());
 }
 
 fn decode_piece(parser: &mut EventParser, data: &[u8], mut events: Vec<Event>) -> Piece {

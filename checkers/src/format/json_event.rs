@@ -39,6 +39,8 @@ pub struct EventParser {
     tape: Option<Tape<'static>>,
     /// Function names already seen, shared by the events that name them.
     names: Vec<std::sync::Arc<str>>,
+    /// String keys already seen, shared likewise.
+    keys: super::json_fast::KeyCache,
 }
 
 impl Default for EventParser {
@@ -55,12 +57,27 @@ impl EventParser {
             buffers: Buffers::new(512),
             tape: Some(Tape(Vec::with_capacity(64))),
             names: Vec::new(),
+            keys: Default::default(),
         }
     }
 
     /// Decodes the event whose text (one JSON object, surrounding
     /// whitespace allowed) is `text`, found at `line`.
     pub fn parse(&mut self, text: &[u8], line: usize) -> Result<Event, HistoryErrorKind> {
+        // The common shape first, without a tape; anything else (every
+        // error included) is decoded by the general path.
+        if let Some(ev) = super::json_fast::scan(text, line, &mut self.names, &mut self.keys) {
+            return Ok(ev);
+        }
+        self.parse_general(text, line)
+    }
+
+    /// [`EventParser::parse`] without the fast path (simd-json's tape).
+    pub(super) fn parse_general(
+        &mut self,
+        text: &[u8],
+        line: usize,
+    ) -> Result<Event, HistoryErrorKind> {
         // simd-json parses in place: keep `text` intact for the diagnosis.
         self.scratch.clear();
         self.scratch.extend_from_slice(text);
@@ -110,7 +127,7 @@ pub(super) fn span(node: &Node) -> usize {
 const NAMES: usize = 32;
 
 /// `name` shared: the copy in `names` when there is one.
-fn shared_name(names: &mut Vec<std::sync::Arc<str>>, name: &str) -> std::sync::Arc<str> {
+pub(super) fn shared_name(names: &mut Vec<std::sync::Arc<str>>, name: &str) -> std::sync::Arc<str> {
     if let Some(a) = names.iter().find(|a| &***a == name) {
         return a.clone();
     }
@@ -199,7 +216,7 @@ pub(super) fn decode(
         process,
         kind,
         f,
-        key,
+        key: key.map(std::sync::Arc::new),
         has_value: value.is_some(),
         value: value.unwrap_or(Value::Null),
         extra,
