@@ -17,7 +17,6 @@
 //! subset is chosen so that "accepted here" implies "valid and decoded the
 //! same way there": a differential test checks it on many generated lines.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -34,7 +33,7 @@ const MAX_KEYS: usize = 1 << 16;
 /// The string keys a parser has seen, each with the one copy its events
 /// share: no allocation per event for the key.
 #[derive(Default)]
-pub(super) struct KeyCache(HashMap<Box<str>, Arc<Value>>);
+pub(super) struct KeyCache(crate::txn::hash::FastMap<Box<str>, Arc<Value>>);
 
 impl KeyCache {
     fn get(&mut self, key: &str) -> Arc<Value> {
@@ -86,11 +85,12 @@ impl<'a> Scan<'a> {
             return None;
         }
         let start = self.at;
-        let len = memchr::memchr(b'"', &self.text[start..])?;
-        if self.text[start..start + len]
+        // One pass (the strings of an event are short): the closing quote,
+        // refusing escapes and control characters on the way.
+        let len = self.text[start..]
             .iter()
-            .any(|&b| b < 0x20 || b == b'\\')
-        {
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if self.text[start + len] != b'"' {
             return None;
         }
         self.at = start + len + 1;

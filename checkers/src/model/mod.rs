@@ -15,7 +15,6 @@
 //! | `multi-register` | txn of `[read k v]` / `[write k v]` micro-ops | a map | no |
 //! | `mutex` | acquire, release | held or free | no |
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::str::FromStr;
@@ -24,6 +23,7 @@ use serde_json::Value;
 
 use crate::error::ModelError;
 use crate::history::{FailMeaning, History, NilRead, Operation, Outcome};
+use crate::txn::hash::FastMap;
 
 pub mod multi_register;
 pub mod mutex;
@@ -163,9 +163,9 @@ pub enum Encoded<O> {
 /// hash cheaply. Built before the search, read-only during it.
 #[derive(Debug, Default)]
 pub struct Interner {
-    ints: HashMap<i64, u32>,
-    strs: HashMap<Box<str>, u32>,
-    other: HashMap<String, u32>,
+    ints: FastMap<i64, u32>,
+    strs: FastMap<Box<str>, u32>,
+    other: FastMap<String, u32>,
     values: Vec<Value>,
 }
 
@@ -243,7 +243,7 @@ pub fn partition<O>(
     split: bool,
     mut encode: impl FnMut(&Operation) -> Result<Encoded<O>, ModelError>,
 ) -> Result<Vec<Partition<O>>, ModelError> {
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: FastMap<String, usize> = FastMap::default();
     let mut parts: Vec<Partition<O>> = Vec::new();
     for op in &history.ops {
         let slot = if split {
