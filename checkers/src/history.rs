@@ -532,24 +532,45 @@ fn short(n: usize) -> Option<u32> {
 struct KeyTable {
     strings: HashMap<Box<str>, Arc<Value>, FastHash>,
     integers: HashMap<i64, Arc<Value>, FastHash>,
+    /// Keys a reader shares (its parsers give the same copy to every event
+    /// on a key), by address: the table's copy for each. The table holds
+    /// the reader's copy too, so that no other value can take its address
+    /// while the table lives.
+    by_address: HashMap<usize, (Arc<Value>, Arc<Value>), FastHash>,
 }
+
+/// At most this many keys are remembered by address.
+const MAX_BY_ADDRESS: usize = 1 << 20;
 
 impl KeyTable {
     fn intern(&mut self, key: Arc<Value>) -> Arc<Value> {
-        match &*key {
-            Value::String(s) => {
-                if let Some(k) = self.strings.get(s.as_str()) {
-                    return k.clone();
-                }
-                self.strings.insert(s.as_str().into(), key.clone());
-                key
+        // Held elsewhere too: a reader's shared copy, looked up by address
+        // (no hash of the text, no comparison).
+        let shared = Arc::strong_count(&key) > 1;
+        let address = Arc::as_ptr(&key) as usize;
+        if shared {
+            if let Some((_, k)) = self.by_address.get(&address) {
+                return k.clone();
             }
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => self.integers.entry(i).or_insert(key).clone(),
-                None => key,
-            },
-            _ => key,
         }
+        let own = match &*key {
+            Value::String(s) => match self.strings.get(s.as_str()) {
+                Some(k) => k.clone(),
+                None => {
+                    self.strings.insert(s.as_str().into(), key.clone());
+                    key.clone()
+                }
+            },
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => self.integers.entry(i).or_insert(key.clone()).clone(),
+                None => key.clone(),
+            },
+            _ => key.clone(),
+        };
+        if shared && self.by_address.len() < MAX_BY_ADDRESS {
+            self.by_address.insert(address, (key, own.clone()));
+        }
+        own
     }
 }
 
@@ -937,6 +958,29 @@ mod tests {
         assert!(Arc::ptr_eq(&key(0), &key(6)));
         assert!(Arc::ptr_eq(&key(3), &key(4)));
         assert!(!Arc::ptr_eq(&key(0), &key(1)));
+    }
+
+    /// A key a reader shares (the same copy on many events, as the JSON
+    /// parsers give) is found by address, and still maps to the table's
+    /// copy; a different value never gets another's copy.
+    #[test]
+    fn keys_shared_by_a_reader_map_to_one_copy() {
+        let mut t = KeyTable::default();
+        let first = t.intern(Arc::new(json!("a")));
+        let reader_a = Arc::new(json!("a"));
+        let reader_b = Arc::new(json!("b"));
+        for _ in 0..3 {
+            assert!(Arc::ptr_eq(&t.intern(reader_a.clone()), &first));
+            let b = t.intern(reader_b.clone());
+            assert_eq!(*b, json!("b"));
+            assert!(!Arc::ptr_eq(&b, &first));
+        }
+        // The reader's copies stay alive in the table: their addresses
+        // cannot be reused by another value.
+        assert!(Arc::strong_count(&reader_a) > 1);
+        drop(reader_a);
+        let c = t.intern(Arc::new(json!("c")));
+        assert_eq!(*c, json!("c"));
     }
 
     #[test]
