@@ -570,11 +570,38 @@ fn ssh_bad_hosts_and_settings_exit_2_naming_the_host() {
         &["cannot connect over SSH", "Host key verification failed"],
     );
     // Settings that cannot work, before anything is touched.
-    let mut a = base(&hosts.list(), &["--db", "redis"]);
+    let mut a = base(&hosts.list(), &["--db", "postgres"]);
     a.extend(flags.clone());
     err2(
         a,
-        &["--db redis: faultline cannot start it on remote hosts (it starts etcd)"],
+        &[
+            "--db postgres: faultline cannot start it on remote hosts: initdb and pg_basebackup run",
+            "bring your own cluster",
+        ],
+    );
+    let mut a = base(
+        &hosts.list(),
+        &["--db", "redis", "--db-opt", "failover=sentinel"],
+    );
+    a.extend(flags.clone());
+    err2(
+        a,
+        &[
+            "--db redis: faultline cannot start it on remote hosts: failover=sentinel runs two servers per host",
+        ],
+    );
+    // A program the hosts lack: named with the host, after connecting.
+    let mut a = base(
+        &hosts.list(),
+        &["--db", "redis", "--db-opt", "bindir=/nonexistent"],
+    );
+    a.extend(flags.clone());
+    err2(
+        a,
+        &[
+            "host n1 (",
+            "--db redis: `redis-server` not found on the host (looked in /nonexistent)",
+        ],
     );
     let mut a = base(
         &hosts.list(),
@@ -658,12 +685,14 @@ fn store_dirs() -> Vec<PathBuf> {
 }
 
 #[test]
-fn ssh_etcd_started_over_ssh_is_linearizable_and_clean_after_a_crash() {
-    let Some(_g) = guard("ssh_etcd_started_over_ssh_is_linearizable_and_clean_after_a_crash")
+fn ssh_etcd_and_redis_started_over_ssh_give_the_lab_verdicts_and_clean_after_a_crash() {
+    let Some(_g) =
+        guard("ssh_etcd_and_redis_started_over_ssh_give_the_lab_verdicts_and_clean_after_a_crash")
     else {
         return;
     };
     need("etcd", "apt-get install -y etcd-server etcd-client");
+    need("redis-server", REDIS_INSTALL);
     let hosts = SshHosts::up("sshc", 3);
     let dirs_before = store_dirs();
     let store = tempfile::tempdir().expect("tempdir");
@@ -734,6 +763,78 @@ fn ssh_etcd_started_over_ssh_is_linearizable_and_clean_after_a_crash() {
         .collect();
     assert_eq!(etcds.len(), 3, "etcd runs on the hosts: {etcds:?}");
     assert!(!hosts.fl_rules().is_empty(), "the partition is on");
+    clean_hosts(&hosts);
+    assert_eq!(
+        store_dirs(),
+        dirs_before,
+        "the store's directories are removed"
+    );
+
+    // Redis, started over SSH by the same store code as in the lab (a
+    // primary on n1, replicas on n2 and n3): reads and writes on the
+    // primary stay linearizable whatever happens to the replicas (a
+    // partition, a pause, a kill and restart), as in the lab.
+    let store = tempfile::tempdir().expect("tempdir");
+    let t = timeline(
+        store.path(),
+        r#"[{"at": 1, "for": 2, "fault": {"fault": "partition", "shape": "[[\"n2\"], [\"n1\", \"n3\"]]"}},
+            {"at": 3.5, "for": 1.5, "fault": {"fault": "pause", "target": {"nodes": ["n3"]}}},
+            {"at": 5.5, "for": 1.5, "fault": {"fault": "kill", "target": {"nodes": ["n2"]}}}]"#,
+    );
+    let mut args = vec!["--ssh".to_string(), hosts.list()];
+    args.extend(hosts.ssh_flags());
+    args.extend(
+        [
+            "--db",
+            "redis",
+            "--nemesis-schedule",
+            &t.display().to_string(),
+            "--time-limit",
+            "8",
+            "--rate",
+            "300",
+            "--quiet",
+            "1",
+            "--seed",
+            "7",
+        ]
+        .map(String::from),
+    );
+    let r = run_verdict(store.path(), &args, 0);
+    assert_eq!(r["checks"]["linearizable"]["valid"], true, "{r}");
+    let f = faults(store.path());
+    assert_eq!(f.len(), 6, "three faults started and ended: {f:?}");
+    assert!(f.iter().all(|e| e.get("error").is_none()), "{f:?}");
+    let log = stores_common::latest(store.path()).join("nodes/n2/redis.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.matches("Server initialized").count() >= 2,
+        "n2's redis was killed and started again: {}",
+        log.display()
+    );
+    assert!(hosts.fl_rules().is_empty(), "{:?}", hosts.fl_rules());
+    assert!(remote_records(&hosts).is_empty());
+    assert_only_sshd_left(&hosts, 3, "");
+    assert_eq!(store_dirs(), dirs_before);
+
+    // SIGKILLed while n3's redis is paused: `clean --hosts` stops it all.
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut args = vec!["--ssh".to_string(), hosts.list()];
+    args.extend(hosts.ssh_flags());
+    args.extend(["--db", "redis"].map(String::from));
+    crash_during_faults(store.path(), args, "n3");
+    let redis: Vec<String> = (0..3)
+        .flat_map(|i| hosts.processes(i))
+        .filter(|p| p.contains("redis-server"))
+        .collect();
+    assert_eq!(redis.len(), 3, "redis runs on the hosts: {redis:?}");
+    clean_hosts(&hosts);
+    assert_eq!(store_dirs(), dirs_before);
+}
+
+/// `faultline clean --ssh HOSTS` after a crashed run that started the
+/// store: it says so, and no chain, record or process is left.
+fn clean_hosts(hosts: &SshHosts) {
     let mut args = vec!["clean".to_string(), "--ssh".into(), hosts.list()];
     args.extend(hosts.ssh_flags());
     let o = fl(&strs(&args));
@@ -744,13 +845,8 @@ fn ssh_etcd_started_over_ssh_is_linearizable_and_clean_after_a_crash() {
         text(&o)
     );
     assert!(hosts.fl_rules().is_empty(), "{:?}", hosts.fl_rules());
-    assert!(remote_records(&hosts).is_empty());
-    assert_only_sshd_left(&hosts, 3, "");
-    assert_eq!(
-        store_dirs(),
-        dirs_before,
-        "the store's directories are removed"
-    );
+    assert!(remote_records(hosts).is_empty());
+    assert_only_sshd_left(hosts, 3, "");
 }
 
 /// Starts `faultline run ARGS` under a partition (from 0.5 s) and a pause

@@ -52,6 +52,10 @@ pub struct RemoteState {
     /// (`<dir>/<node>/`: start script, pid file, data, log).
     #[serde(default)]
     pub store_dir: Option<String>,
+    /// The service faultline started on the hosts (`<service>.pid` and
+    /// `<service>.log` in each node's directory).
+    #[serde(default)]
+    pub service: Option<String>,
 }
 
 /// The directory of the remote state files.
