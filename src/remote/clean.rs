@@ -46,6 +46,21 @@ async fn undo_runs(host: &Host, runs: &[RemoteState]) -> Result<Vec<String>> {
             continue;
         };
         let touched = run.touched.get(&recorded.name).cloned().unwrap_or_default();
+        if touched.clock {
+            let shared = crate::lab::fake_clock::shared_name(&run.id);
+            let gone = host
+                .run(
+                    "removing libfaketime's shared objects",
+                    &super::clock::remove_script(&shared),
+                )
+                .await?;
+            if !gone.trim().is_empty() {
+                done.push(format!(
+                    "{}: removed libfaketime's shared objects of {}",
+                    host.spec.destination, run.id
+                ));
+            }
+        }
         let Some(spec) = &run.processes else {
             continue;
         };

@@ -19,13 +19,16 @@ use crate::nemesis::grudge::{self, Grudge};
 /// A remote run's hosts, connected, with faultline's chains installed.
 #[derive(Debug)]
 pub struct Remote {
-    hosts: Vec<Host>,
-    state: Mutex<RemoteState>,
+    pub(super) hosts: Vec<Host>,
+    pub(super) state: Mutex<RemoteState>,
+    /// Faked clocks (clock faults).
+    pub(super) clocks: Mutex<super::clock::Clocks>,
 }
 
-/// The script that finds programs on a host: one `NAME\tBINDIR\tALSO` a
-/// line on its stdin, one `found NAME PATH` a line out.
-const FIND_PROGRAMS: &str = r#"while IFS='	' read -r name dir also; do
+/// The script that finds programs on a host: three lines per program on
+/// its stdin (name, bindir, another path; either may be empty), one `found
+/// NAME PATH` a line out.
+const FIND_PROGRAMS: &str = r#"while read -r name && read -r dir && read -r also; do
   if [ -n "$dir" ]; then p="$dir/$name"; [ -f "$p" ] && [ -x "$p" ] || p=
   else
     p=$(command -v -- "$name" 2>/dev/null); case "$p" in /*) ;; *) p= ;; esac
@@ -106,6 +109,7 @@ impl Remote {
         let remote = Remote {
             hosts,
             state: Mutex::new(state),
+            clocks: Default::default(),
         };
         let names: Vec<String> = remote.hosts.iter().map(|h| h.spec.name.clone()).collect();
         let installed = async {
@@ -142,7 +146,7 @@ impl Remote {
     }
 
     /// Records `f` for the `nodes` in the state file (before acting).
-    fn touch(&self, nodes: &[String], f: impl Fn(&mut Touched)) -> Result<()> {
+    pub(super) fn touch(&self, nodes: &[String], f: impl Fn(&mut Touched)) -> Result<()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         for n in nodes {
             f(s.touched.entry(n.clone()).or_default());
@@ -150,7 +154,7 @@ impl Remote {
         s.save()
     }
 
-    fn resolve(&self, nodes: &[String]) -> Result<Vec<&Host>> {
+    pub(super) fn resolve(&self, nodes: &[String]) -> Result<Vec<&Host>> {
         nodes
             .iter()
             .map(|n| {
@@ -167,7 +171,7 @@ impl Remote {
             .collect()
     }
 
-    fn names(&self) -> Vec<String> {
+    pub(super) fn names(&self) -> Vec<String> {
         self.hosts.iter().map(|h| h.spec.name.clone()).collect()
     }
 
@@ -197,7 +201,7 @@ impl Remote {
     }
 
     /// The host of `node`.
-    fn host(&self, node: &str) -> Result<&Host> {
+    pub(super) fn host(&self, node: &str) -> Result<&Host> {
         Ok(self.resolve(&[node.to_string()])?[0])
     }
 
@@ -256,7 +260,7 @@ impl Remote {
                     .map(|(_, a)| a.display().to_string())
                     .unwrap_or_default();
                 let dir = bindir.map(|d| d.display().to_string()).unwrap_or_default();
-                format!("{p}\t{dir}\t{extra}\n")
+                format!("{p}\n{dir}\n{extra}\n")
             })
             .collect();
         let found = join_all(self.hosts.iter().map(|h| {
@@ -448,6 +452,7 @@ impl Remote {
             .await,
         );
         if r.is_ok() {
+            self.forget_clocks();
             let names = self.names();
             self.touch(&names, |t| {
                 t.started = false;
@@ -573,7 +578,7 @@ impl Remote {
     /// paused and starts killed servers. Every step is tried; the first
     /// error is returned.
     pub async fn heal(&self) -> Result<()> {
-        let mut first = None;
+        let mut first = self.heal_clocks().await.err();
         for chain in [CHAIN_PARTITION, CHAIN_LOSS] {
             if let Err(e) = self.heal_chain(chain).await {
                 first.get_or_insert(e);
@@ -613,6 +618,9 @@ impl Remote {
             if let Err(e) = r {
                 first.get_or_insert(e);
             }
+        }
+        if let Err(e) = self.remove_clocks().await {
+            first.get_or_insert(e);
         }
         let state = self.state();
         match first {

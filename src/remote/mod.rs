@@ -13,6 +13,9 @@
 //!   faultline's own chains (`FL-PART`, `FL-LOSS`) on each host, each chain
 //!   swapped in one `iptables-restore --noflush` transaction; the control
 //!   machine's address is exempt from every rule.
+//! - [`clock`]: clock faults on the hosts: the servers faultline starts
+//!   there run with libfaketime, and a fault rewrites a node's timestamp
+//!   file over SSH.
 //! - [`processes`]: the store's processes on a host, found by a pid file or
 //!   a command pattern the user gives; kill, pause, resume, start.
 //! - [`state`]: what a remote run touched, recorded in a local state file
@@ -23,6 +26,7 @@
 //!   carry out for the runner.
 
 pub mod clean;
+pub mod clock;
 pub mod cluster;
 pub mod firewall;
 pub mod host;

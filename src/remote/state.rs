@@ -31,6 +31,10 @@ pub struct Touched {
     /// [`RemoteState::store_dir`]).
     #[serde(default)]
     pub started: bool,
+    /// faultline made libfaketime's shared objects here (clock faults:
+    /// `/dev/shm/faultline-<run>-faketime` and its `sem.` twin).
+    #[serde(default)]
+    pub clock: bool,
 }
 
 /// One remote run.

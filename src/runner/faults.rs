@@ -67,17 +67,23 @@ fn check_remote_faults(
     kills: bool,
     pauses: bool,
 ) -> Result<(), RunError> {
-    for (fault, name) in [(FaultKind::Delay, "delay"), (FaultKind::Clock, "clock")] {
-        let drawn = windows.iter().any(|w| match w.fault {
-            Fault::Delay { .. } => fault == FaultKind::Delay,
-            Fault::Clock { .. } => fault == FaultKind::Clock,
-            _ => false,
-        });
-        if drawn || cfg_faults.contains(&fault) {
-            return Err(RunError::Faults(format!(
-                "--nemesis {name}: not available on remote hosts yet (partition, loss, kill and pause are)"
-            )));
-        }
+    let drawn = |kind: FaultKind| {
+        cfg_faults.contains(&kind)
+            || windows.iter().any(|w| match w.fault {
+                Fault::Delay { .. } => kind == FaultKind::Delay,
+                Fault::Clock { .. } => kind == FaultKind::Clock,
+                _ => false,
+            })
+    };
+    if drawn(FaultKind::Delay) {
+        return Err(RunError::Faults(
+            "--nemesis delay: not available on remote hosts yet (partition, loss, kill, pause and clock are)".into(),
+        ));
+    }
+    if drawn(FaultKind::Clock) && !remote.endpoints.is_empty() {
+        return Err(RunError::Faults(
+            "--nemesis clock on remote hosts: faultline fakes the clocks of the servers it starts (with libfaketime), so leave out --db-opt endpoints=… and let it start the store".into(),
+        ));
     }
     if remote.endpoints.is_empty() {
         // faultline starts the store: it knows its servers.
@@ -114,7 +120,9 @@ pub(super) fn has_clock_faults(cfg: &RunConfig) -> bool {
 /// installed, and every program whose clock the store's servers run reads
 /// the clock through libc (a Go binary does not: "not applicable").
 pub fn check_clock(cfg: &RunConfig, programs: &Programs) -> Result<(), RunError> {
-    if !has_clock_faults(cfg) {
+    // On remote hosts, the hosts' binaries and libfaketime are checked
+    // there, once connected.
+    if !has_clock_faults(cfg) || cfg.remote.is_some() {
         return Ok(());
     }
     FakeClock::find()?;

@@ -37,6 +37,7 @@ async fn start_on_hosts(
     remote: &Remote,
     dir: &Path,
     fake_clock: bool,
+    libfaketime: Option<&str>,
 ) -> Result<(), RunError> {
     let found = remote
         .find_programs(
@@ -48,6 +49,24 @@ async fn start_on_hosts(
         )
         .await?;
     let programs = Programs::from_paths(found);
+    if fake_clock {
+        // As in the lab: every program whose clock the servers run must
+        // read it through libc; here, the hosts' own binaries.
+        let refuse =
+            |why: String| RunError::Faults(format!("--db {} with clock faults: {why}", db.name()));
+        let list: Vec<String> = db
+            .clock_programs(&programs)
+            .map_err(refuse)?
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        for h in remote.hosts() {
+            for p in &list {
+                remote::clock::check_program(h, p).await.map_err(refuse)?;
+            }
+        }
+        remote.prepare_clocks(libfaketime).await?;
+    }
     let mut launch = Launch::on_hosts(remote, &programs, dir).with_fake_clock(fake_clock);
     db.start(&mut launch).await?;
     db.ready(&mut launch).await?;
@@ -91,7 +110,14 @@ pub(super) fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
         if let Some(needs) = &needs {
             let fake_clock = has_clock_faults(&cfg);
             let started = tokio::select! {
-                r = start_on_hosts(cfg.db.as_ref(), needs, &remote, &dir, fake_clock) => r,
+                r = start_on_hosts(
+                    cfg.db.as_ref(),
+                    needs,
+                    &remote,
+                    &dir,
+                    fake_clock,
+                    spec.libfaketime.as_deref(),
+                ) => r,
                 _ = interrupt.reached(interrupt::Level::Cancel) => {
                     Err(RunError::Interrupted("while the store was starting on the hosts"))
                 }
@@ -143,8 +169,15 @@ pub(super) async fn apply_fault(r: &Remote, fault: &Fault, phase: Phase) -> remo
         (Fault::Delay { .. }, _) => Err(remote::RemoteError::Fault(
             "delay is not available on remote hosts yet".into(),
         )),
-        (Fault::Clock { .. }, _) => Err(remote::RemoteError::Fault(
-            "clock faults are not available on remote hosts yet".into(),
-        )),
+        (
+            Fault::Clock {
+                nodes,
+                mode,
+                ms,
+                period_ms,
+            },
+            Phase::Start,
+        ) => r.clock_fault(nodes, *mode, *ms, *period_ms).await,
+        (Fault::Clock { nodes, .. }, Phase::End) => r.clock_reset(nodes).await,
     }
 }

@@ -231,7 +231,7 @@ impl Store for Builtin {
             db: "builtin",
             programs: vec![PROGRAM],
             also: vec![(PROGRAM, exe)],
-            install: "copy the faultline binary onto its PATH",
+            install: "cp faultline /usr/local/bin/ (this machine's binary)",
             ..Needs::default()
         })
     }

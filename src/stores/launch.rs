@@ -295,7 +295,11 @@ impl<'a> Launch<'a> {
         let lab = match self.place {
             Place::Lab(l) => l,
             Place::Hosts(r) => {
-                return Ok(r.spawn(node, service, &argv, &[]).await?);
+                let env = match self.fake_clock {
+                    true => r.clock_env(node).await?,
+                    false => Vec::new(),
+                };
+                return Ok(r.spawn(node, service, &argv, &env).await?);
             }
         };
         let env = if self.fake_clock {
