@@ -569,6 +569,33 @@ fn ssh_bad_hosts_and_settings_exit_2_naming_the_host() {
         a,
         &["cannot connect over SSH", "Host key verification failed"],
     );
+    // Delay where the hosts have no netem (this kernel): refused after a
+    // probe on the hosts, naming the host and tc's reason; the probe
+    // leaves no qdisc (checked with the chains and records at the end).
+    let mut a = base(
+        &hosts.list(),
+        &[
+            "--db",
+            "redis",
+            "--db-opt",
+            &endpoints,
+            "--nemesis",
+            "delay",
+        ],
+    );
+    a.extend(flags.clone());
+    err2(
+        a,
+        &[
+            &format!("host n1 (root@{ip1}): delay needs tc with the prio and netem qdiscs"),
+            "Specified qdisc kind is unknown",
+        ],
+    );
+    for i in 0..2 {
+        let q = hosts.exec(i, &["tc", "qdisc", "show", "dev", "eth0"]);
+        let q = String::from_utf8_lossy(&q.stdout);
+        assert!(!q.contains("fa17:"), "no qdisc of faultline's: {q}");
+    }
     // Settings that cannot work, before anything is touched.
     let mut a = base(&hosts.list(), &["--db", "postgres"]);
     a.extend(flags.clone());

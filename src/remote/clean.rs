@@ -61,6 +61,20 @@ async fn undo_runs(host: &Host, runs: &[RemoteState]) -> Result<Vec<String>> {
                 ));
             }
         }
+        if !touched.qdiscs.is_empty() {
+            let gone = host
+                .run(
+                    "removing faultline's netem qdiscs",
+                    &super::netem::remove_script(&touched.qdiscs),
+                )
+                .await?;
+            for dev in gone.split_whitespace() {
+                done.push(format!(
+                    "{}: removed the netem delay on {dev} of {}",
+                    host.spec.destination, run.id
+                ));
+            }
+        }
         let Some(spec) = &run.processes else {
             continue;
         };

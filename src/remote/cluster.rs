@@ -2,6 +2,7 @@
 //! carried out on every host at once, each recorded in the run's local
 //! state file before it touches a host.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
@@ -23,6 +24,9 @@ pub struct Remote {
     pub(super) state: Mutex<RemoteState>,
     /// Faked clocks (clock faults).
     pub(super) clocks: Mutex<super::clock::Clocks>,
+    /// Per node, the interfaces to the other nodes and the peers behind
+    /// each (delay faults; found by [`Remote::probe_delay`]).
+    pub(super) routes: Mutex<BTreeMap<String, BTreeMap<String, Vec<Ipv4Addr>>>>,
 }
 
 /// The script that finds programs on a host: three lines per program on
@@ -110,6 +114,7 @@ impl Remote {
             hosts,
             state: Mutex::new(state),
             clocks: Default::default(),
+            routes: Default::default(),
         };
         let names: Vec<String> = remote.hosts.iter().map(|h| h.spec.name.clone()).collect();
         let installed = async {
@@ -579,6 +584,9 @@ impl Remote {
     /// error is returned.
     pub async fn heal(&self) -> Result<()> {
         let mut first = self.heal_clocks().await.err();
+        if let Err(e) = self.heal_delay(&self.names()).await {
+            first.get_or_insert(e);
+        }
         for chain in [CHAIN_PARTITION, CHAIN_LOSS] {
             if let Err(e) = self.heal_chain(chain).await {
                 first.get_or_insert(e);

@@ -35,6 +35,9 @@ pub struct Touched {
     /// `/dev/shm/faultline-<run>-faketime` and its `sem.` twin).
     #[serde(default)]
     pub clock: bool,
+    /// The interfaces where faultline may have put its netem qdisc (delay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qdiscs: Vec<String>,
 }
 
 /// One remote run.

@@ -75,11 +75,6 @@ fn check_remote_faults(
                 _ => false,
             })
     };
-    if drawn(FaultKind::Delay) {
-        return Err(RunError::Faults(
-            "--nemesis delay: not available on remote hosts yet (partition, loss, kill, pause and clock are)".into(),
-        ));
-    }
     if drawn(FaultKind::Clock) && !remote.endpoints.is_empty() {
         return Err(RunError::Faults(
             "--nemesis clock on remote hosts: faultline fakes the clocks of the servers it starts (with libfaketime), so leave out --db-opt endpoints=… and let it start the store".into(),
@@ -105,15 +100,29 @@ fn check_remote_faults(
     Ok(())
 }
 
+/// Whether the run may inject delay faults (on remote hosts, netem is then
+/// probed on every host first).
+pub(super) fn has_delay_faults(cfg: &RunConfig) -> bool {
+    may_inject(cfg, FaultKind::Delay)
+}
+
+/// Whether the run's timeline has a fault of `kind`, or its random
+/// nemesis may draw one.
+fn may_inject(cfg: &RunConfig, kind: FaultKind) -> bool {
+    match &cfg.timeline {
+        Some(t) => t.iter().any(|e| match e.fault {
+            schedule::FaultSpec::Delay { .. } => kind == FaultKind::Delay,
+            schedule::FaultSpec::Clock { .. } => kind == FaultKind::Clock,
+            _ => false,
+        }),
+        None => cfg.faults.contains(&kind),
+    }
+}
+
 /// Whether the run may inject clock faults (its servers then start with a
 /// faked clock).
 pub(super) fn has_clock_faults(cfg: &RunConfig) -> bool {
-    match &cfg.timeline {
-        Some(t) => t
-            .iter()
-            .any(|e| matches!(e.fault, schedule::FaultSpec::Clock { .. })),
-        None => cfg.faults.contains(&FaultKind::Clock),
-    }
+    may_inject(cfg, FaultKind::Clock)
 }
 
 /// Before anything is created, for a run with clock faults: libfaketime is

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::config::{RunConfig, RunError};
 use super::context::Site;
-use super::faults::has_clock_faults;
+use super::faults::{has_clock_faults, has_delay_faults};
 use super::{RunOutcome, Started, begin, check_and_report, drive, interrupt, runtime};
 use crate::nemesis::schedule::{Fault, Phase};
 use crate::remote::firewall::{CHAIN_LOSS, CHAIN_PARTITION};
@@ -106,6 +106,14 @@ pub(super) fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
                 .map(|((name, _), e)| (name, e.address, e.port))
                 .collect(),
         };
+        if has_delay_faults(&cfg) {
+            // Before anything else is done: can every host delay packets?
+            let probed = remote.probe_delay().await;
+            if let Err(e) = probed {
+                let _ = remote.close().await;
+                return Err(e.into());
+            }
+        }
         let mut cluster = Cluster::of_endpoints(nodes, cfg.db.client_port(), dir.clone());
         if let Some(needs) = &needs {
             let fake_clock = has_clock_faults(&cfg);
@@ -166,9 +174,15 @@ pub(super) async fn apply_fault(r: &Remote, fault: &Fault, phase: Phase) -> remo
         (Fault::Kill { nodes }, Phase::End) => r.start(nodes).await,
         (Fault::Pause { nodes }, Phase::Start) => r.pause(nodes).await,
         (Fault::Pause { nodes }, Phase::End) => r.resume(nodes).await,
-        (Fault::Delay { .. }, _) => Err(remote::RemoteError::Fault(
-            "delay is not available on remote hosts yet".into(),
-        )),
+        (
+            Fault::Delay {
+                nodes,
+                ms,
+                jitter_ms,
+            },
+            Phase::Start,
+        ) => r.delay(nodes, *ms, *jitter_ms).await,
+        (Fault::Delay { nodes, .. }, Phase::End) => r.heal_delay(nodes).await,
         (
             Fault::Clock {
                 nodes,
