@@ -60,11 +60,17 @@ async fn start_on_hosts(
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        for h in remote.hosts() {
-            for p in &list {
-                remote::clock::check_program(h, p).await.map_err(refuse)?;
+        let checked = futures_util::future::join_all(remote.hosts().iter().map(|h| {
+            let list = &list;
+            async move {
+                for p in list {
+                    remote::clock::check_program(h, p).await?;
+                }
+                Ok::<(), String>(())
             }
-        }
+        }))
+        .await;
+        checked.into_iter().try_for_each(|r| r.map_err(refuse))?;
         remote.prepare_clocks(libfaketime).await?;
     }
     let mut launch = Launch::on_hosts(remote, &programs, dir).with_fake_clock(fake_clock);
