@@ -7,11 +7,12 @@
 //! (it fails when either is missing). See docs/porcupine-differential.md.
 //!
 //! It builds `tests/porcupine/` (a Go program printing Porcupine's verdict
-//! for faultline JSON Lines) against the checkout, generates at least 5,000
-//! small random histories with `faultline synth` (register, cas-register
-//! and kv with put/get/append; `info`, `fail`; values unique or written
-//! many times; some with an injected anomaly; some cut short so that
-//! operations stay pending), and asserts that faultline and Porcupine give
+//! for faultline JSON Lines) against the checkout, generates 5,700 random
+//! histories small enough to decide with `faultline synth` (register,
+//! cas-register and kv with put/get/append; one to three keys; `info`,
+//! `fail`; values unique or written many times; some with an injected
+//! anomaly; some cut short so that operations stay pending) plus hand-written
+//! edge cases of the mapping, and asserts that faultline and Porcupine give
 //! the same verdict on every one, with both verdicts well represented.
 
 mod cli_common;
@@ -69,8 +70,9 @@ fn build_harness(porcupine: &Path, work: &Path) -> PathBuf {
 
 /// Writes one synthesized history; whether `faultline synth` could (an
 /// injection needs a read to corrupt).
-fn synth(model: &str, ops: usize, seed: usize, extra: &[&str], path: &str) -> bool {
-    let (ops, seed) = (ops.to_string(), seed.to_string());
+fn synth(model: &str, shape: Shape, seed: usize, extra: &[&str], path: &str) -> bool {
+    let (ops, seed) = (shape.ops.to_string(), seed.to_string());
+    let (processes, keys) = (shape.processes.to_string(), shape.keys.to_string());
     let mut args = vec![
         "synth",
         "--model",
@@ -78,9 +80,9 @@ fn synth(model: &str, ops: usize, seed: usize, extra: &[&str], path: &str) -> bo
         "--ops",
         &ops,
         "--processes",
-        "3",
+        &processes,
         "--keys",
-        "1",
+        &keys,
         "--info",
         "0.15",
         "--fail",
@@ -94,13 +96,37 @@ fn synth(model: &str, ops: usize, seed: usize, extra: &[&str], path: &str) -> bo
     faultline(&args).status.code() == Some(0)
 }
 
-/// Small random histories: (path, model name).
+/// The size of a synthesized history.
+#[derive(Clone, Copy)]
+struct Shape {
+    ops: usize,
+    processes: usize,
+    keys: usize,
+}
+
+/// How many histories are small (4 to 12 operations, 3 processes, one key);
+/// the others are wider (12 to 40 operations, 3 to 6 processes, 1 to 3 keys).
+const SMALL: usize = 5100;
+
+/// Random histories, small enough to decide: (path, model name).
 fn histories(dir: &Path, n: usize) -> Vec<(String, &'static str)> {
     let mut out = Vec::new();
     for seed in 0..n {
         let model = ["register", "cas-register", "kv"][seed % 3];
         let path = dir.join(format!("h{seed}.jsonl")).display().to_string();
-        let ops = 4 + seed % 9;
+        let shape = if seed < SMALL {
+            Shape {
+                ops: 4 + seed % 9,
+                processes: 3,
+                keys: 1,
+            }
+        } else {
+            Shape {
+                ops: 12 + seed % 29,
+                processes: 3 + seed % 4,
+                keys: 1 + (seed / 4) % 3,
+            }
+        };
         let extra: &[&str] = match seed % 4 {
             0 => &["--values", "3"],
             1 => &["--inject", "stale-read"],
@@ -110,11 +136,12 @@ fn histories(dir: &Path, n: usize) -> Vec<(String, &'static str)> {
         // An injection needs a read to corrupt: a tiny history often has
         // none, so try a few more operations (at most 20) before falling
         // back to the clean history.
-        let written = [0, 4, 8]
-            .iter()
-            .any(|more| synth(model, ops + more, seed, extra, &path));
+        let written = [0, 4, 8].iter().any(|more| {
+            let ops = shape.ops + more;
+            synth(model, Shape { ops, ..shape }, seed, extra, &path)
+        });
         if !written {
-            assert!(synth(model, ops, seed, &[], &path), "synth seed {seed}");
+            assert!(synth(model, shape, seed, &[], &path), "synth seed {seed}");
         }
         // One in three cut short (chosen independently of the model): the
         // operations in flight stay pending.
@@ -286,7 +313,7 @@ fn faultline_agrees_with_porcupine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let harness = build_harness(&porcupine, dir.path());
     let edges = edge_cases(dir.path());
-    let mut cases = histories(dir.path(), 5100);
+    let mut cases = histories(dir.path(), SMALL + 600);
     cases.extend(edges.iter().map(|(path, model, _)| (path.clone(), *model)));
     let (mut ok, mut illegal, mut unknown) = (0, 0, 0);
     let mut disagreements = Vec::new();
