@@ -223,7 +223,7 @@ fn decode_piece(parser: &mut EventParser, data: &[u8], mut events: Vec<Event>) -
     let mut piece = Piece {
         events,
         error: None,
-        lines: count_newlines(data),
+        lines: 0,
     };
     let mut line = 0;
     let mut start = 0;
@@ -239,10 +239,13 @@ fn decode_piece(parser: &mut EventParser, data: &[u8], mut events: Vec<Event>) -
             Ok(ev) => piece.events.push(ev),
             Err(k) => {
                 piece.error = Some((line, k));
-                break;
+                return piece;
             }
         }
     }
+    // `line` counted the text after the last newline too (empty when the
+    // piece ends with one): the newlines are one fewer.
+    piece.lines = line - 1;
     piece
 }
 

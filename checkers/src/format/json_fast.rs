@@ -31,18 +31,50 @@ const MAX_DIGITS: usize = 18;
 const MAX_KEYS: usize = 1 << 16;
 
 /// The string keys a parser has seen, each with the one copy its events
-/// share: no allocation per event for the key.
+/// share: no allocation per event for the key. Keys of at most
+/// [`SHORT_KEY`] bytes (most keys: `k391`, `x`) are looked up by their
+/// bytes packed in two words, without hashing or comparing a string.
 #[derive(Default)]
-pub(super) struct KeyCache(crate::txn::hash::FastMap<Box<str>, Arc<Value>>);
+pub(super) struct KeyCache {
+    short: crate::txn::hash::FastMap<(u64, u64), Arc<Value>>,
+    long: crate::txn::hash::FastMap<Box<str>, Arc<Value>>,
+}
+
+/// The longest key packed by [`pack`].
+const SHORT_KEY: usize = 15;
+
+/// `key` (at most [`SHORT_KEY`] bytes) as two words: its bytes, then its
+/// length in the last byte, so that different keys pack differently.
+fn pack(key: &[u8]) -> (u64, u64) {
+    let mut w = [0u8; 16];
+    w[..key.len()].copy_from_slice(key);
+    w[15] = key.len() as u8;
+    let (lo, hi) = w.split_at(8);
+    let word = |b: &[u8]| b.try_into().map_or(0, u64::from_le_bytes);
+    (word(lo), word(hi))
+}
 
 impl KeyCache {
     fn get(&mut self, key: &str) -> Arc<Value> {
-        if let Some(k) = self.0.get(key) {
+        let new = || Arc::new(Value::String(key.to_string()));
+        let room = self.short.len() + self.long.len() < MAX_KEYS;
+        if key.len() <= SHORT_KEY {
+            let packed = pack(key.as_bytes());
+            if let Some(k) = self.short.get(&packed) {
+                return k.clone();
+            }
+            let k = new();
+            if room {
+                self.short.insert(packed, k.clone());
+            }
+            return k;
+        }
+        if let Some(k) = self.long.get(key) {
             return k.clone();
         }
-        let k = Arc::new(Value::String(key.to_string()));
-        if self.0.len() < MAX_KEYS {
-            self.0.insert(key.into(), k.clone());
+        let k = new();
+        if room {
+            self.long.insert(key.into(), k.clone());
         }
         k
     }
@@ -126,6 +158,29 @@ impl<'a> Scan<'a> {
         Some(if neg { -n } else { n })
     }
 
+    /// The bit of a known field whose name comes next, written as
+    /// `"name":` exactly (the common form), and moves past the colon.
+    /// `None` (nothing consumed) otherwise: the caller reads the name as
+    /// any other string.
+    fn known_field(&mut self) -> Option<u8> {
+        let rest = &self.text[self.at..];
+        let (bit, word): (u8, &[u8]) = match rest.get(1)? {
+            b'i' => (INDEX, b"\"index\":"),
+            b't' if rest.get(2) == Some(&b'i') => (TIME, b"\"time\":"),
+            b't' => (TYPE, b"\"type\":"),
+            b'p' => (PROCESS, b"\"process\":"),
+            b'f' => (F, b"\"f\":"),
+            b'k' => (KEY, b"\"key\":"),
+            b'v' => (VALUE, b"\"value\":"),
+            _ => return None,
+        };
+        if !rest.starts_with(word) {
+            return None;
+        }
+        self.at += word.len();
+        Some(bit)
+    }
+
     fn literal(&mut self, word: &[u8]) -> bool {
         self.skip_ws();
         if self.text[self.at..].starts_with(word) {
@@ -200,11 +255,17 @@ pub(super) fn scan(
     let mut extra = Map::new();
     if !s.eat(b'}') {
         loop {
-            let name = s.string()?;
-            if !s.eat(b':') {
-                return None;
-            }
-            let bit = field_bit(name);
+            s.skip_ws();
+            let (name, bit) = match s.known_field() {
+                Some(bit) => ("", bit),
+                None => {
+                    let name = s.string()?;
+                    if !s.eat(b':') {
+                        return None;
+                    }
+                    (name, field_bit(name))
+                }
+            };
             if seen & bit != 0 {
                 return None;
             }
@@ -295,6 +356,10 @@ mod tests {
             r#" { "process" : 0 , "type" : ":info" , "f" : "read" , "error" : "timeout" , "time" : null } "#,
             r#"{"process":3,"type":"fail","f":"add","value":[],"node":"n1","ok":true,"k":-12}"#,
             r#"{"process":0,"type":"ok","f":"read","key":"é","value":"日本"}"#,
+            // Names that start like the known fields are other fields.
+            r#"{"process":0,"type":"ok","f":"read","indexx":1,"t":2,"ti":3,"types":"x","k":4,"keys":5,"v":6,"fx":7,"p":8}"#,
+            // A known field written with spaces is still that field.
+            r#"{"process" :0,"type":"ok", "f":"read","key" : "k1"}"#,
         ] {
             assert!(agrees(line), "{line} should take the fast path");
         }
@@ -313,6 +378,8 @@ mod tests {
             // Duplicates, of known and of other fields.
             r#"{"process":0,"type":"ok","f":"read","f":"write"}"#,
             r#"{"process":0,"type":"ok","f":"read","x":1,"x":2}"#,
+            r#"{"process":0,"type":"ok","f":"read","f" :"write"}"#,
+            r#"{"process":0,"type":"ok","f":"read","key":1,"key":2}"#,
             // Escapes, control characters, nesting, the nemesis, bad types.
             r#"{"process":0,"type":"ok","f":"re\"ad"}"#,
             "{\"process\":0,\"type\":\"ok\",\"f\":\"re\tad\"}",
@@ -332,6 +399,30 @@ mod tests {
             r#"{"process":0,"type":"ok","f":"read","value":nul}"#,
         ] {
             assert!(!agrees(line), "{line} should go to the general decoder");
+        }
+    }
+
+    /// Each key has one copy, whatever its length (packed or not), and
+    /// keys that share a beginning stay apart.
+    #[test]
+    fn the_key_cache_gives_one_copy_per_key() {
+        let mut c = KeyCache::default();
+        let keys = [
+            "",
+            "k",
+            "k1",
+            "k10",
+            "k1\u{1}",
+            "é",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmn",
+        ];
+        let first: Vec<Arc<Value>> = keys.iter().map(|k| c.get(k)).collect();
+        for (k, v) in keys.iter().zip(&first) {
+            assert_eq!(**v, Value::String(k.to_string()));
+            assert!(Arc::ptr_eq(v, &c.get(k)), "{k:?} got a second copy");
         }
     }
 
@@ -368,6 +459,9 @@ mod tests {
             "\"f\":\"x\"",
             "\"value\":1",
             "\"k\"",
+            "\"index\":",
+            "\"ti\"",
+            "\"type\"",
             "99999999999999999999",
             "é",
         ];
