@@ -136,23 +136,28 @@ impl<'a> Scan<'a> {
         self.skip_ws();
         let neg = self.text.get(self.at) == Some(&b'-');
         let start = self.at + usize::from(neg);
-        let digits = self.text[start.min(self.text.len())..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        if digits == 0 || digits > MAX_DIGITS {
+        // One pass: the digits and their value (within `i64` up to
+        // MAX_DIGITS digits; one more ends the scan).
+        let mut n: i64 = 0;
+        let mut digits = 0;
+        while let Some(&b) = self.text.get(start + digits) {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            if digits == MAX_DIGITS {
+                return None;
+            }
+            n = n * 10 + i64::from(b - b'0');
+            digits += 1;
+        }
+        if digits == 0 {
             return None;
         }
-        let d = &self.text[start..start + digits];
-        if d[0] == b'0' && (digits > 1 || neg) {
+        if self.text[start] == b'0' && (digits > 1 || neg) {
             return None;
         }
         if let Some(b'.' | b'e' | b'E') = self.text.get(start + digits) {
             return None;
-        }
-        let mut n: i64 = 0;
-        for &b in d {
-            n = n * 10 + i64::from(b - b'0');
         }
         self.at = start + digits;
         Some(if neg { -n } else { n })
@@ -164,20 +169,18 @@ impl<'a> Scan<'a> {
     /// any other string.
     fn known_field(&mut self) -> Option<u8> {
         let rest = &self.text[self.at..];
-        let (bit, word): (u8, &[u8]) = match rest.get(1)? {
-            b'i' => (INDEX, b"\"index\":"),
-            b't' if rest.get(2) == Some(&b'i') => (TIME, b"\"time\":"),
-            b't' => (TYPE, b"\"type\":"),
-            b'p' => (PROCESS, b"\"process\":"),
-            b'f' => (F, b"\"f\":"),
-            b'k' => (KEY, b"\"key\":"),
-            b'v' => (VALUE, b"\"value\":"),
+        // Each pattern a constant, so that each comparison is a few loads.
+        let (bit, len) = match rest.get(1)? {
+            b'i' if rest.starts_with(b"\"index\":") => (INDEX, 8),
+            b't' if rest.starts_with(b"\"time\":") => (TIME, 7),
+            b't' if rest.starts_with(b"\"type\":") => (TYPE, 7),
+            b'p' if rest.starts_with(b"\"process\":") => (PROCESS, 10),
+            b'f' if rest.starts_with(b"\"f\":") => (F, 4),
+            b'k' if rest.starts_with(b"\"key\":") => (KEY, 6),
+            b'v' if rest.starts_with(b"\"value\":") => (VALUE, 8),
             _ => return None,
         };
-        if !rest.starts_with(word) {
-            return None;
-        }
-        self.at += word.len();
+        self.at += len;
         Some(bit)
     }
 
@@ -358,6 +361,8 @@ mod tests {
             r#"{"process":0,"type":"ok","f":"read","key":"é","value":"日本"}"#,
             // Names that start like the known fields are other fields.
             r#"{"process":0,"type":"ok","f":"read","indexx":1,"t":2,"ti":3,"types":"x","k":4,"keys":5,"v":6,"fx":7,"p":8}"#,
+            // Integers of 18 digits, the most the fast path takes.
+            r#"{"process":0,"type":"ok","f":"read","value":999999999999999999,"k":-100000000000000000}"#,
             // A known field written with spaces is still that field.
             r#"{"process" :0,"type":"ok", "f":"read","key" : "k1"}"#,
         ] {
@@ -372,6 +377,8 @@ mod tests {
             r#"{"process":0,"type":"ok","f":"read","value":18446744073709551616}"#,
             r#"{"process":0,"type":"ok","f":"read","value":9223372036854775807}"#,
             r#"{"process":0,"type":"ok","f":"read","value":-0}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":1000000000000000000}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":-1000000000000000000}"#,
             r#"{"process":0,"type":"ok","f":"read","value":01}"#,
             r#"{"process":0,"type":"ok","f":"read","value":1.5}"#,
             r#"{"process":0,"type":"ok","f":"read","value":1e3}"#,
