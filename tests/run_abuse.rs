@@ -837,6 +837,8 @@ fn a_full_disk_leaves_whole_lines() {
         }
     }
     let _u = Unmount(m.clone());
+    // The run goes on (recording nothing more) until its time limit once
+    // the disk is full; the built-in store fills 2 MB in a few seconds.
     let child = spawn_run(
         mnt.path(),
         &[
@@ -845,7 +847,7 @@ fn a_full_disk_leaves_whole_lines() {
             "--nemesis",
             "none",
             "--time-limit",
-            "20",
+            "10",
             "--quiet",
             "0",
         ],
