@@ -14,36 +14,9 @@ use std::process::Output;
 use lab_common::{assert_clean, err2, guard};
 use stores_common::{count, history, results, text};
 
-/// A 3-node quorum cluster with wall-clock timestamps, register workload
-/// of reads and writes (no cas: quorum mode's cas is a read then a write,
-/// never atomic), 4 clients at 50 ops/s in all (quorum mode without read
-/// repair is not linearizable when a read overlaps a write in progress, so
-/// the calm run keeps overlaps rare), with `extra` arguments.
+/// [`stores_common::WALL_CLOCK_RUN`] with `extra` arguments.
 fn wall_clock_run(store: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "--db",
-        "builtin",
-        "--db-opt",
-        "mode=quorum",
-        "--db-opt",
-        "timestamps=wall",
-        "--nodes",
-        "3",
-        "--workload",
-        "register",
-        "--mix",
-        "read=0.5,write=0.5",
-        "--concurrency",
-        "4",
-        "--rate",
-        "50",
-        "--time-limit",
-        "6",
-        "--quiet",
-        "1",
-        "--seed",
-        "3",
-    ];
+    let mut args = stores_common::WALL_CLOCK_RUN.to_vec();
     args.extend_from_slice(extra);
     stores_common::run(store, &args)
 }

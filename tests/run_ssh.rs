@@ -569,12 +569,66 @@ fn ssh_bad_hosts_and_settings_exit_2_naming_the_host() {
         a,
         &["cannot connect over SSH", "Host key verification failed"],
     );
-    // Settings that cannot work, before anything is touched.
-    let mut a = base(&hosts.list(), &["--db", "redis"]);
+    // Delay where the hosts have no netem (this kernel): refused after a
+    // probe on the hosts, naming the host and tc's reason; the probe
+    // leaves no qdisc (checked with the chains and records at the end).
+    let mut a = base(
+        &hosts.list(),
+        &[
+            "--db",
+            "redis",
+            "--db-opt",
+            &endpoints,
+            "--nemesis",
+            "delay",
+        ],
+    );
     a.extend(flags.clone());
     err2(
         a,
-        &["--db redis: faultline cannot start it on remote hosts (it starts etcd)"],
+        &[
+            &format!("host n1 (root@{ip1}): delay needs tc with the prio and netem qdiscs"),
+            "Specified qdisc kind is unknown",
+        ],
+    );
+    for i in 0..2 {
+        let q = hosts.exec(i, &["tc", "qdisc", "show", "dev", "eth0"]);
+        let q = String::from_utf8_lossy(&q.stdout);
+        assert!(!q.contains("fa17:"), "no qdisc of faultline's: {q}");
+    }
+    // Settings that cannot work, before anything is touched.
+    let mut a = base(&hosts.list(), &["--db", "postgres"]);
+    a.extend(flags.clone());
+    err2(
+        a,
+        &[
+            "--db postgres: faultline cannot start it on remote hosts: initdb and pg_basebackup run",
+            "bring your own cluster",
+        ],
+    );
+    let mut a = base(
+        &hosts.list(),
+        &["--db", "redis", "--db-opt", "failover=sentinel"],
+    );
+    a.extend(flags.clone());
+    err2(
+        a,
+        &[
+            "--db redis: faultline cannot start it on remote hosts: failover=sentinel runs two servers per host",
+        ],
+    );
+    // A program the hosts lack: named with the host, after connecting.
+    let mut a = base(
+        &hosts.list(),
+        &["--db", "redis", "--db-opt", "bindir=/nonexistent"],
+    );
+    a.extend(flags.clone());
+    err2(
+        a,
+        &[
+            "host n1 (",
+            "--db redis: `redis-server` not found on the host (looked in /nonexistent)",
+        ],
     );
     let mut a = base(
         &hosts.list(),
@@ -658,12 +712,14 @@ fn store_dirs() -> Vec<PathBuf> {
 }
 
 #[test]
-fn ssh_etcd_started_over_ssh_is_linearizable_and_clean_after_a_crash() {
-    let Some(_g) = guard("ssh_etcd_started_over_ssh_is_linearizable_and_clean_after_a_crash")
+fn ssh_etcd_and_redis_started_over_ssh_give_the_lab_verdicts_and_clean_after_a_crash() {
+    let Some(_g) =
+        guard("ssh_etcd_and_redis_started_over_ssh_give_the_lab_verdicts_and_clean_after_a_crash")
     else {
         return;
     };
     need("etcd", "apt-get install -y etcd-server etcd-client");
+    need("redis-server", REDIS_INSTALL);
     let hosts = SshHosts::up("sshc", 3);
     let dirs_before = store_dirs();
     let store = tempfile::tempdir().expect("tempdir");
@@ -734,6 +790,78 @@ fn ssh_etcd_started_over_ssh_is_linearizable_and_clean_after_a_crash() {
         .collect();
     assert_eq!(etcds.len(), 3, "etcd runs on the hosts: {etcds:?}");
     assert!(!hosts.fl_rules().is_empty(), "the partition is on");
+    clean_hosts(&hosts);
+    assert_eq!(
+        store_dirs(),
+        dirs_before,
+        "the store's directories are removed"
+    );
+
+    // Redis, started over SSH by the same store code as in the lab (a
+    // primary on n1, replicas on n2 and n3): reads and writes on the
+    // primary stay linearizable whatever happens to the replicas (a
+    // partition, a pause, a kill and restart), as in the lab.
+    let store = tempfile::tempdir().expect("tempdir");
+    let t = timeline(
+        store.path(),
+        r#"[{"at": 1, "for": 2, "fault": {"fault": "partition", "shape": "[[\"n2\"], [\"n1\", \"n3\"]]"}},
+            {"at": 3.5, "for": 1.5, "fault": {"fault": "pause", "target": {"nodes": ["n3"]}}},
+            {"at": 5.5, "for": 1.5, "fault": {"fault": "kill", "target": {"nodes": ["n2"]}}}]"#,
+    );
+    let mut args = vec!["--ssh".to_string(), hosts.list()];
+    args.extend(hosts.ssh_flags());
+    args.extend(
+        [
+            "--db",
+            "redis",
+            "--nemesis-schedule",
+            &t.display().to_string(),
+            "--time-limit",
+            "8",
+            "--rate",
+            "300",
+            "--quiet",
+            "1",
+            "--seed",
+            "7",
+        ]
+        .map(String::from),
+    );
+    let r = run_verdict(store.path(), &args, 0);
+    assert_eq!(r["checks"]["linearizable"]["valid"], true, "{r}");
+    let f = faults(store.path());
+    assert_eq!(f.len(), 6, "three faults started and ended: {f:?}");
+    assert!(f.iter().all(|e| e.get("error").is_none()), "{f:?}");
+    let log = stores_common::latest(store.path()).join("nodes/n2/redis.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.matches("Server initialized").count() >= 2,
+        "n2's redis was killed and started again: {}",
+        log.display()
+    );
+    assert!(hosts.fl_rules().is_empty(), "{:?}", hosts.fl_rules());
+    assert!(remote_records(&hosts).is_empty());
+    assert_only_sshd_left(&hosts, 3, "");
+    assert_eq!(store_dirs(), dirs_before);
+
+    // SIGKILLed while n3's redis is paused: `clean --hosts` stops it all.
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut args = vec!["--ssh".to_string(), hosts.list()];
+    args.extend(hosts.ssh_flags());
+    args.extend(["--db", "redis"].map(String::from));
+    crash_during_faults(store.path(), args, "n3");
+    let redis: Vec<String> = (0..3)
+        .flat_map(|i| hosts.processes(i))
+        .filter(|p| p.contains("redis-server"))
+        .collect();
+    assert_eq!(redis.len(), 3, "redis runs on the hosts: {redis:?}");
+    clean_hosts(&hosts);
+    assert_eq!(store_dirs(), dirs_before);
+}
+
+/// `faultline clean --ssh HOSTS` after a crashed run that started the
+/// store: it says so, and no chain, record or process is left.
+fn clean_hosts(hosts: &SshHosts) {
     let mut args = vec!["clean".to_string(), "--ssh".into(), hosts.list()];
     args.extend(hosts.ssh_flags());
     let o = fl(&strs(&args));
@@ -744,26 +872,149 @@ fn ssh_etcd_started_over_ssh_is_linearizable_and_clean_after_a_crash() {
         text(&o)
     );
     assert!(hosts.fl_rules().is_empty(), "{:?}", hosts.fl_rules());
-    assert!(remote_records(&hosts).is_empty());
-    assert_only_sshd_left(&hosts, 3, "");
-    assert_eq!(
-        store_dirs(),
-        dirs_before,
-        "the store's directories are removed"
+    assert!(remote_records(hosts).is_empty());
+    assert_only_sshd_left(hosts, 3, "");
+}
+
+/// libfaketime's shared objects of remote runs in `/dev/shm` (the hosts
+/// share this machine's).
+fn remote_shm() -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("faultline-run-") && n.ends_with("-faketime"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn ssh_clock_faults_break_wall_clock_writes_of_the_builtin_store_started_over_ssh() {
+    let Some(_g) =
+        guard("ssh_clock_faults_break_wall_clock_writes_of_the_builtin_store_started_over_ssh")
+    else {
+        return;
+    };
+    need("etcd", "apt-get install -y etcd-server etcd-client");
+    let hosts = SshHosts::up("sshw", 3);
+    let dirs_before = store_dirs();
+    // As tests/run_clock.rs in the lab: the built-in store in quorum mode
+    // with wall-clock timestamps (last write wins), started over SSH on
+    // the hosts (`faultline node`, this binary at its path on the hosts).
+    let wall = |store: &Path, extra: &[&str]| -> Output {
+        let mut args = vec!["--ssh".to_string(), hosts.list()];
+        args.extend(hosts.ssh_flags());
+        args.extend(stores_common::WALL_CLOCK_RUN.iter().map(|s| s.to_string()));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        stores_common::run(store, &strs(&args))
+    };
+    // The clocks agree (one machine): linearizable.
+    let calm = tempfile::tempdir().expect("tempdir");
+    let o = wall(calm.path(), &["--nemesis", "none"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // n1's clock 5 s behind, then a strobe on n2: n1's writes lose to
+    // older ones.
+    let store = tempfile::tempdir().expect("tempdir");
+    let t = timeline(
+        store.path(),
+        r#"[{"at": 0, "for": 4, "fault": {"fault": "clock", "mode": "skew", "ms": -5000, "target": {"nodes": ["n1"]}}},
+            {"at": 4.5, "for": 1, "fault": {"fault": "clock", "mode": "strobe", "ms": 3000, "period_ms": 20, "target": {"nodes": ["n2"]}}}]"#,
     );
+    let o = wall(
+        store.path(),
+        &["--nemesis-schedule", &t.display().to_string()],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = results(store.path());
+    assert_eq!(r["checks"]["linearizable"]["valid"], false, "{r}");
+    assert_eq!(r["stats"]["faults"], 2, "{r}");
+    let f = faults(store.path());
+    assert_eq!(f.len(), 4, "two clock faults started and ended: {f:?}");
+    assert!(
+        f.iter()
+            .all(|e| e["f"] == "clock" && e.get("error").is_none()),
+        "every clock fault was applied on the hosts: {f:?}"
+    );
+    assert_eq!(f[0]["value"]["ms"], -5000, "{f:?}");
+    assert_eq!(f[0]["value"]["nodes"][0], "n1", "{f:?}");
+    assert!(remote_records(&hosts).is_empty());
+    assert!(remote_shm().is_empty(), "{:?}", remote_shm());
+    assert_only_sshd_left(&hosts, 3, "");
+    assert_eq!(store_dirs(), dirs_before);
+
+    // The hosts' etcd is a Go binary: not applicable, read over SSH, and
+    // nothing started.
+    let mut args = vec![
+        "run".to_string(),
+        "--store".into(),
+        store.path().display().to_string(),
+        "--ssh".into(),
+        hosts.list(),
+    ];
+    args.extend(hosts.ssh_flags());
+    args.extend(["--db", "etcd", "--nemesis", "clock", "--time-limit", "3"].map(String::from));
+    let o = fl(&strs(&args));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    for needle in [
+        "--db etcd with clock faults: not applicable",
+        "/etcd imports none of clock_gettime",
+        &format!("(on root@{})", hosts.lab.nodes()[0].ip),
+    ] {
+        assert!(e.contains(needle), "{e:?} lacks {needle:?}");
+    }
+    assert!(remote_records(&hosts).is_empty());
+    assert_eq!(store_dirs(), dirs_before);
+
+    // SIGKILLed during a skew: `clean --hosts` stops the servers and
+    // removes the run's libfaketime objects.
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut args = vec!["--ssh".to_string(), hosts.list()];
+    args.extend(hosts.ssh_flags());
+    args.extend(["--db", "builtin", "--db-opt", "mode=quorum"].map(String::from));
+    crash_during(
+        store.path(),
+        args,
+        r#"[{"at": 0.5, "for": 60, "fault": {"fault": "partition", "shape": "one"}},
+            {"at": 1, "for": 60, "fault": {"fault": "clock", "mode": "bump", "ms": -2000, "target": {"nodes": ["n1", "n2"]}}}]"#,
+    );
+    assert_eq!(remote_shm().len(), 2, "{:?}", remote_shm());
+    let offsets: Vec<String> = store_dirs()
+        .iter()
+        .filter(|d| !dirs_before.contains(d))
+        .flat_map(|d| ["n1", "n2"].map(|n| d.join(n).join("faketime.rc")))
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        offsets,
+        ["-2.000\n", "-2.000\n"],
+        "the clocks faked on the hosts"
+    );
+    clean_hosts(&hosts);
+    assert!(remote_shm().is_empty(), "{:?}", remote_shm());
+    assert_eq!(store_dirs(), dirs_before);
 }
 
 /// Starts `faultline run ARGS` under a partition (from 0.5 s) and a pause
 /// of `paused` (from 1 s), both lasting a minute; SIGKILLs it once both are
 /// in place.
-fn crash_during_faults(store: &Path, mut args: Vec<String>, paused: &str) {
-    let t = timeline(
+fn crash_during_faults(store: &Path, args: Vec<String>, paused: &str) {
+    crash_during(
         store,
+        args,
         &format!(
             r#"[{{"at": 0.5, "for": 60, "fault": {{"fault": "partition", "shape": "one"}}}},
                 {{"at": 1, "for": 60, "fault": {{"fault": "pause", "target": {{"nodes": ["{paused}"]}}}}}}]"#
         ),
     );
+}
+
+/// Starts `faultline run ARGS` under the two faults of the `faults`
+/// timeline; SIGKILLs it once both have started.
+fn crash_during(store: &Path, mut args: Vec<String>, faults: &str) {
+    let t = timeline(store, faults);
     args.extend(
         [
             "--nemesis-schedule",
@@ -775,16 +1026,19 @@ fn crash_during_faults(store: &Path, mut args: Vec<String>, paused: &str) {
         ]
         .map(String::from),
     );
+    let err = store.join("stderr.txt");
     let mut child = stores_common::run_command(store, &strs(&args))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
         .spawn()
         .expect("faultline run");
     let t0 = Instant::now();
     while history_starts(store) < 2 {
+        let exited = child.try_wait().expect("try_wait");
         assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the faults did not start within 60 s"
+            t0.elapsed() < Duration::from_secs(60) && exited.is_none(),
+            "the faults did not start within 60 s ({exited:?}): {}",
+            std::fs::read_to_string(&err).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

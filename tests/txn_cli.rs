@@ -194,7 +194,7 @@ fn elle_paper_example_in_edn_and_json() {
         lines += &format!(
             "{}\n{}\n",
             json!({"index": op.invoke_index, "process": op.process, "type": "invoke", "f": "txn", "value": op.invoke_value}),
-            json!({"index": op.complete_index, "process": op.process, "type": "ok", "f": "txn", "value": op.value})
+            json!({"index": op.complete_index(), "process": op.process, "type": "ok", "f": "txn", "value": op.value})
         );
     }
     let jl = tmp.path().join("paper.jsonl");

@@ -126,7 +126,7 @@ pub fn check(history: &History, negative_allowed: bool) -> Result<CheckResult, C
     let mut reads = Vec::new();
     let (mut transfers, mut transfers_ok) = (0u64, 0u64);
     for op in history.ops.iter().filter(|o| &*o.f == "txn") {
-        let line = op.complete_line.unwrap_or(op.invoke_line);
+        let line = op.complete_line().unwrap_or(op.invoke_line());
         match classify(op).map_err(|reason| bad(line, reason))? {
             BankTxn::Open(balances) => match op.outcome {
                 Outcome::Ok if opening.is_none() => {
@@ -134,14 +134,14 @@ pub fn check(history: &History, negative_allowed: bool) -> Result<CheckResult, C
                 }
                 Outcome::Ok => {
                     return Err(bad(
-                        op.invoke_line,
+                        op.invoke_line(),
                         "a second opening transaction (accounts are opened once)".into(),
                     ));
                 }
                 Outcome::Fail => {}
                 _ => {
                     return Err(bad(
-                        op.invoke_line,
+                        op.invoke_line(),
                         "the opening transaction's outcome is unknown, so is the total".into(),
                     ));
                 }

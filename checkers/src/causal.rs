@@ -1132,7 +1132,7 @@ impl<'a, 'h> Causal<'a, 'h> {
                         self.node_op(b).process,
                         self.node_text(b),
                         self.node_op(a).process,
-                        self.node_op(a).invoke_line
+                        self.node_op(a).invoke_line()
                     ));
                 }
                 Link::Cf(r) | Link::Hb(r) => {
@@ -1224,7 +1224,7 @@ fn ensure_ops(ops: &mut Vec<OpView>, must: &[&Operation]) {
     for op in must {
         if !ops
             .iter()
-            .any(|o| o.index == op.invoke_index && o.line == op.invoke_line)
+            .any(|o| o.index == op.invoke_index && o.line == op.invoke_line())
         {
             ops.push(OpView::of(op));
         }

@@ -28,7 +28,7 @@ pub fn check(history: &History) -> CheckResult {
         .iter()
         .filter(|o| &*o.f == "read" && is_final(o))
     {
-        let key = op.key.as_ref().map(compact).unwrap_or_default();
+        let key = op.key.as_deref().map(compact).unwrap_or_default();
         let value = (op.outcome == Outcome::Ok).then(|| op.value.clone());
         let slot = per_key
             .entry(key)
@@ -58,7 +58,7 @@ pub fn check(history: &History) -> CheckResult {
             let ops: Vec<OpView> = history
                 .ops
                 .iter()
-                .filter(|o| is_final(o) && o.key.as_ref().map(compact).as_deref() == Some(key))
+                .filter(|o| is_final(o) && o.key.as_deref().map(compact).as_deref() == Some(key))
                 .map(OpView::of)
                 .collect();
             anomalies.push(json!({

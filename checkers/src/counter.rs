@@ -28,10 +28,10 @@ pub fn check(history: &History) -> CheckResult {
         };
         match op.outcome {
             Outcome::Ok => {
-                acked.push((op.complete_pos.unwrap_or(op.invoke_pos), delta));
-                possible.push((op.invoke_pos, delta));
+                acked.push((op.complete_pos().unwrap_or(op.invoke_pos()), delta));
+                possible.push((op.invoke_pos(), delta));
             }
-            Outcome::Info | Outcome::Pending => possible.push((op.invoke_pos, delta)),
+            Outcome::Info | Outcome::Pending => possible.push((op.invoke_pos(), delta)),
             Outcome::Fail => {}
         }
     }
@@ -76,8 +76,8 @@ pub fn check(history: &History) -> CheckResult {
             }));
             continue;
         };
-        let lower = sum_before(&acked_sum, op.invoke_pos);
-        let upper = sum_before(&possible_sum, op.complete_pos.unwrap_or(usize::MAX));
+        let lower = sum_before(&acked_sum, op.invoke_pos());
+        let upper = sum_before(&possible_sum, op.complete_pos().unwrap_or(usize::MAX));
         if monotone && (v < lower || v > upper) {
             bad += 1;
             if anomalies.len() < 50 {

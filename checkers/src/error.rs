@@ -79,6 +79,10 @@ pub enum HistoryErrorKind {
     /// The file holds no event.
     #[error("no events")]
     Empty,
+    /// More events or lines than a history keeps (positions and lines are
+    /// 32-bit).
+    #[error("the history is too long: more than 4294967294 events or lines")]
+    TooLong,
     /// An integer outside what faultline keeps exactly (`[-2^63, 2^64-1]`).
     /// The number is given as [`echo`] shows it.
     #[error("integer {0} is out of range (faultline compares values exactly, within 64 bits)")]

@@ -112,10 +112,12 @@ pub struct Event {
     pub process: Process,
     /// invoke, ok, fail or info.
     pub kind: EventType,
-    /// The function (`read`, `write`, `cas`, `partition`...).
-    pub f: String,
-    /// The key, for multi-key histories.
-    pub key: Option<Value>,
+    /// The function (`read`, `write`, `cas`, `partition`...), shared: a
+    /// reader gives the same name to many events without copying it.
+    pub f: Arc<str>,
+    /// The key, for multi-key histories (shared: readers give one copy to
+    /// the events on the same key).
+    pub key: Option<Arc<Value>>,
     /// The value (argument on invoke, result on completion).
     pub value: Value,
     /// The event carried a value field, even if null (an `ok` read without
@@ -218,6 +220,12 @@ impl Default for Semantics {
 }
 
 /// A client operation: an invocation paired with its completion.
+///
+/// Kept compact (a 1M-operation history holds a million of them): event
+/// positions and lines are 32-bit, and the completion's fields that may be
+/// absent use a sentinel instead of an `Option`; read them through the
+/// accessor methods. A history with more than 2^32-1 events or lines is
+/// refused by the reader ([`HistoryErrorKind::TooLong`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Operation {
     /// Position in [`History::ops`] (operations are ordered by invocation).
@@ -226,37 +234,139 @@ pub struct Operation {
     pub process: i64,
     /// The function, shared between operations.
     pub f: Arc<str>,
-    /// The key, for multi-key histories.
-    pub key: Option<Value>,
+    /// The key, for multi-key histories, shared between the operations on
+    /// the same key (a history has far fewer keys than operations).
+    pub key: Option<Arc<Value>>,
     /// The value given at invocation.
     pub invoke_value: Value,
     /// The value given at completion (`Null` when pending).
     pub value: Value,
-    /// How it completed.
-    pub outcome: Outcome,
-    /// Position of the invocation among all events (real-time order).
-    pub invoke_pos: usize,
-    /// Position of the completion among all events (None when pending).
-    pub complete_pos: Option<usize>,
-    /// The `index` of the invocation event (its position when the file had none).
-    pub invoke_index: u64,
-    /// The `index` of the completion event.
-    pub complete_index: Option<u64>,
-    /// Source line of the invocation.
-    pub invoke_line: usize,
-    /// Source line of the completion.
-    pub complete_line: Option<usize>,
-    /// Time of the invocation, if known.
-    pub invoke_time: Option<i64>,
-    /// Time of the completion, if known.
-    pub complete_time: Option<i64>,
     /// Extra fields of the completion (or of the invocation when pending).
     /// Shared between operations whose extra fields are the same (as every
     /// `{"error": "timeout"}` of a history): a map costs hundreds of bytes.
     pub extra: Option<Arc<Map<String, Value>>>,
+    /// The `index` of the invocation event (its position when the file had none).
+    pub invoke_index: u64,
+    /// The `index` of the completion event; [`NONE64`] when pending.
+    complete_index: u64,
+    /// Time of the invocation (meaningful when `INVOKE_TIME` is in `flags`).
+    invoke_time: i64,
+    /// Time of the completion (meaningful when `COMPLETE_TIME` is in `flags`).
+    complete_time: i64,
+    invoke_pos: u32,
+    /// [`NONE32`] when pending.
+    complete_pos: u32,
+    invoke_line: u32,
+    /// [`NONE32`] when pending.
+    complete_line: u32,
+    /// How it completed.
+    pub outcome: Outcome,
+    /// Which times are known.
+    flags: u8,
+}
+
+/// The sentinel of an absent 32-bit position or line.
+const NONE32: u32 = u32::MAX;
+/// The sentinel of an absent index (an index is at most 2^63-1).
+const NONE64: u64 = u64::MAX;
+/// `flags`: the invocation's time is known.
+const INVOKE_TIME: u8 = 1;
+/// `flags`: the completion's time is known.
+const COMPLETE_TIME: u8 = 2;
+
+fn some32(x: u32) -> Option<usize> {
+    (x != NONE32).then_some(x as usize)
 }
 
 impl Operation {
+    /// Position of the invocation among all events (real-time order).
+    pub fn invoke_pos(&self) -> usize {
+        self.invoke_pos as usize
+    }
+
+    /// Position of the completion among all events (None when pending).
+    pub fn complete_pos(&self) -> Option<usize> {
+        some32(self.complete_pos)
+    }
+
+    /// Source line of the invocation.
+    pub fn invoke_line(&self) -> usize {
+        self.invoke_line as usize
+    }
+
+    /// Source line of the completion (None when pending).
+    pub fn complete_line(&self) -> Option<usize> {
+        some32(self.complete_line)
+    }
+
+    /// The `index` of the completion event (None when pending).
+    pub fn complete_index(&self) -> Option<u64> {
+        (self.complete_index != NONE64).then_some(self.complete_index)
+    }
+
+    /// Time of the invocation, if known.
+    pub fn invoke_time(&self) -> Option<i64> {
+        (self.flags & INVOKE_TIME != 0).then_some(self.invoke_time)
+    }
+
+    /// Time of the completion, if known.
+    pub fn complete_time(&self) -> Option<i64> {
+        (self.flags & COMPLETE_TIME != 0).then_some(self.complete_time)
+    }
+
+    /// An operation invoked by event `pos` at `line`, not completed yet.
+    #[allow(clippy::too_many_arguments)]
+    fn invoked(
+        id: usize,
+        process: i64,
+        f: Arc<str>,
+        key: Option<Arc<Value>>,
+        value: Value,
+        pos: u32,
+        index: u64,
+        line: u32,
+        time: Option<i64>,
+        extra: Option<Arc<Map<String, Value>>>,
+    ) -> Operation {
+        Operation {
+            id,
+            process,
+            f,
+            key,
+            invoke_value: value,
+            value: Value::Null,
+            extra,
+            invoke_index: index,
+            complete_index: NONE64,
+            invoke_time: time.unwrap_or(0),
+            complete_time: 0,
+            invoke_pos: pos,
+            complete_pos: NONE32,
+            invoke_line: line,
+            complete_line: NONE32,
+            outcome: Outcome::Pending,
+            flags: if time.is_some() { INVOKE_TIME } else { 0 },
+        }
+    }
+
+    /// Records the completion: event `pos` at `line`.
+    fn complete(
+        &mut self,
+        outcome: Outcome,
+        value: Value,
+        pos: u32,
+        index: u64,
+        line: u32,
+        time: Option<i64>,
+    ) {
+        self.outcome = outcome;
+        self.value = value;
+        self.complete_pos = pos;
+        self.complete_index = index;
+        self.complete_line = line;
+        self.complete_time = time.unwrap_or(0);
+        self.flags = (self.flags & !COMPLETE_TIME) | if time.is_some() { COMPLETE_TIME } else { 0 };
+    }
     /// The value that describes the operation best: the completion's value for
     /// `ok` operations, the invocation's otherwise.
     pub fn effective_value(&self) -> &Value {
@@ -288,9 +398,9 @@ impl Operation {
         } else {
             shown(self.effective_value())
         };
-        let lines = match self.complete_line {
-            Some(c) if c != self.invoke_line => format!("lines {}-{}", self.invoke_line, c),
-            _ => format!("line {}", self.invoke_line),
+        let lines = match self.complete_line() {
+            Some(c) if c != self.invoke_line() => format!("lines {}-{}", self.invoke_line(), c),
+            _ => format!("line {}", self.invoke_line()),
         };
         format!(
             "process {} {}{} {} ({}, {})",
@@ -409,6 +519,64 @@ impl Hasher for MulHasher {
     }
 }
 
+/// `n` as a 32-bit position or line, `None` when it does not fit (or is the
+/// sentinel).
+fn short(n: usize) -> Option<u32> {
+    u32::try_from(n).ok().filter(|&n| n != NONE32)
+}
+
+/// The keys a [`HistoryBuilder`] has seen: string and integer keys are
+/// shared (one allocation per key instead of one per operation); other keys
+/// (rare: arrays, objects, floats) get their own.
+#[derive(Default)]
+struct KeyTable {
+    strings: HashMap<Box<str>, Arc<Value>, FastHash>,
+    integers: HashMap<i64, Arc<Value>, FastHash>,
+    /// Keys a reader shares (its parsers give the same copy to every event
+    /// on a key), by address: the table's copy for each. The table holds
+    /// the reader's copy too, so that no other value can take its address
+    /// while the table lives.
+    by_address: HashMap<usize, (Arc<Value>, Arc<Value>), FastHash>,
+}
+
+/// At most this many keys are remembered by address.
+const MAX_BY_ADDRESS: usize = 1 << 20;
+
+impl KeyTable {
+    fn intern(&mut self, key: Arc<Value>) -> Arc<Value> {
+        // Held elsewhere too: a reader's shared copy, looked up by address
+        // (no hash of the text, no comparison).
+        let shared = Arc::strong_count(&key) > 1;
+        let address = Arc::as_ptr(&key) as usize;
+        if shared {
+            if let Some((_, k)) = self.by_address.get(&address) {
+                return k.clone();
+            }
+        }
+        let own = match &*key {
+            Value::String(s) => match self.strings.get(s.as_str()) {
+                Some(k) => k.clone(),
+                None => {
+                    self.strings.insert(s.as_str().into(), key.clone());
+                    key.clone()
+                }
+            },
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => self.integers.entry(i).or_insert(key.clone()).clone(),
+                None => key.clone(),
+            },
+            _ => key.clone(),
+        };
+        if shared && self.by_address.len() < MAX_BY_ADDRESS {
+            self.by_address.insert(address, (key, own.clone()));
+        }
+        own
+    }
+}
+
+/// How many functions [`HistoryBuilder`] looks at before its table.
+const RECENT_F: usize = 8;
+
 /// Pairs a stream of events into operations, checking the history's shape.
 ///
 /// Readers push events in file order; [`HistoryBuilder::finish`] returns the
@@ -419,6 +587,8 @@ pub struct HistoryBuilder {
     /// Open invocation per process: index into `history.ops`.
     open: HashMap<i64, usize, FastHash>,
     f_names: HashMap<String, Arc<str>, FastHash>,
+    /// The last functions interned, looked at first.
+    recent_f: Vec<Arc<str>>,
     /// Whether an `ok`/`fail`/`info` without an invocation is an operation
     /// on its own (histories made of completions only, as in the causal
     /// corpus).
@@ -431,6 +601,8 @@ pub struct HistoryBuilder {
     /// The last extra fields given to an operation, shared with the next
     /// operation whose extra fields are the same.
     last_extra: Option<Arc<Map<String, Value>>>,
+    /// Keys seen so far (strings and integers), shared by their operations.
+    keys: KeyTable,
 }
 
 impl HistoryBuilder {
@@ -444,10 +616,12 @@ impl HistoryBuilder {
             },
             open: HashMap::default(),
             f_names: HashMap::default(),
+            recent_f: Vec::with_capacity(RECENT_F),
             mode: CompletionsMode::Require,
             completions_only: None,
             first_orphan: None,
             last_extra: None,
+            keys: KeyTable::default(),
         }
     }
 
@@ -482,13 +656,29 @@ impl HistoryBuilder {
         &mut self.history.semantics
     }
 
-    fn intern(&mut self, f: &str) -> Arc<str> {
-        if let Some(a) = self.f_names.get(f) {
+    fn intern(&mut self, f: &Arc<str>) -> Arc<str> {
+        // Most histories have a handful of functions: a look at the last
+        // few before the table.
+        if let Some(a) = self.recent_f.iter().find(|a| ***a == **f) {
             return a.clone();
         }
-        let a: Arc<str> = Arc::from(f);
-        self.f_names.insert(f.to_string(), a.clone());
+        let a = match self.f_names.get(&**f) {
+            Some(a) => a.clone(),
+            None => {
+                self.f_names.insert(f.to_string(), f.clone());
+                f.clone()
+            }
+        };
+        if self.recent_f.len() == RECENT_F {
+            self.recent_f.remove(0);
+        }
+        self.recent_f.push(a.clone());
         a
+    }
+
+    /// `key` shared with the operations before it on the same key.
+    fn key(&mut self, key: Option<Arc<Value>>) -> Option<Arc<Value>> {
+        key.map(|k| self.keys.intern(k))
     }
 
     /// `extra` as an operation keeps it: `None` when empty, else shared with
@@ -528,6 +718,9 @@ impl HistoryBuilder {
     /// Adds the next event in file order.
     pub fn push(&mut self, ev: Event) -> Result<(), HistoryError> {
         let pos = self.history.events;
+        let (Some(pos32), Some(line32)) = (short(pos), short(ev.line)) else {
+            return Err(self.error(ev.line, HistoryErrorKind::TooLong));
+        };
         self.history.events += 1;
         let index = ev.index.unwrap_or(pos as u64);
         let process = match ev.process {
@@ -567,7 +760,7 @@ impl HistoryBuilder {
                     self.completions_only = Some(false);
                 }
                 if let Some(&open) = self.open.get(&process) {
-                    let prev = self.history.ops[open].invoke_line;
+                    let prev = self.history.ops[open].invoke_line();
                     return Err(self.error(
                         ev.line,
                         HistoryErrorKind::DoubleInvoke {
@@ -579,24 +772,10 @@ impl HistoryBuilder {
                 let id = self.history.ops.len();
                 let f = self.intern(&ev.f);
                 let extra = self.share(ev.extra);
-                self.history.ops.push(Operation {
-                    id,
-                    process,
-                    f,
-                    key: ev.key,
-                    invoke_value: ev.value,
-                    value: Value::Null,
-                    outcome: Outcome::Pending,
-                    invoke_pos: pos,
-                    complete_pos: None,
-                    invoke_index: index,
-                    complete_index: None,
-                    invoke_line: ev.line,
-                    complete_line: None,
-                    invoke_time: ev.time,
-                    complete_time: None,
-                    extra,
-                });
+                let key = self.key(ev.key);
+                self.history.ops.push(Operation::invoked(
+                    id, process, f, key, ev.value, pos32, index, line32, ev.time, extra,
+                ));
                 self.open.insert(process, id);
             }
             kind => {
@@ -609,7 +788,7 @@ impl HistoryBuilder {
                     Some(id) => {
                         let op = &mut self.history.ops[id];
                         if *op.f != *ev.f {
-                            let (f, line) = (op.f.to_string(), op.invoke_line);
+                            let (f, line) = (op.f.to_string(), op.invoke_line());
                             return Err(self.error(
                                 ev.line,
                                 HistoryErrorKind::MismatchedCompletion {
@@ -631,7 +810,7 @@ impl HistoryBuilder {
                         {
                             let f = crate::error::echo(&ev.f);
                             let invoked = format!("{f} {}", shown(&op.invoke_value));
-                            let line = op.invoke_line;
+                            let line = op.invoke_line();
                             return Err(self.error(
                                 ev.line,
                                 HistoryErrorKind::MismatchedWriteValue {
@@ -642,17 +821,14 @@ impl HistoryBuilder {
                                 },
                             ));
                         }
-                        op.outcome = outcome;
-                        op.value = ev.value;
-                        op.complete_pos = Some(pos);
-                        op.complete_index = Some(index);
-                        op.complete_line = Some(ev.line);
-                        op.complete_time = ev.time;
-                        if op.key.is_none() {
-                            op.key = ev.key;
+                        op.complete(outcome, ev.value, pos32, index, line32, ev.time);
+                        let keyless = op.key.is_none();
+                        if keyless && ev.key.is_some() {
+                            let key = self.key(ev.key);
+                            self.history.ops[id].key = key;
                         }
                         if !ev.extra.is_empty() {
-                            match op.extra.take() {
+                            match self.history.ops[id].extra.take() {
                                 Some(mut m) => {
                                     Arc::make_mut(&mut m).extend(ev.extra);
                                     self.history.ops[id].extra = Some(m);
@@ -686,24 +862,21 @@ impl HistoryBuilder {
                         let id = self.history.ops.len();
                         let f = self.intern(&ev.f);
                         let extra = self.share(ev.extra);
-                        self.history.ops.push(Operation {
+                        let key = self.key(ev.key);
+                        let mut op = Operation::invoked(
                             id,
                             process,
                             f,
-                            key: ev.key,
-                            invoke_value: ev.value.clone(),
-                            value: ev.value,
-                            outcome,
-                            invoke_pos: pos,
-                            complete_pos: Some(pos),
-                            invoke_index: index,
-                            complete_index: Some(index),
-                            invoke_line: ev.line,
-                            complete_line: Some(ev.line),
-                            invoke_time: ev.time,
-                            complete_time: ev.time,
+                            key,
+                            ev.value.clone(),
+                            pos32,
+                            index,
+                            line32,
+                            ev.time,
                             extra,
-                        });
+                        );
+                        op.complete(outcome, ev.value, pos32, index, line32, ev.time);
+                        self.history.ops.push(op);
                     }
                 }
             }
@@ -718,12 +891,129 @@ impl HistoryBuilder {
     }
 
     /// The history read so far. Invocations still open are `Pending`.
-    pub fn finish(self) -> History {
+    pub fn finish(mut self) -> History {
+        // The vector grew by doubling: give back what is not used (a
+        // reallocation in place for a large block).
+        self.history.ops.shrink_to_fit();
         self.history
     }
 
     /// Notes that the last line, `line`, was cut short and left out.
     pub fn torn_last_line(&mut self, line: usize) {
         self.history.torn_last_line = Some(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A 1M-operation history holds a million operations: their size is
+    /// most of a check's memory (issue 11: 248 bytes before).
+    #[test]
+    fn operations_stay_compact() {
+        assert!(std::mem::size_of::<Operation>() <= 168);
+    }
+
+    /// Operations on one key share its value (one allocation per key, not
+    /// per operation); different keys stay apart, and a key given only at
+    /// completion is kept.
+    #[test]
+    fn keys_are_shared_between_operations() {
+        let mut b = HistoryBuilder::new("t", Semantics::default());
+        let ev = |line, kind, key: Option<Value>| Event {
+            key: key.map(Arc::new),
+            line,
+            index: None,
+            time: None,
+            process: Process::Client(line as i64 / 2),
+            kind,
+            f: "read".into(),
+            value: Value::Null,
+            has_value: true,
+            extra: Map::new(),
+        };
+        let keys = [
+            json!("a"),
+            json!("b"),
+            json!("a"),
+            json!(7),
+            json!(7),
+            json!([1]),
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            b.push(ev(2 * i, EventType::Invoke, Some(k.clone())))
+                .unwrap();
+            b.push(ev(2 * i + 1, EventType::Ok, None)).unwrap();
+        }
+        b.push(ev(40, EventType::Invoke, None)).unwrap();
+        b.push(ev(41, EventType::Ok, Some(json!("a")))).unwrap();
+        let h = b.finish();
+        let key = |i: usize| h.ops[i].key.clone().unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(*key(i), *k);
+        }
+        assert!(Arc::ptr_eq(&key(0), &key(2)));
+        assert!(Arc::ptr_eq(&key(0), &key(6)));
+        assert!(Arc::ptr_eq(&key(3), &key(4)));
+        assert!(!Arc::ptr_eq(&key(0), &key(1)));
+    }
+
+    /// A key a reader shares (the same copy on many events, as the JSON
+    /// parsers give) is found by address, and still maps to the table's
+    /// copy; a different value never gets another's copy.
+    #[test]
+    fn keys_shared_by_a_reader_map_to_one_copy() {
+        let mut t = KeyTable::default();
+        let first = t.intern(Arc::new(json!("a")));
+        let reader_a = Arc::new(json!("a"));
+        let reader_b = Arc::new(json!("b"));
+        for _ in 0..3 {
+            assert!(Arc::ptr_eq(&t.intern(reader_a.clone()), &first));
+            let b = t.intern(reader_b.clone());
+            assert_eq!(*b, json!("b"));
+            assert!(!Arc::ptr_eq(&b, &first));
+        }
+        // The reader's copies stay alive in the table: their addresses
+        // cannot be reused by another value.
+        assert!(Arc::strong_count(&reader_a) > 1);
+        drop(reader_a);
+        let c = t.intern(Arc::new(json!("c")));
+        assert_eq!(*c, json!("c"));
+    }
+
+    #[test]
+    fn accessors_give_back_what_the_events_said() {
+        let mut b = HistoryBuilder::new("t", Semantics::default());
+        let ev = |line, kind, time| Event {
+            line,
+            index: None,
+            time,
+            process: Process::Client(1),
+            kind,
+            f: "write".into(),
+            key: None,
+            value: Value::from(3),
+            has_value: true,
+            extra: Map::new(),
+        };
+        b.push(ev(4, EventType::Invoke, Some(i64::MIN))).unwrap();
+        let pending = b.history.ops[0].clone();
+        assert_eq!(pending.complete_pos(), None);
+        assert_eq!(pending.complete_line(), None);
+        assert_eq!(pending.complete_index(), None);
+        assert_eq!(pending.complete_time(), None);
+        assert_eq!(pending.invoke_time(), Some(i64::MIN));
+        b.push(ev(9, EventType::Ok, None)).unwrap();
+        let op = &b.finish().ops[0];
+        assert_eq!((op.invoke_pos(), op.complete_pos()), (0, Some(1)));
+        assert_eq!((op.invoke_line(), op.complete_line()), (4, Some(9)));
+        assert_eq!((op.invoke_index, op.complete_index()), (0, Some(1)));
+        assert_eq!(
+            (op.invoke_time(), op.complete_time()),
+            (Some(i64::MIN), None)
+        );
+        assert_eq!(op.outcome, Outcome::Ok);
     }
 }

@@ -163,11 +163,11 @@ fn written_value(op: &Operation) -> &Value {
 }
 
 fn key_of(op: &Operation) -> &Value {
-    op.key.as_ref().unwrap_or(&Value::Null)
+    op.key.as_deref().unwrap_or(&Value::Null)
 }
 
 fn line_of(op: &Operation) -> usize {
-    op.complete_line.unwrap_or(op.invoke_line)
+    op.complete_line().unwrap_or(op.invoke_line())
 }
 
 fn key_text(k: &Value) -> String {
@@ -200,7 +200,7 @@ impl<'h> RwHistory<'h> {
             let read = is_read(f);
             if !read && !is_write(f) {
                 return Err(ContractError {
-                    line: op.invoke_line,
+                    line: op.invoke_line(),
                     short: "functions other than read and write",
                     reason: format!(
                         "`{f}` is neither a read nor a write; the session and causal checks \
@@ -231,7 +231,7 @@ impl<'h> RwHistory<'h> {
                 let vid = values.intern(v);
                 if vid == initial_id {
                     return Err(ContractError {
-                        line: op.invoke_line,
+                        line: op.invoke_line(),
                         short: "the initial value is written",
                         reason: format!(
                             "process {} writes the initial value {}{}, so a read of it cannot \
@@ -247,15 +247,15 @@ impl<'h> RwHistory<'h> {
                 if let Some(&prev) = by_value.get(&(key, vid)) {
                     let p = &history.ops[writes[prev as usize].op];
                     return Err(ContractError {
-                        line: op.invoke_line,
+                        line: op.invoke_line(),
                         short: "values written more than once",
                         reason: format!(
                             "value {} is written{} twice (lines {} and {}); the session and \
                              causal checks need each written value to be unique per key",
                             compact(v),
                             key_text(key_of(op)),
-                            p.invoke_line,
-                            op.invoke_line
+                            p.invoke_line(),
+                            op.invoke_line()
                         ),
                     });
                 }
@@ -373,7 +373,7 @@ impl<'h> RwHistory<'h> {
 
     /// Line of a write (its invocation).
     pub fn write_line(&self, w: u32) -> usize {
-        self.write_op(w).invoke_line
+        self.write_op(w).invoke_line()
     }
 
     /// Line of a read (its completion).
@@ -432,7 +432,7 @@ impl<'h> RwHistory<'h> {
                             self.read_text(r),
                             line_of(op),
                             wop.process,
-                            wop.invoke_line
+                            wop.invoke_line()
                         ),
                     })
                 }

@@ -44,7 +44,7 @@ impl Checker for Seats {
 /// `op` is not what a seats history holds.
 fn bad(op: &Operation, reason: String) -> CheckError {
     CheckError::Model {
-        line: op.complete_line.unwrap_or(op.invoke_line),
+        line: op.complete_line().unwrap_or(op.invoke_line()),
         reason,
         model: "seats".into(),
     }

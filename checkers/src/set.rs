@@ -46,7 +46,7 @@ pub fn check(history: &History) -> CheckResult {
         attempted.insert(e.clone());
         match op.outcome {
             Outcome::Ok => {
-                acked.insert(e, op.complete_pos.unwrap_or(op.invoke_pos));
+                acked.insert(e, op.complete_pos().unwrap_or(op.invoke_pos()));
             }
             Outcome::Info | Outcome::Pending => {
                 indefinite.insert(e);
@@ -82,11 +82,11 @@ pub fn check(history: &History) -> CheckResult {
     let mut stale_reads = 0u64;
     let mut stale_elements = 0u64;
     for r in reads.iter().filter(|r| !is_final(r)) {
-        let before = ack_positions.partition_point(|&p| p < r.invoke_pos) as u64;
+        let before = ack_positions.partition_point(|&p| p < r.invoke_pos()) as u64;
         let present = elements(&r.value)
             .unwrap_or_default()
             .iter()
-            .filter(|e| acked.get(*e).is_some_and(|&p| p < r.invoke_pos))
+            .filter(|e| acked.get(*e).is_some_and(|&p| p < r.invoke_pos()))
             .count() as u64;
         if present < before {
             stale_reads += 1;

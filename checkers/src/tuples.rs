@@ -76,7 +76,7 @@ fn misfit(op: &Operation) -> Option<String> {
     let Some(k) = key_of_pair(&op.invoke_value) else {
         return Some("its value is not a [key value] pair".into());
     };
-    let completed = op.complete_pos.is_some() && op.complete_pos != Some(op.invoke_pos);
+    let completed = op.complete_pos().is_some() && op.complete_pos() != Some(op.invoke_pos());
     if completed && (op.outcome == Outcome::Ok || !op.value.is_null()) {
         match key_of_pair(&op.value) {
             None => return Some("its completion's value is not a [key value] pair".into()),
@@ -103,7 +103,7 @@ pub fn apply(history: &mut History, mode: KeyInValue) -> Result<bool, ModelError
                 return Ok(false);
             }
             return Err(ModelError {
-                line: op.complete_line.unwrap_or(op.invoke_line),
+                line: op.complete_line().unwrap_or(op.invoke_line()),
                 reason: format!("--key-in-value yes: {why}"),
             });
         }
@@ -122,7 +122,7 @@ pub fn apply(history: &mut History, mode: KeyInValue) -> Result<bool, ModelError
     for op in &mut history.ops {
         let key = second(&mut op.invoke_value);
         second(&mut op.value);
-        op.key = key;
+        op.key = key.map(std::sync::Arc::new);
     }
     Ok(true)
 }
@@ -146,9 +146,9 @@ mod tests {
              {:type :ok, :f :read, :value [4 2], :process 1}\n",
         );
         assert!(apply(&mut h, KeyInValue::Auto).unwrap());
-        assert_eq!(h.ops[0].key, Some(Value::String("x".into())));
+        assert_eq!(h.ops[0].key.as_deref(), Some(&Value::String("x".into())));
         assert_eq!(h.ops[0].invoke_value, serde_json::json!(1));
-        assert_eq!(h.ops[1].key, Some(serde_json::json!(4)));
+        assert_eq!(h.ops[1].key.as_deref(), Some(&serde_json::json!(4)));
         assert_eq!(h.ops[1].invoke_value, Value::Null);
         assert_eq!(h.ops[1].value, serde_json::json!(2));
         // A truncated last line: an invocation without value.

@@ -304,7 +304,7 @@ fn comments_before_the_first_edn_op_do_not_stop_detection() {
     ));
     let (h, f) = read_from("h", text.as_bytes(), Format::Auto).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((f, h.len()), (Format::Edn, 1));
-    assert_eq!(h.ops[0].invoke_line, 600_001);
+    assert_eq!(h.ops[0].invoke_line(), 600_001);
     // Only comments: no events (not "cannot tell the format").
     let e = read_from("h", ";; x\n".repeat(10).as_bytes(), Format::Auto).unwrap_err();
     assert_eq!(e.to_string(), "h: no events");

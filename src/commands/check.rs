@@ -277,7 +277,10 @@ fn report_error(args: &CheckArgs, file: &str, msg: &str) -> FileOutcome {
 /// True when every operation of a non-empty history is a completion
 /// without invocation.
 fn completions_only(h: &History) -> bool {
-    !h.ops.is_empty() && h.ops.iter().all(|o| o.complete_pos == Some(o.invoke_pos))
+    !h.ops.is_empty()
+        && h.ops
+            .iter()
+            .all(|o| o.complete_pos() == Some(o.invoke_pos()))
 }
 
 /// A stored run's directory (`store/latest`): its history, checked with the
@@ -363,7 +366,7 @@ fn check_file(path: &std::path::Path, args: &CheckArgs, collected: &mut Vec<Valu
                 "{name}:{}: `{}` completion for process {}, which has no invocation in flight \
                  (the history has no invocations at all: a history of completions only is \
                  checked by the session and causal checks, --checks session, causal or all)",
-                first.invoke_line,
+                first.invoke_line(),
                 EventType::completion(first.outcome),
                 first.process
             ),

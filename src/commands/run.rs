@@ -474,7 +474,7 @@ fn print_summary(dir: &Path, v: &runner::checks::Verdicts) {
     let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
     for f in &v.history.faults {
         if f.extra.get("phase").is_some_and(|p| p == "start") {
-            *faults.entry(f.f.as_str()).or_default() += 1;
+            *faults.entry(&*f.f).or_default() += 1;
         }
     }
     let faults: Vec<String> = faults.iter().map(|(k, n)| format!("{n} {k}")).collect();

@@ -79,7 +79,7 @@ pub fn hosts(args: &HostArgs, file: FileHosts) -> Result<Option<Hosts>, String> 
 }
 
 /// The `--db-opt`s only remote runs take.
-const REMOTE_OPTS: [&str; 4] = ["endpoints", "pidfile", "pattern", "start"];
+const REMOTE_OPTS: [&str; 5] = ["endpoints", "pidfile", "pattern", "start", "libfaketime"];
 
 fn endpoint(s: &str) -> Result<Endpoint, String> {
     let bad = |why: &str| format!("--db-opt endpoints: {s:?}: {why}");
@@ -165,6 +165,7 @@ pub fn remote_run(
                 hosts,
                 endpoints: Vec::new(),
                 processes: None,
+                libfaketime: taken.get("libfaketime").cloned(),
             }));
         }
     };
@@ -200,9 +201,15 @@ pub fn remote_run(
         }
         (None, None) => None,
     };
+    if taken.contains_key("libfaketime") {
+        return Err(
+            "--db-opt libfaketime: only for a store faultline starts on the hosts (it starts their servers with libfaketime); not with endpoints=…".into(),
+        );
+    }
     Ok(Some(RemoteRun {
         hosts,
         endpoints,
         processes,
+        libfaketime: None,
     }))
 }

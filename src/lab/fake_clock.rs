@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 
 use super::{LabError, Result};
 
-/// Where Debian and a `make install` put the thread-safe library.
-const LIBRARY_PLACES: &[&str] = &[
+/// Where Debian and a `make install` put the thread-safe library (looked
+/// for on remote hosts too).
+pub const LIBRARY_PLACES: &[&str] = &[
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
     "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
     "/usr/lib/faketime/libfaketimeMT.so.1",
@@ -49,8 +50,9 @@ pub struct FakeClock {
     pub library: PathBuf,
 }
 
-/// The name (for `sem_open` and `shm_open`) of a lab's shared objects.
-fn shared_name(lab: &str) -> String {
+/// The name (for `sem_open` and `shm_open`) of a lab's shared objects (of a
+/// remote run's, on its hosts).
+pub fn shared_name(lab: &str) -> String {
     format!("/faultline-{lab}-faketime")
 }
 
@@ -222,6 +224,14 @@ pub fn read_offset(file: &Path) -> i64 {
         .unwrap_or(0)
 }
 
+/// Reads up to `len` bytes at `offset` of a program's file (fewer at its
+/// end): the file here, or on a remote host over SSH.
+pub type ReadAt<'a> = dyn FnMut(u64, usize) -> std::result::Result<Vec<u8>, String> + 'a;
+
+/// The most bytes [`check_elf`] reads at once (a section table or a
+/// dynamic symbol table); a file that claims more is malformed.
+const MAX_READ: usize = 64 << 20;
+
 /// Why libfaketime cannot fake `program`'s clock, if it cannot: it must be
 /// a dynamically linked ELF file that imports `clock_gettime`,
 /// `gettimeofday` or `time` from libc (Go binaries, even dynamically linked
@@ -230,26 +240,44 @@ pub fn read_offset(file: &Path) -> i64 {
 /// starting: the server deadlocks before it serves, as Debian's
 /// redis-server does).
 pub fn check_binary(program: &Path) -> std::result::Result<(), String> {
-    let bytes =
-        std::fs::read(program).map_err(|e| format!("cannot read {}: {e}", program.display()))?;
-    let dynamic = elf_dynamic(&bytes).map_err(|why| format!("{}: {why}", program.display()))?;
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(program)
+        .map_err(|e| format!("cannot read {}: {e}", program.display()))?;
+    check_elf(&program.display().to_string(), &mut |offset, len| {
+        let mut buf = vec![0u8; len];
+        let mut got = 0;
+        while got < len {
+            match f.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => return Err(format!("cannot read {}: {e}", program.display())),
+            }
+        }
+        buf.truncate(got);
+        Ok(buf)
+    })
+}
+
+/// [`check_binary`] on the file `read` reads (`program` names it in
+/// messages): only the ELF header, the section table and the dynamic
+/// sections are read, so a remote host's binary is checked over SSH
+/// without copying it.
+pub fn check_elf(program: &str, read: &mut ReadAt<'_>) -> std::result::Result<(), String> {
+    let dynamic = elf_dynamic(read).map_err(|why| format!("{program}: {why}"))?;
     let Some(d) = dynamic else {
         return Err(format!(
-            "not applicable: {} is statically linked, and libfaketime works through LD_PRELOAD",
-            program.display()
+            "not applicable: {program} is statically linked, and libfaketime works through LD_PRELOAD"
         ));
     };
     const CLOCK: &[&str] = &["clock_gettime", "gettimeofday", "time", "ftime"];
     if !d.imports.iter().any(|n| CLOCK.contains(&n.as_str())) {
         return Err(format!(
-            "not applicable: {} imports none of clock_gettime, gettimeofday and time from libc (Go binaries read the clock through the vDSO; a launcher such as java loads the code that reads it later), so faultline cannot tell that libfaketime would fake its time",
-            program.display()
+            "not applicable: {program} imports none of clock_gettime, gettimeofday and time from libc (Go binaries read the clock through the vDSO; a launcher such as java loads the code that reads it later), so faultline cannot tell that libfaketime would fake its time"
         ));
     }
     if let Some(j) = d.needed.iter().find(|n| n.starts_with("libjemalloc")) {
         return Err(format!(
-            "not applicable: {} loads {j}, which reads the clock while libfaketime starts, and the server deadlocks before it serves",
-            program.display()
+            "not applicable: {program} loads {j}, which reads the clock while libfaketime starts, and the server deadlocks before it serves"
         ));
     }
     Ok(())
@@ -286,8 +314,10 @@ fn c_string(strtab: &[u8], at: usize) -> Option<String> {
 }
 
 /// The dynamic symbols and needed libraries of a 64-bit little-endian ELF
-/// file; `None` when it has no dynamic symbol table (statically linked).
-fn elf_dynamic(b: &[u8]) -> std::result::Result<Option<Dynamic>, String> {
+/// file `read` reads; `None` when it has no dynamic symbol table
+/// (statically linked).
+fn elf_dynamic(read: &mut ReadAt<'_>) -> std::result::Result<Option<Dynamic>, String> {
+    let b = read(0, 64)?;
     if b.get(..4) != Some(b"\x7fELF") {
         return Err("not an ELF executable".into());
     }
@@ -295,23 +325,30 @@ fn elf_dynamic(b: &[u8]) -> std::result::Result<Option<Dynamic>, String> {
         return Err("not a 64-bit little-endian ELF file".into());
     }
     let bad = || "malformed ELF section table".to_string();
-    let shoff = le(b, 0x28, 8).ok_or_else(bad)? as usize;
-    let shentsize = le(b, 0x3a, 2).ok_or_else(bad)? as usize;
-    let shnum = le(b, 0x3c, 2).ok_or_else(bad)? as usize;
-    // (type, offset, size, link, entry size) of section `i`.
-    let section = |i: usize| -> Option<(u64, usize, usize, usize, usize)> {
-        let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
-        Some((
-            le(b, h + 4, 4)?,
-            le(b, h + 24, 8)? as usize,
-            le(b, h + 32, 8)? as usize,
-            le(b, h + 40, 4)? as usize,
-            le(b, h + 56, 8)? as usize,
-        ))
+    let shoff = le(&b, 0x28, 8).ok_or_else(bad)?;
+    let shentsize = le(&b, 0x3a, 2).ok_or_else(bad)? as usize;
+    let shnum = le(&b, 0x3c, 2).ok_or_else(bad)? as usize;
+    let mut region = |off: u64, size: usize| -> std::result::Result<Vec<u8>, String> {
+        if size > MAX_READ {
+            return Err(bad());
+        }
+        let r = read(off, size)?;
+        if r.len() != size {
+            return Err(bad());
+        }
+        Ok(r)
     };
-    let strings = |link: usize| -> Option<&[u8]> {
-        let (_, off, size, _, _) = section(link)?;
-        b.get(off..off.checked_add(size)?)
+    let table = region(shoff, shnum.checked_mul(shentsize).ok_or_else(bad)?)?;
+    // (type, offset, size, link, entry size) of section `i`.
+    let section = |i: usize| -> Option<(u64, u64, usize, usize, usize)> {
+        let h = i.checked_mul(shentsize)?;
+        Some((
+            le(&table, h + 4, 4)?,
+            le(&table, h + 24, 8)?,
+            le(&table, h + 32, 8)? as usize,
+            le(&table, h + 40, 4)? as usize,
+            le(&table, h + 56, 8)? as usize,
+        ))
     };
     const SHT_DYNAMIC: u64 = 6;
     const SHT_DYNSYM: u64 = 11;
@@ -323,20 +360,22 @@ fn elf_dynamic(b: &[u8]) -> std::result::Result<Option<Dynamic>, String> {
         if kind != SHT_DYNSYM && kind != SHT_DYNAMIC {
             continue;
         }
-        let strtab = strings(link).ok_or_else(bad)?;
+        let data = region(off, size)?;
+        let (_, str_off, str_size, _, _) = section(link).ok_or_else(bad)?;
+        let strtab = region(str_off, str_size)?;
         let default = if kind == SHT_DYNSYM { 24 } else { 16 };
         let ent = if ent == 0 { default } else { ent };
         let mut names = Vec::new();
-        for e in (off..off.saturating_add(size)).step_by(ent) {
+        for e in (0..size).step_by(ent) {
             if kind == SHT_DYNSYM {
-                let name = le(b, e, 4).ok_or_else(bad)? as usize;
-                let shndx = le(b, e + 6, 2).ok_or_else(bad)?;
+                let name = le(&data, e, 4).ok_or_else(bad)? as usize;
+                let shndx = le(&data, e + 6, 2).ok_or_else(bad)?;
                 if shndx == 0 && name != 0 {
-                    names.push(c_string(strtab, name).ok_or_else(bad)?);
+                    names.push(c_string(&strtab, name).ok_or_else(bad)?);
                 }
-            } else if le(b, e, 8).ok_or_else(bad)? == DT_NEEDED {
-                let at = le(b, e + 8, 8).ok_or_else(bad)? as usize;
-                needed.push(c_string(strtab, at).ok_or_else(bad)?);
+            } else if le(&data, e, 8).ok_or_else(bad)? == DT_NEEDED {
+                let at = le(&data, e + 8, 8).ok_or_else(bad)? as usize;
+                needed.push(c_string(&strtab, at).ok_or_else(bad)?);
             }
         }
         if kind == SHT_DYNSYM {

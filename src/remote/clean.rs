@@ -32,6 +32,20 @@ fn ssh_options(
     })
 }
 
+/// Removes `<dir>/<node>` from `host`, and `dir` once it is empty.
+async fn remove_node_dir(host: &Host, dir: &str, node: &str) -> Result<()> {
+    let d = super::sh_quote(&format!("{dir}/{node}"));
+    host.run(
+        "removing the store's directory",
+        &format!(
+            "rm -rf {d}; rmdir {} 2>/dev/null || true",
+            super::sh_quote(dir)
+        ),
+    )
+    .await
+    .map(drop)
+}
+
 /// Undoes, on `host`, what the runs in `runs` did to it; the lines saying
 /// what was done.
 async fn undo_runs(host: &Host, runs: &[RemoteState]) -> Result<Vec<String>> {
@@ -46,7 +60,41 @@ async fn undo_runs(host: &Host, runs: &[RemoteState]) -> Result<Vec<String>> {
             continue;
         };
         let touched = run.touched.get(&recorded.name).cloned().unwrap_or_default();
+        if touched.clock {
+            let shared = crate::lab::fake_clock::shared_name(&run.id);
+            let gone = host
+                .run(
+                    "removing libfaketime's shared objects",
+                    &super::clock::remove_script(&shared),
+                )
+                .await?;
+            if !gone.trim().is_empty() {
+                done.push(format!(
+                    "{}: removed libfaketime's shared objects of {}",
+                    host.spec.destination, run.id
+                ));
+            }
+        }
+        if !touched.qdiscs.is_empty() {
+            let gone = host
+                .run(
+                    "removing faultline's netem qdiscs",
+                    &super::netem::remove_script(&touched.qdiscs),
+                )
+                .await?;
+            for dev in gone.split_whitespace() {
+                done.push(format!(
+                    "{}: removed the netem delay on {dev} of {}",
+                    host.spec.destination, run.id
+                ));
+            }
+        }
         let Some(spec) = &run.processes else {
+            // No server was started; a directory of faultline's may have
+            // been made for one (a config written first).
+            if let Some(dir) = &run.store_dir {
+                remove_node_dir(host, dir, &recorded.name).await?;
+            }
             continue;
         };
         // The recorded host (its node name) expands {node} as the run did.
@@ -62,15 +110,7 @@ async fn undo_runs(host: &Host, runs: &[RemoteState]) -> Result<Vec<String>> {
             // faultline's own server: stopped, its directory removed.
             processes::stop(&as_run, spec).await?;
             if let Some(dir) = &run.store_dir {
-                let d = super::sh_quote(&format!("{dir}/{}", recorded.name));
-                host.run(
-                    "removing the store's directory",
-                    &format!(
-                        "rm -rf {d}; rmdir {} 2>/dev/null || true",
-                        super::sh_quote(dir)
-                    ),
-                )
-                .await?;
+                remove_node_dir(host, dir, &recorded.name).await?;
             }
             done.push(format!(
                 "{}: stopped the store started by {}",

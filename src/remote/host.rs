@@ -193,6 +193,12 @@ impl Host {
     /// `input` on its stdin; its stdout, or an error naming `what`, the
     /// exit status and the last line of stderr.
     pub async fn run_with_input(&self, what: &str, script: &str, input: &[u8]) -> Result<String> {
+        let out = self.run_raw(what, script, input).await?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// [`Host::run_with_input`], its stdout as bytes.
+    async fn run_raw(&self, what: &str, script: &str, input: &[u8]) -> Result<Vec<u8>> {
         let full = format!("{PRELUDE}{script}");
         let go = async {
             let mut child = self
@@ -225,7 +231,7 @@ impl Host {
                 )
             })??;
         if out.status.success() {
-            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+            return Ok(out.stdout);
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         let last = stderr
@@ -265,6 +271,21 @@ impl Host {
         )
         .await
         .map(drop)
+    }
+
+    /// Up to `len` bytes of the file `path` on the host from `offset`
+    /// (fewer at its end).
+    pub async fn read_bytes(&self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.run_raw(
+            &format!("reading {path}"),
+            &format!(
+                "tail -c +{} {} | head -c {len}",
+                offset.saturating_add(1),
+                super::sh_quote(path)
+            ),
+            b"",
+        )
+        .await
     }
 
     /// Ends the keepalive session and the SSH master.

@@ -13,6 +13,11 @@
 //!   faultline's own chains (`FL-PART`, `FL-LOSS`) on each host, each chain
 //!   swapped in one `iptables-restore --noflush` transaction; the control
 //!   machine's address is exempt from every rule.
+//! - [`clock`]: clock faults on the hosts: the servers faultline starts
+//!   there run with libfaketime, and a fault rewrites a node's timestamp
+//!   file over SSH.
+//! - [`netem`]: delay with the kernel's netem qdisc where the host has
+//!   it, only on traffic between nodes.
 //! - [`processes`]: the store's processes on a host, found by a pid file or
 //!   a command pattern the user gives; kill, pause, resume, start.
 //! - [`state`]: what a remote run touched, recorded in a local state file
@@ -23,10 +28,12 @@
 //!   carry out for the runner.
 
 pub mod clean;
+pub mod clock;
 pub mod cluster;
 pub mod firewall;
 pub mod host;
 pub mod hosts;
+pub mod netem;
 pub mod processes;
 pub mod state;
 

@@ -31,6 +31,13 @@ pub struct Touched {
     /// [`RemoteState::store_dir`]).
     #[serde(default)]
     pub started: bool,
+    /// faultline made libfaketime's shared objects here (clock faults:
+    /// `/dev/shm/faultline-<run>-faketime` and its `sem.` twin).
+    #[serde(default)]
+    pub clock: bool,
+    /// The interfaces where faultline may have put its netem qdisc (delay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qdiscs: Vec<String>,
 }
 
 /// One remote run.
@@ -52,6 +59,10 @@ pub struct RemoteState {
     /// (`<dir>/<node>/`: start script, pid file, data, log).
     #[serde(default)]
     pub store_dir: Option<String>,
+    /// The service faultline started on the hosts (`<service>.pid` and
+    /// `<service>.log` in each node's directory).
+    #[serde(default)]
+    pub service: Option<String>,
 }
 
 /// The directory of the remote state files.

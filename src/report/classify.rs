@@ -83,7 +83,7 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
                     None => end_of_history,
                 };
                 out.push(FaultWindow {
-                    f: e.f.clone(),
+                    f: e.f.to_string(),
                     start: t0,
                     end: end.max(t0),
                     value: e.value.clone(),
@@ -92,7 +92,7 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
             }
             Some("end") => {}
             _ => out.push(FaultWindow {
-                f: e.f.clone(),
+                f: e.f.to_string(),
                 start: t0,
                 end: t0,
                 value: e.value.clone(),
@@ -108,7 +108,7 @@ pub fn history_end(history: &History) -> i64 {
     let ops = history
         .ops
         .iter()
-        .filter_map(|o| o.complete_time.or(o.invoke_time))
+        .filter_map(|o| o.complete_time().or(o.invoke_time()))
         .max()
         .unwrap_or(0);
     let faults = history
@@ -328,7 +328,7 @@ pub fn outside_faults(history: &History, windows: &[FaultWindow]) -> History {
     };
     for o in &history.ops {
         let mut o = o.clone();
-        if during(o.invoke_time) {
+        if during(o.invoke_time()) {
             match &*o.f {
                 "read" => continue,
                 "cas" | "compare-and-set" => {
@@ -406,7 +406,7 @@ pub fn classify(history: &History, input: &ClassifyInput) -> Classification {
     let mut reads = Vec::new();
     let mut writes = Vec::new();
     for o in history.ops.iter().filter(|o| !is_final(o)) {
-        let Some(t0) = o.invoke_time else { continue };
+        let Some(t0) = o.invoke_time() else { continue };
         if let Some((_, maj)) = partitions.iter().find(|(w, _)| t0 >= w.start && t0 < w.end) {
             let Some(node) = node_of(o) else { continue };
             let side = if maj.contains(node) {
@@ -424,7 +424,9 @@ pub fn classify(history: &History, input: &ClassifyInput) -> Classification {
         if o.outcome != Outcome::Ok {
             continue;
         }
-        let Some(t1) = o.complete_time else { continue };
+        let Some(t1) = o.complete_time() else {
+            continue;
+        };
         if windows.iter().any(|w| t0 <= w.end && t1 >= w.start) {
             continue;
         }

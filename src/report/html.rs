@@ -81,9 +81,9 @@ fn us(ns: i64) -> i64 {
 fn lanes(history: &History) -> (Vec<Vec<i64>>, HashMap<i64, usize>) {
     let mut life: HashMap<i64, (usize, usize)> = HashMap::new();
     for o in &history.ops {
-        let end = o.complete_pos.unwrap_or(usize::MAX);
-        let e = life.entry(o.process).or_insert((o.invoke_pos, end));
-        e.0 = e.0.min(o.invoke_pos);
+        let end = o.complete_pos().unwrap_or(usize::MAX);
+        let e = life.entry(o.process).or_insert((o.invoke_pos(), end));
+        e.0 = e.0.min(o.invoke_pos());
         e.1 = e.1.max(end);
     }
     let mut by_start: Vec<(i64, usize, usize)> =
@@ -146,20 +146,20 @@ pub fn data(name: &str, history: &History, results: &Value) -> Value {
     let mut pr = Vec::with_capacity(n);
     let (mut last_t, mut last_i) = (0i64, 0i64);
     // Without times, operations are spaced by their event positions.
-    let timed = history.ops.iter().all(|o| o.invoke_time.is_some());
+    let timed = history.ops.iter().all(|o| o.invoke_time().is_some());
     for (pos, op) in history.ops.iter().enumerate() {
         let (a, b) = if timed {
-            let a = us(op.invoke_time.unwrap_or(0));
+            let a = us(op.invoke_time().unwrap_or(0));
             let b = match op.outcome {
                 Outcome::Pending => -1,
-                _ => op.complete_time.map(us).unwrap_or(a) - a,
+                _ => op.complete_time().map(us).unwrap_or(a) - a,
             };
             (a, b)
         } else {
-            let a = op.invoke_pos as i64 * 1000;
+            let a = op.invoke_pos() as i64 * 1000;
             let b = op
-                .complete_pos
-                .map(|c| (c as i64 - op.invoke_pos as i64) * 1000)
+                .complete_pos()
+                .map(|c| (c as i64 - op.invoke_pos() as i64) * 1000)
                 .unwrap_or(-1);
             (a, b)
         };

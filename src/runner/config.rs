@@ -151,6 +151,9 @@ pub struct RemoteRun {
     /// How the store's processes are found and started on each host (for
     /// kill and pause).
     pub processes: Option<crate::remote::ProcessSpec>,
+    /// libfaketime's path on the hosts (`--db-opt libfaketime=PATH`;
+    /// default: found in the usual places).
+    pub libfaketime: Option<String>,
 }
 
 /// Everything a run needs.

@@ -67,17 +67,18 @@ fn check_remote_faults(
     kills: bool,
     pauses: bool,
 ) -> Result<(), RunError> {
-    for (fault, name) in [(FaultKind::Delay, "delay"), (FaultKind::Clock, "clock")] {
-        let drawn = windows.iter().any(|w| match w.fault {
-            Fault::Delay { .. } => fault == FaultKind::Delay,
-            Fault::Clock { .. } => fault == FaultKind::Clock,
-            _ => false,
-        });
-        if drawn || cfg_faults.contains(&fault) {
-            return Err(RunError::Faults(format!(
-                "--nemesis {name}: not available on remote hosts yet (partition, loss, kill and pause are)"
-            )));
-        }
+    let drawn = |kind: FaultKind| {
+        cfg_faults.contains(&kind)
+            || windows.iter().any(|w| match w.fault {
+                Fault::Delay { .. } => kind == FaultKind::Delay,
+                Fault::Clock { .. } => kind == FaultKind::Clock,
+                _ => false,
+            })
+    };
+    if drawn(FaultKind::Clock) && !remote.endpoints.is_empty() {
+        return Err(RunError::Faults(
+            "--nemesis clock on remote hosts: faultline fakes the clocks of the servers it starts (with libfaketime), so leave out --db-opt endpoints=… and let it start the store".into(),
+        ));
     }
     if remote.endpoints.is_empty() {
         // faultline starts the store: it knows its servers.
@@ -99,22 +100,38 @@ fn check_remote_faults(
     Ok(())
 }
 
+/// Whether the run may inject delay faults (on remote hosts, netem is then
+/// probed on every host first).
+pub(super) fn has_delay_faults(cfg: &RunConfig) -> bool {
+    may_inject(cfg, FaultKind::Delay)
+}
+
+/// Whether the run's timeline has a fault of `kind`, or its random
+/// nemesis may draw one.
+fn may_inject(cfg: &RunConfig, kind: FaultKind) -> bool {
+    match &cfg.timeline {
+        Some(t) => t.iter().any(|e| match e.fault {
+            schedule::FaultSpec::Delay { .. } => kind == FaultKind::Delay,
+            schedule::FaultSpec::Clock { .. } => kind == FaultKind::Clock,
+            _ => false,
+        }),
+        None => cfg.faults.contains(&kind),
+    }
+}
+
 /// Whether the run may inject clock faults (its servers then start with a
 /// faked clock).
 pub(super) fn has_clock_faults(cfg: &RunConfig) -> bool {
-    match &cfg.timeline {
-        Some(t) => t
-            .iter()
-            .any(|e| matches!(e.fault, schedule::FaultSpec::Clock { .. })),
-        None => cfg.faults.contains(&FaultKind::Clock),
-    }
+    may_inject(cfg, FaultKind::Clock)
 }
 
 /// Before anything is created, for a run with clock faults: libfaketime is
 /// installed, and every program whose clock the store's servers run reads
 /// the clock through libc (a Go binary does not: "not applicable").
 pub fn check_clock(cfg: &RunConfig, programs: &Programs) -> Result<(), RunError> {
-    if !has_clock_faults(cfg) {
+    // On remote hosts, the hosts' binaries and libfaketime are checked
+    // there, once connected.
+    if !has_clock_faults(cfg) || cfg.remote.is_some() {
         return Ok(());
     }
     FakeClock::find()?;

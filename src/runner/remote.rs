@@ -2,65 +2,80 @@
 //! the clients run here; the nemesis acts on the hosts over SSH
 //! ([`crate::remote`]). Either the cluster is the user's (the clients
 //! connect to the endpoints given), or faultline starts the store on the
-//! hosts with the store's own command lines ([`Store::remote_command`]) and
-//! the hosts' binaries. The phases after the start are the lab's
-//! ([`super::drive`]).
+//! hosts with the store's own start and readiness code, as in the lab
+//! ([`Launch::on_hosts`]), and the hosts' binaries ([`Store::needs`]). The
+//! phases after the start are the lab's ([`super::drive`]).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::config::{RunConfig, RunError};
 use super::context::Site;
+use super::faults::{has_clock_faults, has_delay_faults};
 use super::{RunOutcome, Started, begin, check_and_report, drive, interrupt, runtime};
 use crate::nemesis::schedule::{Fault, Phase};
 use crate::remote::firewall::{CHAIN_LOSS, CHAIN_PARTITION};
 use crate::remote::{self, Remote};
-use crate::stores::{Cluster, Store};
+use crate::stores::{Cluster, Launch, Needs, Programs, Store};
 
-/// How long a store started on the hosts may take to elect a primary.
-const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// The service name of a store faultline starts on the hosts (its log:
-/// `nodes/<node>/<name>.log` in the run directory).
-fn service(db: &dyn Store) -> &'static str {
-    db.name()
+/// What the store's servers need on the hosts, or the error saying why
+/// faultline cannot start this store over SSH (before anything is touched).
+fn needs(db: &dyn Store) -> Result<Needs, RunError> {
+    db.needs().map_err(|why| {
+        RunError::Faults(format!(
+            "--db {}: faultline cannot start it on remote hosts: {why}; bring your own cluster with --db-opt endpoints=ADDR,…",
+            db.name()
+        ))
+    })
 }
 
-/// The command lines of the servers on the hosts, or the error saying that
-/// this store cannot be started over SSH.
-fn commands(db: &dyn Store, cluster: &Cluster, dir: &str) -> Result<Vec<Vec<String>>, RunError> {
-    (0..cluster.nodes.len())
-        .map(|i| db.remote_command(cluster, i, &format!("{dir}/{}", cluster.nodes[i].0)))
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| {
-            RunError::Faults(format!(
-                "--db {}: faultline cannot start it on remote hosts (it starts etcd); bring your own cluster with --db-opt endpoints=ADDR,…",
-                db.name()
-            ))
-        })
-}
-
-/// Starts the store on the hosts and waits until it has a primary.
+/// Starts the store on the hosts with its own start and readiness code
+/// ([`Launch::on_hosts`]) and the programs found on the hosts.
 async fn start_on_hosts(
     db: &dyn Store,
+    needs: &Needs,
     remote: &Remote,
-    cluster: &Cluster,
+    dir: &Path,
+    fake_clock: bool,
+    libfaketime: Option<&str>,
 ) -> Result<(), RunError> {
-    remote
-        .start_store(service(db), &commands(db, cluster, &remote.store_dir())?)
+    let found = remote
+        .find_programs(
+            needs.db,
+            &needs.programs,
+            needs.bindir.as_deref(),
+            &needs.also,
+            needs.install,
+        )
         .await?;
-    let t0 = std::time::Instant::now();
-    while db.primaries(cluster).await.is_empty() {
-        if t0.elapsed() > READY_WITHIN {
-            return Err(RunError::Store(crate::stores::StoreError::Down(format!(
-                "{} on the hosts: no primary within {} s (its logs: {}/<node>/{}.log on the hosts)",
-                db.name(),
-                READY_WITHIN.as_secs(),
-                remote.store_dir(),
-                service(db)
-            ))));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let programs = Programs::from_paths(found);
+    if fake_clock {
+        // As in the lab: every program whose clock the servers run must
+        // read it through libc; here, the hosts' own binaries.
+        let refuse =
+            |why: String| RunError::Faults(format!("--db {} with clock faults: {why}", db.name()));
+        let list: Vec<String> = db
+            .clock_programs(&programs)
+            .map_err(refuse)?
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let checked = futures_util::future::join_all(remote.hosts().iter().map(|h| {
+            let list = &list;
+            async move {
+                for p in list {
+                    remote::clock::check_program(h, p).await?;
+                }
+                Ok::<(), String>(())
+            }
+        }))
+        .await;
+        checked.into_iter().try_for_each(|r| r.map_err(refuse))?;
+        remote.prepare_clocks(libfaketime).await?;
     }
+    let mut launch = Launch::on_hosts(remote, &programs, dir).with_fake_clock(fake_clock);
+    db.start(&mut launch).await?;
+    db.ready(&mut launch).await?;
     Ok(())
 }
 
@@ -70,20 +85,11 @@ pub(super) fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
         return Err(RunError::Faults("internal: not a remote run".into()));
     };
     let starting = spec.endpoints.is_empty();
-    if starting {
-        // Before anything is touched: can this store be started over SSH?
-        let nodes = spec
-            .hosts
-            .hosts
-            .iter()
-            .map(|h| (h.name.clone(), h.address, None))
-            .collect();
-        commands(
-            cfg.db.as_ref(),
-            &Cluster::of_endpoints(nodes, None, ".".into()),
-            "/",
-        )?;
-    }
+    // Before anything is touched: can this store be started over SSH?
+    let needs = match starting {
+        true => Some(needs(cfg.db.as_ref())?),
+        false => None,
+    };
     let (interrupt, dir) = begin(&cfg)?;
     let runtime = runtime()?;
     let recorded = runtime.block_on(async {
@@ -106,22 +112,37 @@ pub(super) fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
                 .map(|((name, _), e)| (name, e.address, e.port))
                 .collect(),
         };
+        if has_delay_faults(&cfg) {
+            // Before anything else is done: can every host delay packets?
+            let probed = remote.probe_delay().await;
+            if let Err(e) = probed {
+                let _ = remote.close().await;
+                return Err(e.into());
+            }
+        }
         let mut cluster = Cluster::of_endpoints(nodes, cfg.db.client_port(), dir.clone());
-        if starting {
+        if let Some(needs) = &needs {
+            let fake_clock = has_clock_faults(&cfg);
             let started = tokio::select! {
-                r = start_on_hosts(cfg.db.as_ref(), &remote, &cluster) => r,
+                r = start_on_hosts(
+                    cfg.db.as_ref(),
+                    needs,
+                    &remote,
+                    &dir,
+                    fake_clock,
+                    spec.libfaketime.as_deref(),
+                ) => r,
                 _ = interrupt.reached(interrupt::Level::Cancel) => {
                     Err(RunError::Interrupted("while the store was starting on the hosts"))
                 }
             };
             if let Err(e) = started {
-                let _ = remote.stop_store(service(cfg.db.as_ref()), &dir).await;
+                let _ = remote.stop_store(&dir).await;
                 let _ = remote.close().await;
                 return Err(e);
             }
         }
         cluster.primaries = cfg.db.primaries(&cluster).await;
-        let db = cfg.db.clone();
         let started = Started {
             servers: Vec::new(),
             cluster: Arc::new(cluster),
@@ -136,7 +157,7 @@ pub(super) fn run(cfg: RunConfig) -> Result<RunOutcome, RunError> {
         .await;
         // Whatever happened: heal, stop what was started, remove the
         // chains, forget the run.
-        let stopped = remote.stop_store(service(db.as_ref()), &dir).await;
+        let stopped = remote.stop_store(&dir).await;
         let closed = remote.close().await;
         let recorded = driven?.0;
         stopped?;
@@ -159,11 +180,24 @@ pub(super) async fn apply_fault(r: &Remote, fault: &Fault, phase: Phase) -> remo
         (Fault::Kill { nodes }, Phase::End) => r.start(nodes).await,
         (Fault::Pause { nodes }, Phase::Start) => r.pause(nodes).await,
         (Fault::Pause { nodes }, Phase::End) => r.resume(nodes).await,
-        (Fault::Delay { .. }, _) => Err(remote::RemoteError::Fault(
-            "delay is not available on remote hosts yet".into(),
-        )),
-        (Fault::Clock { .. }, _) => Err(remote::RemoteError::Fault(
-            "clock faults are not available on remote hosts yet".into(),
-        )),
+        (
+            Fault::Delay {
+                nodes,
+                ms,
+                jitter_ms,
+            },
+            Phase::Start,
+        ) => r.delay(nodes, *ms, *jitter_ms).await,
+        (Fault::Delay { nodes, .. }, Phase::End) => r.heal_delay(nodes).await,
+        (
+            Fault::Clock {
+                nodes,
+                mode,
+                ms,
+                period_ms,
+            },
+            Phase::Start,
+        ) => r.clock_fault(nodes, *mode, *ms, *period_ms).await,
+        (Fault::Clock { nodes, .. }, Phase::End) => r.clock_reset(nodes).await,
     }
 }

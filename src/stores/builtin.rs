@@ -4,6 +4,7 @@
 //! `w=N` (quorum sizes: a number, `one`, `quorum` or `all`).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,11 +16,13 @@ use tokio::time::Instant;
 use super::options::serialize_word;
 use super::registry::Entry;
 use super::{
-    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
-    Store, StoreError,
+    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, LaunchNode, Needs, Operation,
+    Programs, Role, Store, StoreError,
 };
-use crate::lab::Lab;
 use crate::node::{Mode, NodeClient, Reply, ReplyType, Timestamps};
+
+/// The program of the built-in store's servers (`faultline node`).
+const PROGRAM: &str = "faultline";
 
 /// Port of the built-in store on every node.
 pub const NODE_PORT: u16 = 7000;
@@ -160,10 +163,9 @@ impl Builtin {
         }))
     }
 
-    /// `faultline node` for `node`, with every other node as a peer.
-    fn argv(&self, lab: &Lab, node: &crate::lab::NodeState) -> Result<Vec<String>, StoreError> {
-        let exe =
-            std::env::current_exe().map_err(StoreError::io("finding the faultline binary"))?;
+    /// `faultline node` (the program `exe`) for `node`, with every other
+    /// node as a peer.
+    fn argv(&self, exe: &Path, nodes: &[LaunchNode], node: &LaunchNode) -> Vec<String> {
         let mut argv = vec![
             exe.display().to_string(),
             "node".into(),
@@ -172,7 +174,7 @@ impl Builtin {
             "--listen".into(),
             format!("{}:{NODE_PORT}", node.ip),
         ];
-        for other in lab.nodes().iter().filter(|n| n.name != node.name) {
+        for other in nodes.iter().filter(|n| n.name != node.name) {
             argv.push("--peer".into());
             argv.push(format!("{}={}:{NODE_PORT}", other.name, other.ip));
         }
@@ -187,7 +189,7 @@ impl Builtin {
                 self.timestamps.as_str().into(),
             ]);
         }
-        Ok(argv)
+        argv
     }
 }
 
@@ -220,28 +222,40 @@ impl Store for Builtin {
         json!(self)
     }
 
-    fn check_install(&self) -> Result<Programs, StoreError> {
-        Ok(Programs::default())
+    /// The servers are `faultline node`: this binary in the lab; on a host,
+    /// `faultline` on its PATH, else at this binary's path there.
+    fn needs(&self) -> Result<Needs, String> {
+        let exe =
+            std::env::current_exe().map_err(|e| format!("finding the faultline binary: {e}"))?;
+        Ok(Needs {
+            db: "builtin",
+            programs: vec![PROGRAM],
+            also: vec![(PROGRAM, exe)],
+            install: "cp faultline /usr/local/bin/ (this machine's binary)",
+            ..Needs::default()
+        })
     }
 
-    /// The servers are this binary (`faultline node`).
-    fn clock_programs(&self, _: &Programs) -> Result<Vec<std::path::PathBuf>, String> {
-        std::env::current_exe()
-            .map(|p| vec![p])
-            .map_err(|e| format!("finding the faultline binary: {e}"))
+    /// This binary.
+    fn check_install(&self) -> Result<Programs, StoreError> {
+        let exe =
+            std::env::current_exe().map_err(StoreError::io("finding the faultline binary"))?;
+        Ok(Programs::from_paths([(PROGRAM, exe)].into()))
     }
 
     async fn start(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
-        for node in launch.lab.nodes() {
-            let argv = self.argv(launch.lab, node)?;
-            launch.spawn(&node.name, "faultline-node", argv)?;
+        let exe = launch.program(PROGRAM)?;
+        let nodes = launch.nodes();
+        for node in &nodes {
+            let argv = self.argv(exe, &nodes, node);
+            launch.spawn(&node.name, "faultline-node", argv).await?;
         }
         Ok(())
     }
 
     /// Every node answers `ping`.
     async fn ready(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
-        for node in launch.lab.nodes() {
+        for node in launch.nodes() {
             let addr = SocketAddr::new(node.ip.into(), NODE_PORT);
             launch
                 .wait_for(Duration::from_secs(10), &addr.to_string(), || async move {

@@ -19,6 +19,9 @@ pub enum StoreError {
     /// The lab failed (a server could not be spawned or recorded).
     #[error(transparent)]
     Lab(#[from] crate::lab::LabError),
+    /// Remote hosts failed (starting the store over SSH).
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
     /// A file of the store's (a config, a data directory).
     #[error("{context}: {source}")]
     Io {

@@ -16,7 +16,7 @@ use super::registry::{Entry, Requirement};
 use super::wire::http::Http;
 use super::wire::{b64_decode, b64_encode, cas_pair, decode, encode};
 use super::{
-    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
+    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Needs, Operation, Role,
     Store, StoreError, fail, info, ok,
 };
 use faultline_workloads::workload::WorkloadKind;
@@ -97,41 +97,37 @@ impl Store for Etcd {
         super::register_and_kv_only("etcd", w)
     }
 
-    fn check_install(&self) -> Result<Programs, StoreError> {
-        Programs::find("etcd", self.bindir.as_deref(), &["etcd"], INSTALL)
+    fn needs(&self) -> Result<Needs, String> {
+        Ok(Needs {
+            db: "etcd",
+            programs: vec!["etcd"],
+            bindir: self.bindir.clone(),
+            install: INSTALL,
+            ..Needs::default()
+        })
     }
 
     /// One member per node, all in the initial cluster.
     async fn start(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
         let etcd = launch.program("etcd")?.display().to_string();
-        let lab = launch.lab;
         let cluster = launch.cluster();
-        for (i, n) in lab.nodes().iter().enumerate() {
-            let data = lab.node_dir(n)?.join("etcd.data");
-            let argv = member_argv(&etcd, &cluster, i, &data.display().to_string(), lab.name());
-            launch.spawn(&n.name, "etcd", argv)?;
+        for (i, n) in launch.nodes().iter().enumerate() {
+            let data = launch.node_dir(&n.name)?.join("etcd.data");
+            let argv = member_argv(
+                &etcd,
+                &cluster,
+                i,
+                &data.display().to_string(),
+                launch.name(),
+            );
+            launch.spawn(&n.name, "etcd", argv).await?;
         }
         Ok(())
     }
 
-    /// The same member, with the host's own `etcd` (or `bindir`'s).
-    fn remote_command(&self, cluster: &Cluster, i: usize, dir: &str) -> Option<Vec<String>> {
-        let etcd = match &self.bindir {
-            Some(d) => d.join("etcd").display().to_string(),
-            None => "etcd".to_string(),
-        };
-        Some(member_argv(
-            &etcd,
-            cluster,
-            i,
-            &format!("{dir}/etcd.data"),
-            "remote",
-        ))
-    }
-
     /// Every member says it is healthy.
     async fn ready(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
-        for n in launch.lab.nodes() {
+        for n in launch.nodes() {
             let addr = std::net::SocketAddr::new(n.ip.into(), CLIENT_PORT);
             launch
                 .wait_for(

@@ -25,8 +25,8 @@ use super::builtin::Builtin;
 use super::options::serialize_word;
 use super::registry::{Entry, Requirement};
 use super::{
-    Client, ClientError, Cluster, Completion, DbOpts, Kill, Launch, Operation, Pause, ProcessTree,
-    Programs, Role, Store, StoreError,
+    Client, ClientError, Cluster, Completion, DbOpts, Kill, Launch, Needs, Operation, Pause,
+    ProcessTree, Programs, Role, Store, StoreError,
 };
 use crate::lab::sys::find_tool;
 use crate::node::Mode;
@@ -145,6 +145,10 @@ impl Store for External {
         json!(self)
     }
 
+    fn needs(&self) -> Result<Needs, String> {
+        Err("its adapters and servers are started in the lab's namespaces".into())
+    }
+
     /// The adapter's program exists.
     fn check_install(&self) -> Result<Programs, StoreError> {
         let first = self.command.split_whitespace().next().unwrap_or_default();
@@ -164,7 +168,10 @@ impl Store for External {
                 },
             });
         }
-        Ok(Programs::default())
+        match self.server {
+            Servers::Builtin => Builtin::new(self.mode).check_install(),
+            _ => Ok(Programs::default()),
+        }
     }
 
     /// The servers: this binary for `server=builtin`; the first word of a
@@ -195,7 +202,7 @@ impl Store for External {
             Servers::Builtin => Builtin::new(self.mode).start(launch).await?,
             Servers::Command(command) => {
                 let env = nodes_env(&launch.cluster());
-                for node in launch.lab.nodes() {
+                for node in launch.nodes() {
                     let argv = vec![
                         "/usr/bin/env".into(),
                         format!("FAULTLINE_NODES={env}"),
@@ -203,7 +210,7 @@ impl Store for External {
                         "-c".into(),
                         command.to_string(),
                     ];
-                    launch.spawn(&node.name, "server", argv)?;
+                    launch.spawn(&node.name, "server", argv).await?;
                 }
             }
         }
@@ -222,7 +229,7 @@ impl Store for External {
             let mut c = self.adapter_client(probe.clone(), Role::Final(0));
             let t0 = std::time::Instant::now();
             loop {
-                launch.check_alive()?;
+                launch.check_alive().await?;
                 match c.ready(Instant::now() + Duration::from_secs(5)).await {
                     Ok(()) => break,
                     // An answer that is not a reply will not become one.
@@ -244,7 +251,7 @@ impl Store for External {
         } else if matches!(self.server, Servers::Command(_)) {
             // Give the servers a moment, and notice one that exits at once.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            launch.check_alive()?;
+            launch.check_alive().await?;
         }
         Ok(())
     }

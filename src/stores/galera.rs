@@ -39,7 +39,7 @@ use super::registry::{Entry, Requirement};
 use super::txn::Isolation;
 use super::wire::{cas_pair, decode, encode};
 use super::{
-    Client, ClientError, Cluster, Completion, DbOpts, Kill, Launch, Operation, ProcessTree,
+    Client, ClientError, Cluster, Completion, DbOpts, Kill, Launch, Needs, Operation, ProcessTree,
     Programs, Role, Store, StoreError, fail, info, ok,
 };
 use crate::lab::proc::Server;
@@ -230,6 +230,10 @@ impl Store for Galera {
         Ok(programs)
     }
 
+    fn needs(&self) -> Result<Needs, String> {
+        Err("mariadb-install-db runs before the servers, as the `mysql` user, on the lab's filesystem".into())
+    }
+
     /// n1: install the data directory, bootstrap, create the table; then
     /// every other node joins.
     async fn start(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
@@ -237,7 +241,7 @@ impl Store for Galera {
             launch.program("mariadbd")?,
             launch.program("mariadb-install-db")?,
         );
-        let lab = launch.lab;
+        let lab = launch.lab()?;
         let nodes = lab.nodes().to_vec();
         let ips: Vec<String> = nodes.iter().map(|n| n.ip.to_string()).collect();
         let mut argvs = Vec::new();
@@ -271,7 +275,9 @@ impl Store for Galera {
             }
             chown_mysql(&[&dir, &data])?;
         }
-        launch.spawn(&nodes[0].name, "galera", argvs[0].clone())?;
+        launch
+            .spawn(&nodes[0].name, "galera", argvs[0].clone())
+            .await?;
         let first = SocketAddr::new(nodes[0].ip.into(), PORT);
         launch
             .wait_for(FORM_WITHIN, "galera on n1 (bootstrap)", || async move {
@@ -279,14 +285,14 @@ impl Store for Galera {
             })
             .await?;
         for (n, argv) in nodes.iter().zip(argvs).skip(1) {
-            launch.spawn(&n.name, "galera", argv)?;
+            launch.spawn(&n.name, "galera", argv).await?;
         }
         Ok(())
     }
 
     /// Every node is synced (`wsrep_ready` ON) in a cluster of all nodes.
     async fn ready(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
-        let nodes = launch.lab.nodes().to_vec();
+        let nodes = launch.nodes();
         let size = nodes.len();
         for n in &nodes {
             let addr = SocketAddr::new(n.ip.into(), PORT);

@@ -68,7 +68,7 @@ use faultline_workloads::workload::WorkloadKind;
 
 pub use capability::{Kill, Pause, ProcessTree};
 pub use error::StoreError;
-pub use launch::{Launch, Programs, locate, stop};
+pub use launch::{Launch, LaunchNode, Needs, Programs, locate, stop};
 pub use options::{Choice, DbOpts};
 pub use session::Session;
 pub use wire::ClientError;
@@ -105,8 +105,10 @@ pub trait Store: Send + Sync + Debug {
 
     /// Finds the programs the store needs, or the one-line error naming the
     /// program and the exact install command. Called once, before the lab
-    /// exists.
-    fn check_install(&self) -> Result<Programs, StoreError>;
+    /// exists. Default: [`Store::needs`], found on this machine.
+    fn check_install(&self) -> Result<Programs, StoreError> {
+        self.needs().map_err(StoreError::Down)?.find_here()
+    }
 
     /// The programs whose clocks clock faults fake (each must read the
     /// clock through libc, see [`crate::lab::fake_clock::check_binary`]);
@@ -153,13 +155,14 @@ pub trait Store: Send + Sync + Debug {
         None
     }
 
-    /// On remote hosts (`faultline run --hosts` with no `endpoints`), the
-    /// command line of the server on node `i` of `cluster`, its data under
-    /// `dir` on the host, with the host's own binaries; `None` (the
-    /// default): faultline cannot start this store over SSH (bring your
-    /// own cluster).
-    fn remote_command(&self, _cluster: &Cluster, _i: usize, _dir: &str) -> Option<Vec<String>> {
-        None
+    /// The programs the store's servers run, by name, for starting it on
+    /// remote hosts (`faultline run --hosts` with no `endpoints`): the same
+    /// [`Store::start`] then runs there over SSH ([`Launch::on_hosts`]),
+    /// with the programs found on each host. An error (the default): why
+    /// faultline cannot start this store on remote hosts (a step only the
+    /// lab can do); bring your own cluster.
+    fn needs(&self) -> Result<Needs, String> {
+        Err("it has no description of what its servers need on a host".into())
     }
 
     /// A client for `role` (it connects lazily, in [`Client::ready`]).

@@ -36,7 +36,7 @@ use super::options::serialize_word;
 use super::registry::{Entry, Requirement};
 use super::wire::{cas_pair, decode, encode};
 use super::{
-    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
+    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Needs, Operation, Role,
     Store, StoreError, fail, info, ok,
 };
 use faultline_workloads::workload::WorkloadKind;
@@ -148,17 +148,23 @@ impl Store for Nats {
         super::register_and_kv_only("nats", w)
     }
 
-    fn check_install(&self) -> Result<Programs, StoreError> {
-        Programs::find("nats", self.bindir.as_deref(), &["nats-server"], INSTALL)
+    fn needs(&self) -> Result<Needs, String> {
+        Ok(Needs {
+            db: "nats",
+            programs: vec!["nats-server"],
+            bindir: self.bindir.clone(),
+            install: INSTALL,
+            ..Needs::default()
+        })
     }
 
     /// One server per node, each with a config file naming the others.
     async fn start(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
         let bin = launch.program("nats-server")?;
-        let lab = launch.lab;
-        self.replicas_on(lab.nodes().len())?;
-        for n in lab.nodes() {
-            let dir = lab.node_dir(n)?;
+        let nodes = launch.nodes();
+        self.replicas_on(nodes.len())?;
+        for n in &nodes {
+            let dir = launch.node_dir(&n.name)?;
             let mut conf = format!(
                 "server_name: {name}\nlisten: \"{ip}:{CLIENT_PORT}\"\nlogtime: true\n\
                  jetstream {{\n  store_dir: \"{store}\"\n}}\n",
@@ -166,9 +172,8 @@ impl Store for Nats {
                 ip = n.ip,
                 store = dir.join("nats").display(),
             );
-            if lab.nodes().len() > 1 {
-                let routes: Vec<String> = lab
-                    .nodes()
+            if nodes.len() > 1 {
+                let routes: Vec<String> = nodes
                     .iter()
                     .filter(|m| m.name != n.name)
                     .map(|m| format!("    \"nats-route://{}:{ROUTE_PORT}\"", m.ip))
@@ -180,14 +185,13 @@ impl Store for Nats {
                 );
             }
             let path = dir.join("nats.conf");
-            std::fs::write(&path, conf)
-                .map_err(StoreError::io(format!("writing {}", path.display())))?;
+            launch.write_file(&n.name, &path, &conf).await?;
             let argv = vec![
                 bin.display().to_string(),
                 "-c".into(),
                 path.display().to_string(),
             ];
-            launch.spawn(&n.name, "nats", argv)?;
+            launch.spawn(&n.name, "nats", argv).await?;
         }
         Ok(())
     }
@@ -196,7 +200,6 @@ impl Store for Nats {
     /// replica current; every server reaches it.
     async fn ready(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
         let nodes: Vec<(String, std::net::SocketAddr)> = launch
-            .lab
             .nodes()
             .iter()
             .map(|n| (n.name.clone(), (n.ip, CLIENT_PORT).into()))

@@ -27,8 +27,8 @@ use super::txn::Isolation;
 use super::wire::pg::{PgConn, PgError, PgResult};
 use super::wire::{cas_pair, decode, encode};
 use super::{
-    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
-    Store, StoreError, fail, info, ok,
+    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Needs, Operation, Programs,
+    Role, Store, StoreError, fail, info, ok,
 };
 use crate::lab::sys;
 use faultline_workloads::workload::WorkloadKind;
@@ -193,6 +193,10 @@ impl Store for Postgres {
         json!(self)
     }
 
+    fn needs(&self) -> Result<Needs, String> {
+        Err("initdb and pg_basebackup run before the servers, as the `postgres` user, on the lab's filesystem".into())
+    }
+
     /// postgres, initdb and pg_basebackup, setpriv, and the `postgres` user.
     fn check_install(&self) -> Result<Programs, StoreError> {
         let dir = self.bindir.clone().or_else(bindir);
@@ -231,7 +235,7 @@ impl Store for Postgres {
             launch.program("initdb")?,
             launch.program("pg_basebackup")?,
         );
-        let lab = launch.lab;
+        let lab = launch.lab()?;
         let nodes = lab.nodes().to_vec();
         let primary = nodes[0].clone();
         let mut dirs = Vec::new();
@@ -282,7 +286,9 @@ impl Store for Postgres {
             .map_err(StoreError::io(format!("reading {}", hba.display())))?;
         text.push_str("host all all 0.0.0.0/0 trust\nhost replication all 0.0.0.0/0 trust\n");
         std::fs::write(&hba, text).map_err(StoreError::io(format!("writing {}", hba.display())))?;
-        launch.spawn(&primary.name, "postgres", server_argv(0, &primary.ip)?)?;
+        launch
+            .spawn(&primary.name, "postgres", server_argv(0, &primary.ip)?)
+            .await?;
         let paddr = SocketAddr::new(primary.ip.into(), PORT);
         launch
             .wait_for(Duration::from_secs(30), "postgres primary", || async move {
@@ -325,7 +331,9 @@ impl Store for Postgres {
                 .map_err(|e| StoreError::Down(format!("pg_basebackup: {e}")))??;
         }
         for (i, n) in nodes.iter().enumerate().skip(1) {
-            launch.spawn(&n.name, "postgres", server_argv(i, &n.ip)?)?;
+            launch
+                .spawn(&n.name, "postgres", server_argv(i, &n.ip)?)
+                .await?;
         }
         Ok(())
     }
@@ -333,7 +341,7 @@ impl Store for Postgres {
     /// Every standby is in recovery and streams; then `sync=on|apply` is
     /// switched on.
     async fn ready(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
-        let nodes = launch.lab.nodes().to_vec();
+        let nodes = launch.nodes();
         let paddr = SocketAddr::new(nodes[0].ip.into(), PORT);
         for n in nodes.iter().skip(1) {
             let addr = SocketAddr::new(n.ip.into(), PORT);

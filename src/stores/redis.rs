@@ -19,8 +19,8 @@ use super::registry::{Entry, Requirement};
 use super::wire::resp::{Resp, RespConn};
 use super::wire::{cas_pair, decode, encode};
 use super::{
-    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
-    Store, StoreError, fail, info, ok,
+    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Needs, Operation, Programs,
+    Role, Store, StoreError, fail, info, ok,
 };
 
 /// The data port.
@@ -153,6 +153,23 @@ impl Store for Redis {
         json!(self)
     }
 
+    /// redis-server; Sentinel runs a second server on each host, which
+    /// faultline does not start over SSH.
+    fn needs(&self) -> Result<Needs, String> {
+        if self.failover == Failover::Sentinel {
+            return Err(
+                "failover=sentinel runs two servers per host, and faultline starts one per host over SSH".into(),
+            );
+        }
+        Ok(Needs {
+            db: "redis",
+            programs: vec!["redis-server"],
+            bindir: self.bindir.clone(),
+            install: INSTALL,
+            ..Needs::default()
+        })
+    }
+
     fn check_install(&self) -> Result<Programs, StoreError> {
         let programs: &[&str] = match self.failover {
             Failover::None => &["redis-server"],
@@ -165,13 +182,11 @@ impl Store for Redis {
     /// is in sync, the sentinels if asked.
     async fn start(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
         let server = launch.program("redis-server")?;
-        let lab = launch.lab;
-        let nodes = lab.nodes().to_vec();
+        let nodes = launch.nodes();
         let primary = &nodes[0];
         for (i, n) in nodes.iter().enumerate() {
-            let dir = lab.node_dir(n)?.join("redis");
-            std::fs::create_dir_all(&dir)
-                .map_err(StoreError::io(format!("creating {}", dir.display())))?;
+            let dir = launch.node_dir(&n.name)?.join("redis");
+            launch.create_dir(&n.name, &dir).await?;
             let mut argv = vec![
                 server.display().to_string(),
                 "--bind".into(),
@@ -198,7 +213,7 @@ impl Store for Redis {
                     PORT.to_string(),
                 ]);
             }
-            launch.spawn(&n.name, "redis", argv)?;
+            launch.spawn(&n.name, "redis", argv).await?;
         }
         for (i, n) in nodes.iter().enumerate() {
             let addr = SocketAddr::new(n.ip.into(), PORT);
@@ -226,9 +241,8 @@ impl Store for Redis {
             let sentinel = launch.program("redis-sentinel")?;
             let quorum = nodes.len() / 2 + 1;
             for n in &nodes {
-                let dir = lab.node_dir(n)?.join("sentinel");
-                std::fs::create_dir_all(&dir)
-                    .map_err(StoreError::io(format!("creating {}", dir.display())))?;
+                let dir = launch.node_dir(&n.name)?.join("sentinel");
+                launch.create_dir(&n.name, &dir).await?;
                 let conf = dir.join("sentinel.conf");
                 let text = format!(
                     "port {SENTINEL_PORT}\nbind {ip}\nprotected-mode no\ndaemonize no\ndir {dir}\n\
@@ -239,13 +253,14 @@ impl Store for Redis {
                     dir = dir.display(),
                     p = primary.ip,
                 );
-                std::fs::write(&conf, text)
-                    .map_err(StoreError::io(format!("writing {}", conf.display())))?;
-                launch.spawn(
-                    &n.name,
-                    "sentinel",
-                    vec![sentinel.display().to_string(), conf.display().to_string()],
-                )?;
+                launch.write_file(&n.name, &conf, &text).await?;
+                launch
+                    .spawn(
+                        &n.name,
+                        "sentinel",
+                        vec![sentinel.display().to_string(), conf.display().to_string()],
+                    )
+                    .await?;
             }
         }
         Ok(())
@@ -256,7 +271,7 @@ impl Store for Redis {
         if self.failover == Failover::None {
             return Ok(());
         }
-        let nodes = launch.lab.nodes().to_vec();
+        let nodes = launch.nodes();
         let want = nodes.len() - 1;
         for n in &nodes {
             let addr = SocketAddr::new(n.ip.into(), SENTINEL_PORT);

@@ -30,8 +30,8 @@ use super::options::serialize_word;
 use super::registry::{Entry, Requirement};
 use super::wire::{cas_pair, decode, encode};
 use super::{
-    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Operation, Programs, Role,
-    Store, StoreError, fail, ok,
+    Choice, Client, ClientError, Cluster, Completion, DbOpts, Launch, Needs, Operation, Programs,
+    Role, Store, StoreError, fail, ok,
 };
 use crate::lab::Lab;
 use faultline_workloads::workload::WorkloadKind;
@@ -181,6 +181,10 @@ impl Store for ZooKeeper {
         super::register_and_kv_only("zookeeper", w)
     }
 
+    fn needs(&self) -> Result<Needs, String> {
+        Err("its jar and classpath are found on the control machine's filesystem".into())
+    }
+
     fn check_install(&self) -> Result<Programs, StoreError> {
         let programs = Programs::find("zookeeper", self.bindir.as_deref(), &["java"], INSTALL)?;
         let jar = self.jar();
@@ -198,7 +202,7 @@ impl Store for ZooKeeper {
     /// node's directory; the log on stderr (slf4j-simple when installed).
     async fn start(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
         let java = launch.program("java")?;
-        let lab = launch.lab;
+        let lab = launch.lab()?;
         let mut classpath = self.jar().display().to_string();
         let simple = Path::new(JAR_DIR).join("slf4j-simple.jar");
         if simple.is_file() {
@@ -225,7 +229,7 @@ impl Store for ZooKeeper {
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain".into(),
                 cfg.display().to_string(),
             ];
-            launch.spawn(&n.name, "zookeeper", argv)?;
+            launch.spawn(&n.name, "zookeeper", argv).await?;
         }
         Ok(())
     }
@@ -233,7 +237,7 @@ impl Store for ZooKeeper {
     /// Every server is in the ensemble (leader, follower or standalone);
     /// `/faultline` exists; a session on every server reads it.
     async fn ready(&self, launch: &mut Launch<'_>) -> Result<(), StoreError> {
-        let lab = launch.lab;
+        let lab = launch.lab()?;
         let addr = |n: &crate::lab::NodeState| std::net::SocketAddr::from((n.ip, CLIENT_PORT));
         // A JVM per node on a shared machine: start-up takes seconds.
         let limit = Duration::from_secs(60);

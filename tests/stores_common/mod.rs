@@ -147,3 +147,35 @@ pub fn assert_server_exits_at_once(store: &Path, db: &str, fake: &Path, program:
     assert!(left.is_empty(), "processes left: {left:?}");
     crate::lab_common::assert_clean();
 }
+
+/// The wall-clock run of the clock tests (tests/run_clock.rs in the lab,
+/// tests/run_ssh.rs over SSH): a 3-node built-in store in quorum mode with
+/// wall-clock timestamps, register workload of reads and writes (no cas:
+/// quorum mode's cas is a read then a write, never atomic), 4 clients at
+/// 50 ops/s in all (quorum mode without read repair is not linearizable
+/// when a read overlaps a write in progress, so the calm run keeps
+/// overlaps rare), 6 s.
+pub const WALL_CLOCK_RUN: &[&str] = &[
+    "--db",
+    "builtin",
+    "--db-opt",
+    "mode=quorum",
+    "--db-opt",
+    "timestamps=wall",
+    "--nodes",
+    "3",
+    "--workload",
+    "register",
+    "--mix",
+    "read=0.5,write=0.5",
+    "--concurrency",
+    "4",
+    "--rate",
+    "50",
+    "--time-limit",
+    "6",
+    "--quiet",
+    "1",
+    "--seed",
+    "3",
+];

@@ -1249,7 +1249,7 @@ mod tests {
             let later: Vec<_> = h
                 .ops
                 .iter()
-                .filter(|x| x.invoke_pos > o.invoke_pos && x.process % 4 == o.process % 4)
+                .filter(|x| x.invoke_pos() > o.invoke_pos() && x.process % 4 == o.process % 4)
                 .collect();
             assert!(later.iter().all(|x| x.process >= o.process + 4));
         }
@@ -1386,9 +1386,9 @@ mod tests {
             };
             per_key.entry(key).or_default().push(KeyOp {
                 f,
-                inv: op.invoke_pos,
+                inv: op.invoke_pos(),
                 comp: if must {
-                    op.complete_pos.unwrap()
+                    op.complete_pos().unwrap()
                 } else {
                     usize::MAX
                 },
@@ -1613,8 +1613,8 @@ mod tests {
         let (out, _) = run(&c);
         let h = check_shape(&out, &c);
         for (i, op) in h.ops.iter().enumerate() {
-            assert_eq!(op.invoke_pos, 2 * i);
-            assert_eq!(op.complete_pos, Some(2 * i + 1));
+            assert_eq!(op.invoke_pos(), 2 * i);
+            assert_eq!(op.complete_pos(), Some(2 * i + 1));
         }
         assert!(linearizable(&h));
     }

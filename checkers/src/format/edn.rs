@@ -797,8 +797,8 @@ impl<'a> Parser<'a> {
             time,
             process,
             kind,
-            f,
-            key,
+            f: f.into(),
+            key: key.map(std::sync::Arc::new),
             has_value: value.is_some(),
             value: value.unwrap_or(Value::Null),
             extra,
@@ -1069,7 +1069,7 @@ pub fn looks_like_porcupine_kv(text: &str) -> bool {
         }
         let mut p = Parser::new(l, 1);
         return match p.parse_op_map() {
-            Ok(ev) => ev.key.is_some() && matches!(ev.f.as_str(), "get" | "put" | "append"),
+            Ok(ev) => ev.key.is_some() && matches!(&*ev.f, "get" | "put" | "append"),
             Err(_) => false,
         };
     }
@@ -1408,22 +1408,22 @@ pub(crate) mod tests {
         let nem = &h.faults[0];
         assert_eq!(nem.process, Process::Other("nemesis".into()));
         assert_eq!(nem.line, 5);
-        assert_eq!(nem.f, "start");
+        assert_eq!(&*nem.f, "start");
         assert_eq!(nem.value, json!(["isolated", {"n1": ["n2"]}]));
         let w = &h.ops[0];
         assert_eq!((w.process, &*w.f, w.outcome), (4, "write", Outcome::Ok));
         assert_eq!(w.invoke_value, json!(3));
-        assert_eq!((w.invoke_time, w.complete_time), (Some(10), Some(20)));
-        assert_eq!((w.invoke_index, w.complete_index), (0, Some(1)));
-        assert_eq!((w.invoke_line, w.complete_line), (1, Some(2)));
+        assert_eq!((w.invoke_time(), w.complete_time()), (Some(10), Some(20)));
+        assert_eq!((w.invoke_index, w.complete_index()), (0, Some(1)));
+        assert_eq!((w.invoke_line(), w.complete_line()), (1, Some(2)));
         assert_eq!(w.extra.as_ref().unwrap()["node"], "n1");
         let c = &h.ops[1];
-        assert_eq!(c.key, Some(json!("x")));
+        assert_eq!(c.key.as_deref(), Some(&json!("x")));
         assert_eq!(c.outcome, Outcome::Fail);
         assert_eq!(c.extra.as_ref().unwrap()["error"], "mismatch");
         let r = &h.ops[2];
         assert_eq!(r.outcome, Outcome::Pending);
-        assert_eq!(r.invoke_line, 8);
+        assert_eq!(r.invoke_line(), 8);
         assert_eq!(r.invoke_index, 5, "position when the file has no index");
         assert_eq!(h.semantics.nil_read, NilRead::Unknown);
         assert_eq!(h.semantics.fail, FailMeaning::NotApplied);
@@ -1435,7 +1435,7 @@ pub(crate) mod tests {
         let text = "; header\n[{:process 0, :type :invoke, :f :read, :value nil}\n {:process 0,\n  :type :ok,\n  :f :read,\n  :value 3}\n ; between\n {:process :nemesis :type :info :f :stop :value \"fully connected\"}]\n";
         let h = read_str(text).unwrap();
         assert_eq!(h.len(), 1);
-        assert_eq!(h.ops[0].complete_line, Some(3));
+        assert_eq!(h.ops[0].complete_line(), Some(3));
         assert_eq!(h.ops[0].value, json!(3));
         assert_eq!(h.faults[0].line, 8);
         let list = text.replace('[', "(").replace("}]", "})");
@@ -1453,13 +1453,16 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(h.len(), 3);
-        assert_eq!((h.ops[0].invoke_line, h.ops[0].complete_line), (1, Some(6)));
         assert_eq!(
-            (h.ops[1].invoke_line, h.ops[1].complete_line),
+            (h.ops[0].invoke_line(), h.ops[0].complete_line()),
+            (1, Some(6))
+        );
+        assert_eq!(
+            (h.ops[1].invoke_line(), h.ops[1].complete_line()),
             (9, Some(10))
         );
         assert_eq!(h.ops[1].value, json!(1));
-        assert_eq!(h.ops[2].invoke_line, 12);
+        assert_eq!(h.ops[2].invoke_line(), 12);
         // Commas, discards and string keys inside op maps.
         let h = read_str("{\"process\" 0,,, :type :invoke #_ :f :f :read :value #_nil 2}").unwrap();
         assert_eq!((&*h.ops[0].f, &h.ops[0].invoke_value), ("read", &json!(2)));
@@ -1509,7 +1512,7 @@ pub(crate) mod tests {
             "{:process 0, :type :invoke, :f :get, :key \"5\""
         ));
         let h = read("kv.txt", kv, true).unwrap();
-        assert_eq!(h.ops[0].key, Some(json!("5")));
+        assert_eq!(h.ops[0].key.as_deref(), Some(&json!("5")));
         assert_eq!(h.ops[0].value, json!(""));
         assert_eq!(h.semantics.nil_read, NilRead::Absent);
         assert_eq!(h.semantics.fail, FailMeaning::NotApplied);
@@ -1834,7 +1837,7 @@ pub(crate) mod tests {
             let client_events: usize = h
                 .ops
                 .iter()
-                .map(|o| 1 + usize::from(o.complete_pos.is_some()))
+                .map(|o| 1 + usize::from(o.complete_pos().is_some()))
                 .sum();
             assert_eq!(
                 client_events + faults,
@@ -1861,7 +1864,7 @@ pub(crate) mod tests {
             .iter()
             .find(|o| o.extra.as_ref().is_some_and(|x| x.contains_key("error")));
         assert_eq!(err.unwrap().extra.as_ref().unwrap()["error"], "not-held");
-        let last = h.ops.iter().max_by_key(|o| o.complete_index).unwrap();
+        let last = h.ops.iter().max_by_key(|o| o.complete_index()).unwrap();
         assert_eq!(
             last.extra.as_ref().unwrap()["error"],
             json!(["not-found", "etcdserver: requested lease not found"])

@@ -202,10 +202,19 @@ fn decode_lines(data: &[u8], mut spare: Vec<Vec<Event>>) -> Vec<Piece> {
     bounds
         .par_windows(2)
         .zip(spare)
-        .map_init(EventParser::new, |parser, (w, events)| {
-            decode_piece(parser, &data[w[0]..w[1]], events)
+        .map(|(w, events)| {
+            PARSER.with(|p| match p.try_borrow_mut() {
+                Ok(mut parser) => decode_piece(&mut parser, &data[w[0]..w[1]], events),
+                Err(_) => decode_piece(&mut EventParser::new(), &data[w[0]..w[1]], events),
+            })
         })
         .collect()
+}
+
+thread_local! {
+    /// Each thread's parser, kept from block to block so that the function
+    /// names and keys it shares are learnt once.
+    static PARSER: std::cell::RefCell<EventParser> = std::cell::RefCell::new(EventParser::new());
 }
 
 fn decode_piece(parser: &mut EventParser, data: &[u8], mut events: Vec<Event>) -> Piece {
@@ -426,7 +435,7 @@ mod tests {
         assert_eq!(h.ops[0].outcome, Outcome::Ok);
         assert_eq!(h.ops[0].extra.as_ref().unwrap()["node"], "n2");
         assert_eq!(h.ops[1].outcome, Outcome::Pending);
-        assert_eq!(h.ops[1].invoke_line, 4);
+        assert_eq!(h.ops[1].invoke_line(), 4);
     }
 
     #[test]
@@ -436,7 +445,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(h.ops.len(), 1);
-        assert_eq!(h.ops[0].complete_line, Some(3));
+        assert_eq!(h.ops[0].complete_line(), Some(3));
         let e = read_str("[\n{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"},\n{\"process\":0,\"type\":\"bogus\",\"f\":\"read\"}\n]\n")
             .unwrap_err();
         assert_eq!(e.line, 3);
@@ -456,9 +465,12 @@ mod tests {
         assert!(
             h.ops
                 .iter()
-                .all(|o| Some(o.invoke_pos) == o.complete_pos && o.outcome == Outcome::Ok)
+                .all(|o| Some(o.invoke_pos()) == o.complete_pos() && o.outcome == Outcome::Ok)
         );
-        assert_eq!((h.ops[1].invoke_line, h.ops[1].complete_line), (3, Some(3)));
+        assert_eq!(
+            (h.ops[1].invoke_line(), h.ops[1].complete_line()),
+            (3, Some(3))
+        );
         // Mixing: an invocation after completions names the first completion
         // and the invocation.
         let e = auto(&format!("{w}\n{r}\n{inv}\n")).unwrap_err();
@@ -740,7 +752,7 @@ mod rules {
         for text in [jsonl, array] {
             let h = read("t.jsonl", text.as_bytes()).unwrap();
             assert_eq!(h.ops.len(), 1);
-            assert_eq!(h.ops[0].complete_line, Some(2));
+            assert_eq!(h.ops[0].complete_line(), Some(2));
             let (h, _) =
                 crate::format::read_from("t", text.as_bytes(), crate::format::Format::Json)
                     .unwrap();
@@ -812,7 +824,7 @@ mod rules {
         assert!(text.len() > 2 * BLOCK);
         let h = read("t.jsonl", text.as_bytes()).unwrap();
         assert_eq!(h.ops.len(), n);
-        assert_eq!(h.ops[n - 1].complete_line, Some(2 * n));
+        assert_eq!(h.ops[n - 1].complete_line(), Some(2 * n));
         assert_eq!(
             h.ops[n - 1].extra.as_ref().unwrap()["node"],
             format!("n{}", (n - 1) % 7)
@@ -829,6 +841,6 @@ mod rules {
         // And as one array.
         let array = format!("[{}]", lines.join(",\n"));
         let h = read("t.json", array.as_bytes()).unwrap();
-        assert_eq!(h.ops[n - 1].complete_line, Some(2 * n));
+        assert_eq!(h.ops[n - 1].complete_line(), Some(2 * n));
     }
 }

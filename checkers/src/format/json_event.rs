@@ -37,6 +37,10 @@ pub struct EventParser {
     scratch: Vec<u8>,
     buffers: Buffers,
     tape: Option<Tape<'static>>,
+    /// Function names already seen, shared by the events that name them.
+    names: Vec<std::sync::Arc<str>>,
+    /// String keys already seen, shared likewise.
+    keys: super::json_fast::KeyCache,
 }
 
 impl Default for EventParser {
@@ -52,18 +56,34 @@ impl EventParser {
             scratch: Vec::with_capacity(512),
             buffers: Buffers::new(512),
             tape: Some(Tape(Vec::with_capacity(64))),
+            names: Vec::new(),
+            keys: Default::default(),
         }
     }
 
     /// Decodes the event whose text (one JSON object, surrounding
     /// whitespace allowed) is `text`, found at `line`.
     pub fn parse(&mut self, text: &[u8], line: usize) -> Result<Event, HistoryErrorKind> {
+        // The common shape first, without a tape; anything else (every
+        // error included) is decoded by the general path.
+        if let Some(ev) = super::json_fast::scan(text, line, &mut self.names, &mut self.keys) {
+            return Ok(ev);
+        }
+        self.parse_general(text, line)
+    }
+
+    /// [`EventParser::parse`] without the fast path (simd-json's tape).
+    pub(super) fn parse_general(
+        &mut self,
+        text: &[u8],
+        line: usize,
+    ) -> Result<Event, HistoryErrorKind> {
         // simd-json parses in place: keep `text` intact for the diagnosis.
         self.scratch.clear();
         self.scratch.extend_from_slice(text);
         let mut tape = self.tape.take().unwrap_or_else(|| Tape(Vec::new())).reset();
         let result = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
-            Ok(()) => decode(&tape.0, line),
+            Ok(()) => decode(&tape.0, line, &mut self.names),
             Err(e) => Err(diagnose(text, &e.to_string())),
         };
         self.tape = Some(tape.reset());
@@ -103,7 +123,26 @@ pub(super) fn span(node: &Node) -> usize {
     }
 }
 
-pub(super) fn decode(tape: &[Node], line: usize) -> Result<Event, HistoryErrorKind> {
+/// How many function names a parser keeps for sharing.
+const NAMES: usize = 32;
+
+/// `name` shared: the copy in `names` when there is one.
+pub(super) fn shared_name(names: &mut Vec<std::sync::Arc<str>>, name: &str) -> std::sync::Arc<str> {
+    if let Some(a) = names.iter().find(|a| &***a == name) {
+        return a.clone();
+    }
+    let a: std::sync::Arc<str> = name.into();
+    if names.len() < NAMES {
+        names.push(a.clone());
+    }
+    a
+}
+
+pub(super) fn decode(
+    tape: &[Node],
+    line: usize,
+    names: &mut Vec<std::sync::Arc<str>>,
+) -> Result<Event, HistoryErrorKind> {
     let len = match tape.first() {
         Some(Node::Object { len, .. }) => *len,
         _ => {
@@ -148,8 +187,8 @@ pub(super) fn decode(tape: &[Node], line: usize) -> Result<Event, HistoryErrorKi
             TYPE => kind = Some(type_of(node)?),
             F => {
                 f = Some(match node {
-                    Node::String(s) => s.to_string(),
-                    _ => crate::history::compact(&to_value(tape, &mut i.clone(), 1)?),
+                    Node::String(s) => shared_name(names, s),
+                    _ => crate::history::compact(&to_value(tape, &mut i.clone(), 1)?).into(),
                 })
             }
             KEY => key = Some(to_value(tape, &mut i.clone(), 1)?),
@@ -167,7 +206,7 @@ pub(super) fn decode(tape: &[Node], line: usize) -> Result<Event, HistoryErrorKi
     let kind = kind.ok_or(HistoryErrorKind::MissingField("type"))?;
     let f = match f {
         Some(f) => f,
-        None if matches!(process, Process::Other(_)) => String::new(),
+        None if matches!(process, Process::Other(_)) => "".into(),
         None => return Err(HistoryErrorKind::MissingField("f")),
     };
     Ok(Event {
@@ -177,7 +216,7 @@ pub(super) fn decode(tape: &[Node], line: usize) -> Result<Event, HistoryErrorKi
         process,
         kind,
         f,
-        key,
+        key: key.map(std::sync::Arc::new),
         has_value: value.is_some(),
         value: value.unwrap_or(Value::Null),
         extra,

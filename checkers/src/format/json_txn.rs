@@ -166,7 +166,7 @@ fn event(tape: &[Node], line: usize, stream: &mut TxnStream) -> Result<(), Unsup
     for _ in 0..len {
         if let (Some(Node::String("process")), Some(node)) = (tape.get(i), tape.get(i + 1)) {
             if let Ok(Process::Other(_)) = process_of(node) {
-                decode(tape, line).map_err(bad)?;
+                decode(tape, line, &mut Vec::new()).map_err(bad)?;
                 stream.fault();
                 return Ok(());
             }

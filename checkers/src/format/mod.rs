@@ -20,6 +20,7 @@ use crate::history::{CompletionsMode, History};
 pub mod edn;
 pub mod json;
 pub mod json_event;
+mod json_fast;
 pub mod json_txn;
 pub mod plume;
 pub mod porcupine;

@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(h.ops[0].outcome, Outcome::Ok);
         assert_eq!(h.ops[0].value, json!([["w", 1, 5], ["r", 2, null]]));
         assert_eq!(h.ops[1].invoke_value, json!([["r", 1, null], ["w", 2, 7]]));
-        assert_eq!(h.ops[1].invoke_line, 4);
+        assert_eq!(h.ops[1].invoke_line(), 4);
     }
 
     #[test]

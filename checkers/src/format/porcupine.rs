@@ -111,7 +111,7 @@ fn parse_line(after_marker: &str, line: usize) -> Result<Event, LineError> {
         time: None,
         process,
         kind,
-        f,
+        f: f.into(),
         key: None,
         value,
         has_value,
@@ -244,9 +244,9 @@ mod tests {
             (r.invoke_value.clone(), r.value.clone()),
             (Value::Null, Value::Null)
         );
-        assert_eq!((r.invoke_line, r.complete_line), (1, Some(3)));
+        assert_eq!((r.invoke_line(), r.complete_line()), (1, Some(3)));
         assert_eq!(
-            (r.invoke_time, r.invoke_index, r.key.clone()),
+            (r.invoke_time(), r.invoke_index, r.key.clone()),
             (None, 0, None)
         );
         let c = &h.ops[1];
@@ -254,7 +254,7 @@ mod tests {
             (c.outcome, &c.invoke_value),
             (Outcome::Fail, &json!([3, 0]))
         );
-        assert_eq!(c.complete_line, Some(6));
+        assert_eq!(c.complete_line(), Some(6));
         let w = &h.ops[2];
         assert_eq!((w.outcome, &w.invoke_value), (Outcome::Info, &json!(2)));
         assert_eq!(w.value, json!("timed-out"));
@@ -469,8 +469,8 @@ mod tests {
         let mut most = 0;
         let mut marks: Vec<(usize, i64)> = Vec::new();
         for o in &h.ops {
-            marks.push((o.invoke_pos, 1));
-            if let Some(c) = o.complete_pos {
+            marks.push((o.invoke_pos(), 1));
+            if let Some(c) = o.complete_pos() {
                 marks.push((c, -1));
             }
         }
@@ -482,7 +482,7 @@ mod tests {
         assert_eq!(most, 5);
         let first = &h.ops[0];
         assert_eq!(
-            (first.process, &*first.f, first.invoke_line),
+            (first.process, &*first.f, first.invoke_line()),
             (0, "read", 1)
         );
         let timed_out = h

@@ -149,7 +149,7 @@ mod tests {
         assert_eq!(h.ops.len(), 1);
         let op = &h.ops[0];
         assert_eq!(op.outcome, Outcome::Ok);
-        assert_eq!(op.key.as_ref(), Some(&json!("a\"b\n")));
+        assert_eq!(op.key.as_deref(), Some(&json!("a\"b\n")));
         assert_eq!(op.value, json!(18446744073709551615u64));
     }
 }

@@ -110,15 +110,15 @@ impl OpView {
     pub fn of(op: &Operation) -> Self {
         OpView {
             index: op.invoke_index,
-            complete_index: op.complete_index,
+            complete_index: op.complete_index(),
             process: op.process,
             outcome: op.outcome,
             f: op.f.to_string(),
-            key: op.key.clone(),
+            key: op.key.as_deref().cloned(),
             value: op.invoke_value.clone(),
             result: op.value.clone(),
-            line: op.invoke_line,
-            complete_line: op.complete_line,
+            line: op.invoke_line(),
+            complete_line: op.complete_line(),
             text: op.describe(),
         }
     }
@@ -375,17 +375,17 @@ fn witness<M: Model>(
 ) -> Witness {
     let entries: &[Entry<M::Op>] = &part.entries;
     let bad = &entries[stuck.op];
-    let bad_op = &history.ops[bad.id];
-    let bad_ret = bad.ret.unwrap_or(usize::MAX);
+    let bad_op = &history.ops[bad.id as usize];
+    let bad_ret = bad.ret.unwrap_or(u32::MAX);
     let concurrent: Vec<OpView> = entries
         .iter()
         .filter(|e| e.id != bad.id && e.call < bad_ret && e.ret.is_none_or(|r| r > bad.call))
-        .map(|e| OpView::of(&history.ops[e.id]))
+        .map(|e| OpView::of(&history.ops[e.id as usize]))
         .collect();
     let prefix_len = stuck.prefix.len();
     let prefix: Vec<OpView> = stuck.prefix[prefix_len.saturating_sub(PREFIX_SHOWN)..]
         .iter()
-        .map(|&i| OpView::of(&history.ops[entries[i].id]))
+        .map(|&i| OpView::of(&history.ops[entries[i].id as usize]))
         .collect();
     let states: Vec<Value> = stuck.states.iter().map(|s| model.render(s)).collect();
     let shown: Vec<String> = states.iter().map(compact).collect();
@@ -422,7 +422,7 @@ fn witness<M: Model>(
          happen, and {others}.",
         bad_op.process,
         what,
-        bad_op.complete_line.unwrap_or(bad_op.invoke_line),
+        bad_op.complete_line().unwrap_or(bad_op.invoke_line()),
         states_text,
     );
     Witness {

@@ -504,13 +504,14 @@ pub fn search<M: Model>(
         return SearchResult::Linearizable;
     }
     let n = def.len();
-    let call_d: Vec<usize> = def.iter().map(|&i| entries[i as usize].call).collect();
+    let call_of = |i: u32| entries[i as usize].call as usize;
+    let call_d: Vec<usize> = def.iter().map(|&i| call_of(i)).collect();
     let ret_d: Vec<usize> = def
         .iter()
-        .map(|&i| entries[i as usize].ret.unwrap_or(usize::MAX))
+        .map(|&i| entries[i as usize].ret.map_or(usize::MAX, |r| r as usize))
         .collect();
-    let call_dep: Vec<usize> = dep.iter().map(|&i| entries[i as usize].call).collect();
-    let call_blind: Vec<usize> = blind.iter().map(|&i| entries[i as usize].call).collect();
+    let call_dep: Vec<usize> = dep.iter().map(|&i| call_of(i)).collect();
+    let call_blind: Vec<usize> = blind.iter().map(|&i| call_of(i)).collect();
     let mut by_ret: Vec<u32> = (0..n as u32).collect();
     by_ret.sort_by_key(|&d| ret_d[d as usize]);
 

@@ -29,7 +29,7 @@ fn brute<M: Model>(m: &M, entries: &[Entry<M::Op>], placed: &mut Vec<bool>, s: &
         .iter()
         .zip(placed.iter())
         .filter(|(e, p)| !**p && e.ret.is_some())
-        .map(|(e, _)| e.ret.unwrap_or(usize::MAX))
+        .map(|(e, _)| e.ret.unwrap_or(u32::MAX))
         .min();
     let Some(min_ret) = min_ret else { return true };
     for i in 0..entries.len() {
@@ -73,7 +73,7 @@ fn random_events(
                     time: None,
                     process: Process::Client(next_proc[p]),
                     kind: EventType::Invoke,
-                    f: f.clone(),
+                    f: f.as_str().into(),
                     key: None,
                     value: inv.clone(),
                     has_value: true,
@@ -101,7 +101,7 @@ fn random_events(
                     time: None,
                     process: Process::Client(next_proc[p]),
                     kind,
-                    f,
+                    f: f.into(),
                     key: None,
                     value,
                     has_value: true,

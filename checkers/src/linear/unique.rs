@@ -105,7 +105,7 @@ pub fn decide(model: &RegisterModel, entries: &[Entry<RegOp>]) -> Option<SearchR
     let mut rets: Vec<(usize, usize)> = entries
         .iter()
         .enumerate()
-        .filter_map(|(i, e)| e.ret.map(|r| (r, i)))
+        .filter_map(|(i, e)| e.ret.map(|r| (r as usize, i)))
         .collect();
     rets.sort_unstable();
     if rets.is_empty() {
@@ -205,7 +205,7 @@ impl Shape {
     /// operation that completes after it has an unknown outcome; a read
     /// that completes after it is left out), or `None` when there is none.
     fn attempt(&self, entries: &[Entry<RegOp>], cut: usize) -> Option<Vec<u32>> {
-        let done = |i: u32| entries[i as usize].ret.is_some_and(|r| r <= cut);
+        let done = |i: u32| entries[i as usize].ret.is_some_and(|r| r as usize <= cut);
         let nn = self.node_entry.len();
         let mut required = vec![false; nn];
         required[INIT as usize] = true;
@@ -303,7 +303,7 @@ impl Shape {
             }
             let en = &entries[e as usize];
             let ret = match en.ret {
-                Some(r) if r <= cut => r as i64,
+                Some(r) if r as usize <= cut => i64::from(r),
                 _ => i64::MAX,
             };
             (en.call as i64, ret)
@@ -591,10 +591,10 @@ fn respects_real_time(entries: &[Entry<RegOp>], order: &[u32]) -> bool {
     let mut latest_call = 0usize;
     for &i in order {
         let e = &entries[i as usize];
-        if e.ret.is_some_and(|r| r < latest_call) {
+        if e.ret.is_some_and(|r| (r as usize) < latest_call) {
             return false;
         }
-        latest_call = latest_call.max(e.call);
+        latest_call = latest_call.max(e.call as usize);
     }
     true
 }

@@ -15,7 +15,6 @@
 //! | `multi-register` | txn of `[read k v]` / `[write k v]` micro-ops | a map | no |
 //! | `mutex` | acquire, release | held or free | no |
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::str::FromStr;
@@ -24,6 +23,7 @@ use serde_json::Value;
 
 use crate::error::ModelError;
 use crate::history::{FailMeaning, History, NilRead, Operation, Outcome};
+use crate::txn::hash::FastMap;
 
 pub mod multi_register;
 pub mod mutex;
@@ -126,14 +126,15 @@ impl FromStr for ModelKind {
 pub struct Entry<O> {
     /// The model operation, with its observed result.
     pub op: O,
-    /// Index of the operation in [`History::ops`].
-    pub id: usize,
+    /// Index of the operation in [`History::ops`] (32-bit, as the
+    /// history's positions: a partition holds one entry per operation).
+    pub id: u32,
     /// Event position of the invocation.
-    pub call: usize,
+    pub call: u32,
     /// Event position of the completion; `None` when the outcome is unknown
     /// (`info` or never completed): it may take effect at any point after
     /// its invocation, or never.
-    pub ret: Option<usize>,
+    pub ret: Option<u32>,
 }
 
 /// An independent sub-history (one key, or the whole history).
@@ -162,9 +163,9 @@ pub enum Encoded<O> {
 /// hash cheaply. Built before the search, read-only during it.
 #[derive(Debug, Default)]
 pub struct Interner {
-    ints: HashMap<i64, u32>,
-    strs: HashMap<Box<str>, u32>,
-    other: HashMap<String, u32>,
+    ints: FastMap<i64, u32>,
+    strs: FastMap<Box<str>, u32>,
+    other: FastMap<String, u32>,
     values: Vec<Value>,
 }
 
@@ -242,23 +243,38 @@ pub fn partition<O>(
     split: bool,
     mut encode: impl FnMut(&Operation) -> Result<Encoded<O>, ModelError>,
 ) -> Result<Vec<Partition<O>>, ModelError> {
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: FastMap<String, usize> = FastMap::default();
     let mut parts: Vec<Partition<O>> = Vec::new();
     for op in &history.ops {
         let slot = if split {
-            let k = match &op.key {
-                Some(Value::String(s)) => s.clone(),
-                Some(k) => format!("\u{0}{k}"),
-                None => String::from("\u{0}none"),
+            // Looked up before any allocation: a key string is made only
+            // for a key seen the first time.
+            let found = match op.key.as_deref() {
+                Some(Value::String(s)) => index.get(s.as_str()).copied(),
+                _ => None,
             };
-            let next = parts.len();
-            *index.entry(k).or_insert(next)
+            match found {
+                Some(slot) => slot,
+                None => {
+                    let k = match op.key.as_deref() {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(k) => format!("\u{0}{k}"),
+                        None => String::from("\u{0}none"),
+                    };
+                    let next = parts.len();
+                    *index.entry(k).or_insert(next)
+                }
+            }
         } else {
             0
         };
         if slot == parts.len() {
             parts.push(Partition {
-                key: if split { op.key.clone() } else { None },
+                key: if split {
+                    op.key.as_deref().cloned()
+                } else {
+                    None
+                },
                 entries: Vec::new(),
                 ops: 0,
             });
@@ -268,12 +284,14 @@ pub fn partition<O>(
         if let Encoded::Op(o) = encode(op)? {
             part.entries.push(Entry {
                 op: o,
-                id: op.id,
-                call: op.invoke_pos,
+                // Positions fit in 32 bits (the reader refuses longer
+                // histories), and so do operation ids.
+                id: op.id as u32,
+                call: op.invoke_pos() as u32,
                 ret: if op.outcome.is_indefinite() {
                     None
                 } else {
-                    op.complete_pos
+                    op.complete_pos().map(|p| p as u32)
                 },
             });
         }
@@ -285,9 +303,9 @@ pub fn partition<O>(
 pub fn model_error(op: &Operation, reason: impl Into<String>) -> ModelError {
     ModelError {
         line: if op.outcome == Outcome::Ok {
-            op.complete_line.unwrap_or(op.invoke_line)
+            op.complete_line().unwrap_or(op.invoke_line())
         } else {
-            op.invoke_line
+            op.invoke_line()
         },
         reason: reason.into(),
     }

@@ -369,9 +369,9 @@ impl Txns {
     fn push(&mut self, op: &Operation, model: TxnModel) -> Result<(), TxnInputError> {
         let line = match op.outcome {
             Outcome::Ok | Outcome::Fail | Outcome::Info => {
-                op.complete_line.unwrap_or(op.invoke_line)
+                op.complete_line().unwrap_or(op.invoke_line())
             }
-            Outcome::Pending => op.invoke_line,
+            Outcome::Pending => op.invoke_line(),
         };
         let err = |reason: String| TxnInputError { line, reason };
         if &*op.f != "txn" {
@@ -404,7 +404,7 @@ impl Txns {
                     return Err(err(format!(
                         "the ok completion has {} micro-ops but the invocation (line {}) had {}",
                         micros.len(),
-                        op.invoke_line,
+                        op.invoke_line(),
                         inv.len()
                     )));
                 }
@@ -491,10 +491,10 @@ impl Txns {
             start,
             end: self.mops.len() as u32,
             index: op.invoke_index,
-            invoke_line: op.invoke_line,
-            line: op.complete_line.unwrap_or(op.invoke_line),
-            invoke_pos: op.invoke_pos,
-            complete_pos: op.complete_pos.unwrap_or(NEVER),
+            invoke_line: op.invoke_line(),
+            line: op.complete_line().unwrap_or(op.invoke_line()),
+            invoke_pos: op.invoke_pos(),
+            complete_pos: op.complete_pos().unwrap_or(NEVER),
         });
         Ok(())
     }

@@ -492,7 +492,7 @@ fn realtime_points_reach_exactly_the_later_transactions() {
             }
             for (b, reached) in seen.iter().take(n).enumerate() {
                 let (oa, ob) = (&h.ops[t.txns[a].op as usize], &h.ops[t.txns[b].op as usize]);
-                let before = oa.complete_pos.unwrap() < ob.invoke_pos;
+                let before = oa.complete_pos().unwrap() < ob.invoke_pos();
                 assert_eq!(*reached, before, "{a} -> {b} in {spans:?}");
             }
         }
