@@ -53,9 +53,11 @@ fn faulty_run(store: &std::path::Path, workload: &str, extra: &[&str]) -> serde_
     let r = results(store);
     let h = history(store);
     let ok = count(&h, |e| e["type"] == "ok");
+    // About 1,500 on a quiet machine; 949 was seen once at load 8. The
+    // anomalies asserted below need hundreds, not thousands.
     assert!(
-        ok >= 1000,
-        "at least 1,000 ok operations, got {ok}: {}",
+        ok >= 500,
+        "at least 500 ok operations, got {ok}: {}",
         text(&o)
     );
     for f in ["partition", "kill"] {
