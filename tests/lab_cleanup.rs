@@ -289,3 +289,67 @@ fn needs_root() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run's scratch data directory whose state file is gone (a reboot empties
+/// `/run`, not `/var/lib`) is removed by `clean`, with what else the
+/// SIGKILLed run left; a `lab up` directory (kept on purpose) and
+/// directories faultline did not mark are left alone.
+#[test]
+fn clean_removes_a_runs_data_directory_that_lost_its_state_file() {
+    let Some(_g) = guard("clean_removes_a_runs_data_directory_that_lost_its_state_file") else {
+        return;
+    };
+    assert_clean();
+    // Not for clean: a `lab up` directory (its logs are kept after `lab
+    // down`), a directory without the mark, one marked for another lab.
+    ok(&["lab", "up", "--nodes", "1", "--name", "cleankp"]);
+    ok(&["lab", "down", "--name", "cleankp"]);
+    let root = std::path::Path::new(faultline::lab::data_dir::ROOT);
+    let kept = root.join("cleankp");
+    let unmarked = root.join("cleanum");
+    let other = root.join("cleanot");
+    std::fs::create_dir_all(&unmarked).expect("mkdir");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(other.join(faultline::lab::data_dir::MARKER), "cleanxx\n").expect("write");
+
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut run = Command::new(bin())
+        .arg("run")
+        .arg("--store")
+        .arg(store.path())
+        .args(["--no-progress", "--nodes", "2", "--nemesis", "none"])
+        .args(["--time-limit", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let lab = format!("r{}", run.id() % 10_000_000);
+    let scratch = faultline::lab::data_dir::default_for(&lab);
+    let t0 = Instant::now();
+    while !Lab::open(&lab).is_ok_and(|l| l.state.complete) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "lab {lab} never came up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(Pid::from_raw(run.id() as i32), Signal::SIGKILL).expect("SIGKILL");
+    let _ = run.wait();
+    assert!(scratch.is_dir(), "{} exists", scratch.display());
+    std::fs::remove_file(faultline::lab::state::path(&lab)).expect("forget the state");
+
+    let out = ok(&["clean"]);
+    assert!(
+        out.contains(&format!(
+            "removed unrecorded data directory {}",
+            scratch.display()
+        )),
+        "{out}"
+    );
+    assert!(!scratch.exists(), "{} is left", scratch.display());
+    for d in [&kept, &unmarked, &other] {
+        assert!(d.is_dir(), "clean removed {}", d.display());
+        let _ = std::fs::remove_dir_all(d);
+    }
+    assert_clean();
+}

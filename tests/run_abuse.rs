@@ -487,7 +487,8 @@ fn stderr_of(o: &std::process::Output) -> String {
 
 /// Asserts that `faultline run ARGS` is refused: exit 2, at most two lines
 /// on stderr (the run's description and the error), the error saying
-/// `says`, within 10 s.
+/// `says`, within 20 s (a refusal takes well under a second; 10.2 s was
+/// seen once on a loaded machine, and a runaway takes minutes).
 fn assert_refused(store: &Path, args: &[&str], says: &str) {
     let t0 = Instant::now();
     let o = stores_common::run(store, args);
@@ -495,7 +496,7 @@ fn assert_refused(store: &Path, args: &[&str], says: &str) {
     assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
     assert!(e.contains(says) && e.lines().count() <= 2, "{args:?}: {e}");
     assert!(
-        t0.elapsed() < Duration::from_secs(10),
+        t0.elapsed() < Duration::from_secs(20),
         "{args:?} took {:?}",
         t0.elapsed()
     );
@@ -797,8 +798,9 @@ fn a_garbage_adapter_is_an_error_and_its_lines_are_cut() {
     let e = stderr_of(&o);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(e.contains("never gave a valid reply"), "{e}");
+    // Well before the 60 s time limit (31.8 s was seen once at load 8).
     assert!(
-        t0.elapsed() < Duration::from_secs(30),
+        t0.elapsed() < Duration::from_secs(45),
         "took {:?}",
         t0.elapsed()
     );
@@ -837,6 +839,8 @@ fn a_full_disk_leaves_whole_lines() {
         }
     }
     let _u = Unmount(m.clone());
+    // The run goes on (recording nothing more) until its time limit once
+    // the disk is full; the built-in store fills 2 MB in a few seconds.
     let child = spawn_run(
         mnt.path(),
         &[
@@ -845,7 +849,7 @@ fn a_full_disk_leaves_whole_lines() {
             "--nemesis",
             "none",
             "--time-limit",
-            "20",
+            "10",
             "--quiet",
             "0",
         ],

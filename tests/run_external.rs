@@ -37,6 +37,9 @@ fn the_example_adapter_runs_a_full_run() {
             "4",
             "--time-limit",
             "15",
+            // Bounded, so that checking the history stays short.
+            "--rate",
+            "300",
             "--quiet",
             "1",
             "--seed",
@@ -89,6 +92,10 @@ fn the_example_adapter_with_a_set() {
             // (rightly) not valid.
             "--time-limit",
             "8",
+            // A set read returns the whole set: checking grows with the
+            // square of the operations, so they are bounded.
+            "--rate",
+            "300",
             "--quiet",
             "1",
             "--seed",

@@ -216,26 +216,6 @@ fn nats_missing_binary_or_bad_option_exits_2_and_leaves_nothing() {
     );
     assert!(processes_with("nats-server").is_empty());
     assert_clean();
-    // A server that exits at once: its status and last log line.
     let fake = failing_bindir(store.path(), &["nats-server"]);
-    let o = run(
-        store.path(),
-        &[
-            "--db",
-            "nats",
-            "--db-opt",
-            &format!("bindir={}", fake.display()),
-            "--time-limit",
-            "5",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        e.contains("exited with status 3") && e.contains("fake nats-server"),
-        "{e}"
-    );
-    assert!(latest(store.path()).join("nodes/n1/nats.log").is_file());
-    assert!(processes_with("fakebin/nats-server").is_empty());
-    assert_clean();
+    assert_server_exits_at_once(store.path(), "nats", &fake, "nats-server");
 }

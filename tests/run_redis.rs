@@ -161,18 +161,5 @@ fn redis_bad_options_and_failing_binary_exit_2_and_leave_nothing() {
     );
     assert!(!store.path().join("latest").exists(), "nothing was started");
     let fake = failing_bindir(store.path(), &["redis-server"]);
-    let o = run(
-        store.path(),
-        &[
-            "--db",
-            "redis",
-            "--db-opt",
-            &format!("bindir={}", fake.display()),
-            "--time-limit",
-            "5",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("exited with status 3"));
-    assert_clean();
+    assert_server_exits_at_once(store.path(), "redis", &fake, "redis-server");
 }

@@ -240,39 +240,6 @@ fn zookeeper_missing_install_or_bad_option_exits_2_and_leaves_nothing() {
         &["--db-opt fsync: --db zookeeper has no such option (reads, readonly, bindir, jar)"],
     );
     refused(&["--workload", "set"], &["--workload set"]);
-    // A server that exits at once: its status and last log line.
     let fake = failing_bindir(store.path(), &["java"]);
-    let o = run(
-        store.path(),
-        &[
-            "--db",
-            "zookeeper",
-            "--db-opt",
-            &format!("bindir={}", fake.display()),
-            "--time-limit",
-            "5",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(
-        e.lines()
-            .filter(|l| l.starts_with("faultline: error"))
-            .count(),
-        1,
-        "one error line: {e}"
-    );
-    assert!(
-        e.contains("zookeeper on n")
-            && e.contains("exited with status 3")
-            && e.contains("fake java"),
-        "{e}"
-    );
-    assert!(
-        latest(store.path())
-            .join("nodes/n1/zookeeper.log")
-            .is_file()
-    );
-    assert!(processes_with("fakebin/java").is_empty());
-    assert_clean();
+    assert_server_exits_at_once(store.path(), "zookeeper", &fake, "java");
 }

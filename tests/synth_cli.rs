@@ -109,3 +109,32 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
         assert!(!path.exists(), "{flags:?}: no file left behind");
     }
 }
+
+/// A failed write removes only what synth created: here `-o` names a link
+/// to /dev/full (as `-o /dev/null` names a device), which must survive,
+/// for the plain and the transactional generator alike.
+#[test]
+fn a_failed_write_never_removes_what_was_there() {
+    assert!(
+        std::path::Path::new("/dev/full").exists(),
+        "/dev/full is missing: this test needs it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("out");
+    std::os::unix::fs::symlink("/dev/full", &link).unwrap();
+    let p = link.to_str().unwrap();
+    for model in ["cas-register", "list-append"] {
+        let out = faultline(&["synth", "--model", model, "--ops", "20000", "-o", p]);
+        assert_eq!(out.status.code(), Some(2), "{model}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("No space left on device"),
+            "{model}: {}",
+            stderr(&out)
+        );
+        assert!(
+            std::fs::symlink_metadata(&link).is_ok(),
+            "{model}: synth removed {}",
+            link.display()
+        );
+    }
+}

@@ -70,7 +70,9 @@ fn clean_hosts(args: &CleanArgs) -> Exit {
 
 /// Tears down every recorded lab (or one), stopping its servers by PID
 /// after checking their start time, then removes unrecorded leftovers named
-/// like faultline's (`fl-<lab>-n<i>`, `fl-<lab>-br`, `FL-<lab>-FWD`).
+/// like faultline's (`fl-<lab>-n<i>`, `fl-<lab>-br`, `FL-<lab>-FWD`) and
+/// runs' scratch data directories that no state file records (see
+/// [`lab::data_dir`]).
 ///
 /// Without `name` and without `force`, a lab still in use (see
 /// [`in_use`]) is left alone and said so: tearing down a live run's lab
@@ -128,6 +130,12 @@ pub fn clean(name: Option<&str>, force: bool) -> Result<(), LabError> {
             removed += 1;
             println!("removed unrecorded {what}");
         }
+        let (dirs, errs) = lab::data_dir::remove_unrecorded_scratch();
+        for d in dirs {
+            removed += 1;
+            println!("removed unrecorded data directory {}", d.display());
+        }
+        failures.extend(errs.iter().map(ToString::to_string));
     }
     if !failures.is_empty() {
         return Err(LabError::Incomplete {

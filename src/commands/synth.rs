@@ -153,12 +153,15 @@ pub fn run(args: SynthArgs) -> Exit {
         .filter(|p| p.as_os_str() != std::ffi::OsStr::new("-"));
     let result = match &path {
         Some(path) => {
+            // Only what this run created is removed again: never a device
+            // such as /dev/null, a link, or a file that was there before.
+            let existed = std::fs::symlink_metadata(path).is_ok();
             let file = match File::create(path) {
                 Ok(f) => f,
                 Err(e) => return fail(format!("-o: cannot create {}: {e}", path.display())),
             };
             let result = synth::synthesize(&cfg, file);
-            if result.is_err() {
+            if result.is_err() && !existed {
                 // Leave no empty or truncated history behind.
                 let _ = std::fs::remove_file(path);
             }

@@ -53,11 +53,13 @@ fn write(args: &SynthArgs, cfg: &TxnSynthConfig) -> Exit {
         .output
         .as_ref()
         .filter(|p| p.as_os_str() != std::ffi::OsStr::new("-"));
+    // Only what this run created is removed again (see synth.rs).
+    let existed = path.is_some_and(|p| std::fs::symlink_metadata(p).is_ok());
     let result = match path {
         Some(p) => match File::create(p) {
             Ok(f) => {
                 let r = txn_synth::synthesize(cfg, std::io::BufWriter::new(f));
-                if r.is_err() {
+                if r.is_err() && !existed {
                     let _ = std::fs::remove_file(p);
                 }
                 r

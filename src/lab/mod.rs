@@ -17,6 +17,7 @@
 //! runner can call it from `spawn_blocking`.
 
 pub mod client_socket;
+pub mod data_dir;
 pub mod fake_clock;
 pub mod hold;
 pub mod net;

@@ -481,7 +481,7 @@ pub fn up(spec: &LabSpec) -> Result<Lab> {
             dir: spec
                 .dir
                 .clone()
-                .unwrap_or_else(|| PathBuf::from("/var/lib/faultline").join(&spec.name)),
+                .unwrap_or_else(|| super::data_dir::default_for(&spec.name)),
             creator: me,
             owner: spec.owned.then_some(me),
             complete: false,
@@ -525,6 +525,9 @@ fn create(st: &LabState) -> Result<()> {
     }
     std::fs::create_dir_all(&st.dir)
         .map_err(|e| LabError::io(format!("creating {}", st.dir.display()), e))?;
+    if st.remove_dir {
+        super::data_dir::mark_scratch(&st.dir, &st.name)?;
+    }
     let br = &st.bridge;
     netns::prepare_dir()?;
     let mut rt = Rtnl::open("root namespace")?;

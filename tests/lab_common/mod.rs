@@ -13,10 +13,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use faultline::lab::nft::{self, Change, Hook, Nft};
-use faultline::lab::{Lab, sys};
+use faultline::lab::{Lab, data_dir, sys};
 use nix::fcntl::{Flock, FlockArg};
 
 /// The faultline binary under test: this build's, or `FAULTLINE_TEST_BIN`
@@ -28,10 +28,23 @@ pub fn bin() -> PathBuf {
 }
 
 /// Holds the machine-wide test lock.
-pub struct Guard(#[allow(dead_code)] Flock<File>);
+pub struct Guard {
+    _lock: Flock<File>,
+    test: String,
+    waited: Duration,
+    since: Instant,
+}
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        // Shown with --nocapture: what a test took, without the time it
+        // waited for other tests (on a shared machine, that wait dominates).
+        eprintln!(
+            "lab lock: {} waited {:.1} s, held {:.1} s",
+            self.test,
+            self.waited.as_secs_f64(),
+            self.since.elapsed().as_secs_f64()
+        );
         // After a failed test, leave nothing behind for the next one (a
         // passing test has already asserted that nothing is left).
         if std::thread::panicking() {
@@ -57,10 +70,16 @@ pub fn guard(test: &str) -> Option<Guard> {
         sys::package_of("ping")
     );
     let f = File::create("/run/faultline-tests.lock").expect("creating the test lock");
+    let asked = Instant::now();
     let l = Flock::lock(f, FlockArg::LockExclusive)
         .map_err(|_| ())
         .expect("test lock");
-    Some(Guard(l))
+    Some(Guard {
+        _lock: l,
+        test: test.to_string(),
+        waited: asked.elapsed(),
+        since: Instant::now(),
+    })
 }
 
 /// Runs faultline with `args`.
@@ -241,6 +260,14 @@ pub fn leftovers() -> Vec<String> {
         for e in rd.flatten() {
             if e.path().extension().is_some_and(|x| x == "json") {
                 out.push(format!("state {}", e.path().display()));
+            }
+        }
+    }
+    // A run's scratch data directory (marked as such) outlives no run.
+    if let Ok(rd) = std::fs::read_dir(data_dir::ROOT) {
+        for e in rd.flatten() {
+            if e.path().join(data_dir::MARKER).is_file() {
+                out.push(format!("data directory {}", e.path().display()));
             }
         }
     }

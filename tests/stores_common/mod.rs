@@ -115,6 +115,39 @@ pub fn processes_with(needle: &str) -> Vec<String> {
     out
 }
 
+/// Runs `--db DB` with `bindir=FAKE`, a directory whose `program` prints a
+/// line and exits 3 (see [`failing_bindir`]), and asserts what a server
+/// that exits at once must give: exit 2 with one error line naming the
+/// store's server (`DB on n…`), the exit status and the program's last log
+/// line; the server's log `nodes/n1/DB.log` kept in the run directory; no
+/// process of the fake program and no lab left.
+pub fn assert_server_exits_at_once(store: &Path, db: &str, fake: &Path, program: &str) {
+    let bindir = format!("bindir={}", fake.display());
+    let o = run(
+        store,
+        &["--db", db, "--db-opt", &bindir, "--time-limit", "5"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    let errors = e
+        .lines()
+        .filter(|l| l.starts_with("faultline: error"))
+        .count();
+    assert_eq!(errors, 1, "one error line: {e}");
+    for needle in [
+        format!("{db} on n"),
+        "exited with status 3".to_string(),
+        format!("fake {program}: refusing to start"),
+    ] {
+        assert!(e.contains(&needle), "{needle:?} missing: {e}");
+    }
+    let log = latest(store).join(format!("nodes/n1/{db}.log"));
+    assert!(log.is_file(), "the server's log {}", log.display());
+    let left = processes_with(&format!("fakebin/{program}"));
+    assert!(left.is_empty(), "processes left: {left:?}");
+    crate::lab_common::assert_clean();
+}
+
 /// The wall-clock run of the clock tests (tests/run_clock.rs in the lab,
 /// tests/run_ssh.rs over SSH): a 3-node built-in store in quorum mode with
 /// wall-clock timestamps, register workload of reads and writes (no cas:
