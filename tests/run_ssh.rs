@@ -505,6 +505,12 @@ fn ssh_bad_hosts_and_settings_exit_2_naming_the_host() {
         v.extend(extra.iter().map(|x| x.to_string()));
         v
     };
+    // `base` with the hosts' SSH settings (identity, known_hosts).
+    let with_flags = |ssh: &str, extra: &[&str]| -> Vec<String> {
+        let mut a = base(ssh, extra);
+        a.extend(flags.iter().cloned());
+        a
+    };
     // Exit 2 and one error line (after the run's description, when the
     // settings were fine and the hosts are what failed).
     let err2 = |args: Vec<String>, needles: &[&str]| {
@@ -522,13 +528,11 @@ fn ssh_bad_hosts_and_settings_exit_2_naming_the_host() {
         }
     };
     // Nothing listens on port 2: unreachable.
-    let mut a = base(
-        &format!("root@{ip1}:2,root@{ip2}"),
-        &["--db", "redis", "--db-opt", &endpoints],
-    );
-    a.extend(flags.clone());
     err2(
-        a,
+        with_flags(
+            &format!("root@{ip1}:2,root@{ip2}"),
+            &["--db", "redis", "--db-opt", &endpoints],
+        ),
         &[
             &format!("host root@{ip1}:2: cannot connect over SSH"),
             "refused",
@@ -572,20 +576,18 @@ fn ssh_bad_hosts_and_settings_exit_2_naming_the_host() {
     // Delay where the hosts have no netem (this kernel): refused after a
     // probe on the hosts, naming the host and tc's reason; the probe
     // leaves no qdisc (checked with the chains and records at the end).
-    let mut a = base(
-        &hosts.list(),
-        &[
-            "--db",
-            "redis",
-            "--db-opt",
-            &endpoints,
-            "--nemesis",
-            "delay",
-        ],
-    );
-    a.extend(flags.clone());
     err2(
-        a,
+        with_flags(
+            &hosts.list(),
+            &[
+                "--db",
+                "redis",
+                "--db-opt",
+                &endpoints,
+                "--nemesis",
+                "delay",
+            ],
+        ),
         &[
             &format!("host n1 (root@{ip1}): delay needs tc with the prio and netem qdiscs"),
             "Specified qdisc kind is unknown",
@@ -597,52 +599,45 @@ fn ssh_bad_hosts_and_settings_exit_2_naming_the_host() {
         assert!(!q.contains("fa17:"), "no qdisc of faultline's: {q}");
     }
     // Settings that cannot work, before anything is touched.
-    let mut a = base(&hosts.list(), &["--db", "postgres"]);
-    a.extend(flags.clone());
     err2(
-        a,
+        with_flags(&hosts.list(), &["--db", "postgres"]),
         &[
             "--db postgres: faultline cannot start it on remote hosts: initdb and pg_basebackup run",
             "bring your own cluster",
         ],
     );
-    let mut a = base(
-        &hosts.list(),
-        &["--db", "redis", "--db-opt", "failover=sentinel"],
-    );
-    a.extend(flags.clone());
     err2(
-        a,
+        with_flags(
+            &hosts.list(),
+            &["--db", "redis", "--db-opt", "failover=sentinel"],
+        ),
         &[
             "--db redis: faultline cannot start it on remote hosts: failover=sentinel runs two servers per host",
         ],
     );
     // A program the hosts lack: named with the host, after connecting.
-    let mut a = base(
-        &hosts.list(),
-        &["--db", "redis", "--db-opt", "bindir=/nonexistent"],
-    );
-    a.extend(flags.clone());
     err2(
-        a,
+        with_flags(
+            &hosts.list(),
+            &["--db", "redis", "--db-opt", "bindir=/nonexistent"],
+        ),
         &[
             "host n1 (",
             "--db redis: `redis-server` not found on the host (looked in /nonexistent)",
         ],
     );
-    let mut a = base(
-        &hosts.list(),
-        &["--db", "redis", "--db-opt", &format!("endpoints={ip1}")],
-    );
-    a.extend(flags.clone());
-    err2(a, &["1 endpoints for 2 hosts"]);
-    let mut a = base(
-        &hosts.list(),
-        &["--db", "redis", "--db-opt", &endpoints, "--nemesis", "kill"],
-    );
-    a.extend(flags.clone());
     err2(
-        a,
+        with_flags(
+            &hosts.list(),
+            &["--db", "redis", "--db-opt", &format!("endpoints={ip1}")],
+        ),
+        &["1 endpoints for 2 hosts"],
+    );
+    err2(
+        with_flags(
+            &hosts.list(),
+            &["--db", "redis", "--db-opt", &endpoints, "--nemesis", "kill"],
+        ),
         &["kill on remote hosts: give --db-opt pidfile=PATH or pattern=REGEX"],
     );
     err2(
