@@ -197,17 +197,13 @@ impl Remote {
             ClockMode::Strobe => {
                 self.stop_strobe().await?;
                 let stop = Arc::new(AtomicBool::new(false));
-                let flips: Vec<(String, Host, String)> = nodes
+                // Each node's host (a handle on the same SSH session, which
+                // the task can own) and timestamp file.
+                let flips: Vec<(Host, String)> = nodes
                     .iter()
                     .map(|n| {
-                        Ok((
-                            n.clone(),
-                            {
-                                let h = self.host(n)?;
-                                h.with_spec(&h.spec)
-                            },
-                            self.clock_file(n),
-                        ))
+                        let h = self.host(n)?;
+                        Ok((h.with_spec(&h.spec), self.clock_file(n)))
                     })
                     .collect::<Result<_>>()?;
                 let s = stop.clone();
@@ -218,12 +214,8 @@ impl Remote {
                         let text = offset_text(if off { ms } else { 0 });
                         let t0 = tokio::time::Instant::now();
                         first_err(
-                            join_all(
-                                flips
-                                    .iter()
-                                    .map(|(_, h, f)| h.write_file(f, text.as_bytes())),
-                            )
-                            .await,
+                            join_all(flips.iter().map(|(h, f)| h.write_file(f, text.as_bytes())))
+                                .await,
                         )?;
                         off = !off;
                         tokio::time::sleep_until(t0 + period).await;
