@@ -84,14 +84,11 @@ pub fn remove_script(devs: &[String]) -> String {
 pub fn apply_script(by_dev: &BTreeMap<String, Vec<Ipv4Addr>>, ms: u64, jitter_ms: u64) -> String {
     let devs: Vec<String> = by_dev.keys().cloned().collect();
     let mut s = remove_script(&devs).replace("echo ", ": ");
-    let undo = remove_script(&devs).replace("echo ", ": ");
+    let undo = s.replace('\n', "; ");
+    let undo = undo.trim_end_matches("; ");
     for (dev, peers) in by_dev {
         for c in delay_commands(dev, peers, ms, jitter_ms) {
-            let _ = writeln!(
-                s,
-                "$SUDO {c} || {{ r=$?; {}; exit $r; }}",
-                undo.replace('\n', "; ").trim_end_matches("; ")
-            );
+            let _ = writeln!(s, "$SUDO {c} || {{ r=$?; {undo}; exit $r; }}");
         }
     }
     s
