@@ -3,7 +3,9 @@
 //! Medians of repeated runs, printed as a table (no timing assertions: this
 //! machine is noisy). Reads the shared corpus in `../shared/corpus` when it
 //! is there. Options (environment): `FAULTLINE_BENCH_RUNS` (default 21 for
-//! the corpus, 5 for synthesized histories), `FAULTLINE_BENCH_SKIP_1M=1`.
+//! the corpus, 5 for synthesized histories), `FAULTLINE_BENCH_SKIP_1M=1`,
+//! `FAULTLINE_BENCH_ONLY=<group>` (runs only the groups whose name contains
+//! it: `corpus`, `synth`, `kv`, `read`, `1m`, `causal`).
 //!
 //! What it measures:
 //! 1. the 50 Porcupine etcd logs: check time per file (median), their sum,
@@ -44,6 +46,11 @@ fn runs(default: usize) -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
+}
+
+/// True when the group `name` runs (see `FAULTLINE_BENCH_ONLY`).
+fn wanted(name: &str) -> bool {
+    std::env::var("FAULTLINE_BENCH_ONLY").map_or(true, |only| name.contains(only.as_str()))
 }
 
 fn corpus() -> Option<PathBuf> {
@@ -454,7 +461,8 @@ fn main() {
         return;
     }
     println!("faultline check benchmarks (medians)");
-    if let Some(c) = corpus() {
+    let corpus = corpus().filter(|_| wanted("corpus"));
+    if let Some(c) = corpus {
         let good = [2, 5, 7, 18, 25, 31, 38, 45, 48, 49];
         bench_files(
             "porcupine etcd (cas-register)",
@@ -486,34 +494,44 @@ fn main() {
             |p| p.to_string_lossy().ends_with("-ok.txt"),
         );
     } else {
-        println!("(no ../shared/corpus: corpus benchmarks skipped)");
+        println!("(no ../shared/corpus, or not wanted: corpus benchmarks skipped)");
     }
-    bench_synth(
-        "synth 100k ops, 10 keys, 10 procs",
-        &SynthConfig {
-            ops: 100_000,
-            keys: 10,
-            processes: 10,
-            info: 0.05,
-            seed: 1,
-            ..SynthConfig::default()
-        },
-    );
-    bench_synth(
-        "synth 1M ops, 1000 keys (in process)",
-        &SynthConfig {
-            ops: 1_000_000,
-            keys: 1000,
-            processes: 50,
-            info: 0.05,
-            seed: 1,
-            ..SynthConfig::default()
-        },
-    );
-    bench_kv_50_clients();
-    bench_json_read();
+    if wanted("synth") {
+        bench_synth(
+            "synth 100k ops, 10 keys, 10 procs",
+            &SynthConfig {
+                ops: 100_000,
+                keys: 10,
+                processes: 10,
+                info: 0.05,
+                seed: 1,
+                ..SynthConfig::default()
+            },
+        );
+        bench_synth(
+            "synth 1M ops, 1000 keys (in process)",
+            &SynthConfig {
+                ops: 1_000_000,
+                keys: 1000,
+                processes: 50,
+                info: 0.05,
+                seed: 1,
+                ..SynthConfig::default()
+            },
+        );
+    }
+    if wanted("kv") {
+        bench_kv_50_clients();
+    }
+    if wanted("read") {
+        bench_json_read();
+    }
     if std::env::var("FAULTLINE_BENCH_SKIP_1M").is_err() {
-        bench_1m();
-        bench_causal_1m();
+        if wanted("1m") {
+            bench_1m();
+        }
+        if wanted("causal") {
+            bench_causal_1m();
+        }
     }
 }

@@ -55,6 +55,17 @@ fn pack(key: &[u8]) -> (u64, u64) {
 }
 
 impl KeyCache {
+    /// [`KeyCache::get`] for a key given as bytes; `None` when they are not
+    /// UTF-8. Short keys are found without looking at their text again.
+    fn get_bytes(&mut self, key: &[u8]) -> Option<Arc<Value>> {
+        if key.len() <= SHORT_KEY {
+            if let Some(k) = self.short.get(&pack(key)) {
+                return Some(k.clone());
+            }
+        }
+        Some(self.get(std::str::from_utf8(key).ok()?))
+    }
+
     fn get(&mut self, key: &str) -> Arc<Value> {
         let new = || Arc::new(Value::String(key.to_string()));
         let room = self.short.len() + self.long.len() < MAX_KEYS;
@@ -235,6 +246,223 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// True when every byte of `text` is printable ASCII or a space and none
+/// is a backslash: then each JSON string in it is exactly its bytes (no
+/// escape, no control character, no multi-byte character). No early exit,
+/// so that the loop runs on whole vectors.
+fn is_clean(text: &[u8]) -> bool {
+    text.iter()
+        .fold(true, |ok, &b| ok & (0x20..0x80).contains(&b) & (b != b'\\'))
+}
+
+/// A cursor over a clean line (see [`is_clean`]) written the way faultline
+/// writes events: no whitespace, the known fields in the writer's order.
+struct Canonical<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Canonical<'a> {
+    /// Consumes `word` if it comes next (a constant: compared in a few
+    /// loads, without a call).
+    #[inline]
+    fn eat<const N: usize>(&mut self, word: &[u8; N]) -> bool {
+        let hit = self.text.get(self.at..self.at + N) == Some(word.as_slice());
+        if hit {
+            self.at += N;
+        }
+        hit
+    }
+
+    /// Consumes `sep` (the `{` before the first field, the `,` before the
+    /// others) and the field name `name` (quoted, with its colon) if they
+    /// come next; `sep` becomes `,`.
+    #[inline]
+    fn field<const N: usize>(&mut self, sep: &mut u8, name: &[u8; N]) -> bool {
+        let hit = self.text.get(self.at) == Some(sep)
+            && self.text.get(self.at + 1..self.at + 1 + N) == Some(name.as_slice());
+        if hit {
+            self.at += 1 + N;
+            *sep = b',';
+        }
+        hit
+    }
+
+    /// A string (its opening quote next): its bytes, which are its text.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        if !self.eat(b"\"") {
+            return None;
+        }
+        // Strings of events are short: a plain loop beats a search call.
+        let len = self.text[self.at..].iter().position(|&b| b == b'"')?;
+        let s = &self.text[self.at..self.at + len];
+        self.at += len + 1;
+        Some(s)
+    }
+
+    /// The rules of [`Scan::integer`]: at most [`MAX_DIGITS`] digits, no
+    /// leading zero, not `-0`, no fraction or exponent after.
+    fn integer(&mut self) -> Option<i64> {
+        let neg = self.text.get(self.at) == Some(&b'-');
+        let start = self.at + usize::from(neg);
+        let mut end = start;
+        let mut n: i64 = 0;
+        while let Some(&b) = self.text.get(end) {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            // Exact up to MAX_DIGITS digits; longer numbers are refused below.
+            n = n.wrapping_mul(10).wrapping_add(i64::from(digit));
+            end += 1;
+        }
+        let digits = end - start;
+        if digits == 0 || digits > MAX_DIGITS {
+            return None;
+        }
+        if self.text[start] == b'0' && (digits > 1 || neg) {
+            return None;
+        }
+        if let Some(b'.' | b'e' | b'E') = self.text.get(end) {
+            return None;
+        }
+        self.at = end;
+        Some(if neg { -n } else { n })
+    }
+
+    /// `null`, `true`, `false`, an integer or a string.
+    fn scalar(&mut self) -> Option<Value> {
+        match *self.text.get(self.at)? {
+            b'"' => {
+                let s = std::str::from_utf8(self.string()?).ok()?;
+                Some(Value::String(s.to_string()))
+            }
+            b'n' => self.eat(b"null").then_some(Value::Null),
+            b't' => self.eat(b"true").then_some(Value::Bool(true)),
+            b'f' => self.eat(b"false").then_some(Value::Bool(false)),
+            _ => self.integer().map(Value::from),
+        }
+    }
+
+    /// A scalar, or a flat array of at most 4 scalars (as [`Scan::value`]).
+    fn value(&mut self) -> Option<Value> {
+        if !self.eat(b"[") {
+            return self.scalar();
+        }
+        let mut items: [Value; 4] = Default::default();
+        let mut n = 0;
+        if !self.eat(b"]") {
+            loop {
+                *items.get_mut(n)? = self.scalar()?;
+                n += 1;
+                if self.eat(b"]") {
+                    break;
+                }
+                if !self.eat(b",") {
+                    return None;
+                }
+            }
+        }
+        let mut array = Vec::with_capacity(n);
+        array.extend(items.into_iter().take(n));
+        Some(Value::Array(array))
+    }
+}
+
+/// The event on a clean line (see [`is_clean`]) written as faultline's
+/// writer writes it: `{"index":..,"time":..,"process":..,"type":..,"f":..,
+/// "key":..,"value":..}` with any of them left out, then fields of no
+/// meaning to faultline whose values are scalars or flat arrays, no
+/// whitespace. `None` for anything else: [`scan`] reads the line in full.
+/// The same rules as [`scan`]; only the order and spelling are narrower.
+fn scan_canonical(
+    text: &[u8],
+    line: usize,
+    names: &mut Vec<Arc<str>>,
+    keys: &mut KeyCache,
+) -> Option<Event> {
+    let mut c = Canonical { text, at: 0 };
+    // The byte before the next field: `{` before the first, then `,`.
+    let mut sep = b'{';
+    let mut index = None;
+    if c.field(&mut sep, b"\"index\":") {
+        index = Some(u64::try_from(c.integer()?).ok()?);
+    }
+    let mut time = None;
+    if c.field(&mut sep, b"\"time\":") && !c.eat(b"null") {
+        time = Some(c.integer()?);
+    }
+    if !c.field(&mut sep, b"\"process\":") {
+        return None;
+    }
+    let process = Process::Client(c.integer().filter(|&p| p >= 0)?);
+    if !c.field(&mut sep, b"\"type\":") {
+        return None;
+    }
+    let kind = match c.string()? {
+        b"invoke" => EventType::Invoke,
+        b"ok" => EventType::Ok,
+        b"fail" => EventType::Fail,
+        b"info" => EventType::Info,
+        other => EventType::parse(std::str::from_utf8(other).ok()?)?,
+    };
+    if !c.field(&mut sep, b"\"f\":") {
+        return None;
+    }
+    let f = shared_name_bytes(names, c.string()?)?;
+    let mut key = None;
+    if c.field(&mut sep, b"\"key\":") {
+        key = Some(if c.text.get(c.at) == Some(&b'"') {
+            keys.get_bytes(c.string()?)?
+        } else {
+            Arc::new(Value::from(c.integer()?))
+        });
+    }
+    let mut value = None;
+    if c.field(&mut sep, b"\"value\":") {
+        value = Some(c.value()?);
+    }
+    let mut extra = Map::new();
+    while c.text.get(c.at) == Some(&b',') {
+        c.at += 1;
+        let name = std::str::from_utf8(c.string()?).ok()?;
+        // A known field here is out of order or twice: the full scan
+        // tells which.
+        if field_bit(name) != 0 || !c.eat(b":") {
+            return None;
+        }
+        let v = c.value()?;
+        if extra.insert(name.to_string(), v).is_some() {
+            return None;
+        }
+    }
+    if !c.eat(b"}") || c.at != text.len() {
+        return None;
+    }
+    Some(Event {
+        line,
+        index,
+        time,
+        process,
+        kind,
+        f,
+        key,
+        has_value: value.is_some(),
+        value: value.unwrap_or(Value::Null),
+        extra,
+    })
+}
+
+/// The shared copy of the function name whose bytes are `name`, as
+/// [`super::json_event::shared_name`] gives it; `None` when not UTF-8.
+fn shared_name_bytes(names: &mut Vec<Arc<str>>, name: &[u8]) -> Option<Arc<str>> {
+    if let Some(a) = names.iter().find(|a| a.as_bytes() == name) {
+        return Some(a.clone());
+    }
+    let name = std::str::from_utf8(name).ok()?;
+    Some(super::json_event::shared_name(names, name))
+}
+
 /// The event on `text` (one line, trimmed) when it is in the fast path's
 /// subset; `None` sends it to the general decoder. `names` shares function
 /// names as the general decoder does, `keys` string keys.
@@ -244,6 +472,11 @@ pub(super) fn scan(
     names: &mut Vec<Arc<str>>,
     keys: &mut KeyCache,
 ) -> Option<Event> {
+    if is_clean(text) {
+        if let Some(ev) = scan_canonical(text, line, names, keys) {
+            return Some(ev);
+        }
+    }
     let mut s = Scan {
         line: std::str::from_utf8(text).ok()?,
         text,
@@ -332,20 +565,40 @@ mod tests {
 
     /// Lines the fast path accepts are decoded exactly as the general
     /// decoder decodes them; lines it refuses go to the general decoder.
+    /// The canonical scan, where it answers, answers likewise.
     fn agrees(text: &str) -> bool {
-        let fast = scan(
-            text.trim_ascii().as_bytes(),
-            7,
-            &mut Vec::new(),
-            &mut KeyCache::default(),
-        );
-        let slow = EventParser::new().parse_general(text.trim_ascii().as_bytes(), 7);
+        agrees_how(text).0
+    }
+
+    /// [`agrees`], and whether the canonical scan answered.
+    fn agrees_how(text: &str) -> (bool, bool) {
+        let text = text.trim_ascii().as_bytes();
+        let (mut names, mut keys) = (Vec::new(), KeyCache::default());
+        let fast = scan(text, 7, &mut names, &mut keys);
+        let slow = EventParser::new().parse_general(text, 7);
+        let canonical = is_clean(text)
+            .then(|| scan_canonical(text, 7, &mut names, &mut keys))
+            .flatten();
+        let shown = String::from_utf8_lossy(text);
+        if let Some(ev) = &canonical {
+            assert_eq!(
+                Ok(ev),
+                slow.as_ref(),
+                "canonical and general decoders differ on {shown}"
+            );
+        }
         match fast {
             Some(ev) => {
-                assert_eq!(Ok(ev), slow, "fast and general decoders differ on {text}");
-                true
+                assert_eq!(Ok(ev), slow, "fast and general decoders differ on {shown}");
+                (true, canonical.is_some())
             }
-            None => false,
+            None => {
+                assert!(
+                    canonical.is_none(),
+                    "canonical answered, scan did not: {shown}"
+                );
+                (false, false)
+            }
         }
     }
 
@@ -367,6 +620,29 @@ mod tests {
             r#"{"process" :0,"type":"ok", "f":"read","key" : "k1"}"#,
         ] {
             assert!(agrees(line), "{line} should take the fast path");
+        }
+    }
+
+    /// Lines as faultline's writer writes them take the canonical scan;
+    /// other spellings and orders of the same event do not, but still take
+    /// the fast path.
+    #[test]
+    fn the_writer_s_lines_take_the_canonical_scan() {
+        for line in [
+            r#"{"index":0,"time":520916,"process":35,"type":"invoke","f":"write","key":"k391","value":1}"#,
+            r#"{"index":2,"time":1217502,"process":43,"type":"invoke","f":"cas","key":"k957","value":[1,2]}"#,
+            r#"{"index":222,"time":113870381,"process":0,"type":"info","f":"read","key":"k62","value":null,"error":"timeout"}"#,
+            r#"{"process":0,"type":":ok","f":"read","key":-4,"value":[]}"#,
+        ] {
+            assert_eq!(agrees_how(line), (true, true), "{line}");
+        }
+        for line in [
+            r#"{"process":35,"index":0,"type":"invoke","f":"write"}"#,
+            r#"{"index":0, "process":35,"type":"invoke","f":"write"}"#,
+            r#"{"process":35,"type":"invoke","f":"write","error":"x","value":1}"#,
+            r#"{"process":0,"type":"ok","f":"read","key":"é","value":"日本"}"#,
+        ] {
+            assert_eq!(agrees_how(line), (true, false), "{line}");
         }
     }
 
@@ -442,6 +718,8 @@ mod tests {
             r#"{"index":12,"time":-5,"process":35,"type":"invoke","f":"cas","key":"k1","value":[1,-2]}"#,
             r#"{"process":7,"type":"ok","f":"read","key":17,"value":null,"error":"x"}"#,
             r#"{ "time" : null , "process" : 0 , "type" : "fail" , "f" : "w" , "value" : [ ] }"#,
+            r#"{"index":3,"time":null,"process":7,"type":"info","f":"read","key":17,"value":null,"error":"timeout","node":[1,"n2",true]}"#,
+            r#"{"process":70,"type":"ok","f":"write","key":"k12","value":-30}"#,
         ];
         let pieces = [
             "",
@@ -479,8 +757,8 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
-        let (mut fast, mut total) = (0, 0);
-        for _ in 0..20_000 {
+        let (mut fast, mut canonical, mut total) = (0, 0, 0);
+        for _ in 0..40_000 {
             let base = bases[next(bases.len())];
             let chars: Vec<char> = base.chars().collect();
             let mut text: String = chars.iter().collect();
@@ -494,13 +772,17 @@ mod tests {
                 text = t;
             }
             total += 1;
-            if agrees(&text) {
-                fast += 1;
-            }
+            let (f, c) = agrees_how(&text);
+            fast += usize::from(f);
+            canonical += usize::from(c);
         }
         assert!(
             fast > 1000 && fast < total,
             "{fast} of {total} took the fast path"
+        );
+        assert!(
+            canonical > 1000 && canonical < fast,
+            "{canonical} of {fast} fast ones took the canonical scan"
         );
     }
 }
