@@ -17,6 +17,9 @@ use serde_json::{Map, Value};
 
 use crate::error::{HistoryError, HistoryErrorKind};
 
+pub mod fragment;
+pub mod raw_event;
+
 /// The type of an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,6 +144,22 @@ pub fn is_write(f: &str) -> bool {
 /// True when `f` writes its invocation's value: a write, or a kv `append`.
 fn writes_its_value(f: &str) -> bool {
     is_write(f) || f == "append"
+}
+
+/// True when an `ok` read completes without a value: what it read is
+/// unknown (an error).
+fn reads_nothing(outcome: Outcome, has_value: bool, f: &str) -> bool {
+    outcome == Outcome::Ok && !has_value && is_read(f)
+}
+
+/// True when an `ok` write (or append) of `op` completes with a value other
+/// than the one it was invoked with (an error).
+fn writes_another_value(op: &Operation, outcome: Outcome, value: &Value) -> bool {
+    outcome == Outcome::Ok
+        && writes_its_value(&op.f)
+        && !op.invoke_value.is_null()
+        && !value.is_null()
+        && op.invoke_value != *value
 }
 
 /// How the outcome of a client operation is known.
@@ -550,7 +569,8 @@ impl KeyTable {
         let address = Arc::as_ptr(&key) as usize;
         if shared {
             if let Some((_, k)) = self.by_address.get(&address) {
-                return k.clone();
+                // The reader's copy is the table's own: kept as it is.
+                return if Arc::ptr_eq(k, &key) { key } else { k.clone() };
             }
         }
         let own = match &*key {
@@ -603,6 +623,9 @@ pub struct HistoryBuilder {
     last_extra: Option<Arc<Map<String, Value>>>,
     /// Keys seen so far (strings and integers), shared by their operations.
     keys: KeyTable,
+    /// When this builder pairs one piece of a file (see [`fragment`]):
+    /// what the piece leaves to the pieces before it.
+    fragment: Option<fragment::Edge>,
 }
 
 impl HistoryBuilder {
@@ -622,6 +645,7 @@ impl HistoryBuilder {
             first_orphan: None,
             last_extra: None,
             keys: KeyTable::default(),
+            fragment: None,
         }
     }
 
@@ -656,13 +680,17 @@ impl HistoryBuilder {
         &mut self.history.semantics
     }
 
-    fn intern(&mut self, f: &Arc<str>) -> Arc<str> {
+    fn intern(&mut self, f: Arc<str>) -> Arc<str> {
         // Most histories have a handful of functions: a look at the last
-        // few before the table.
-        if let Some(a) = self.recent_f.iter().find(|a| ***a == **f) {
+        // few before the table. A reader that shares its names gives the
+        // table's own copy back: kept as it is, no count touched.
+        if self.recent_f.iter().any(|a| Arc::ptr_eq(a, &f)) {
+            return f;
+        }
+        if let Some(a) = self.recent_f.iter().find(|a| ***a == *f) {
             return a.clone();
         }
-        let a = match self.f_names.get(&**f) {
+        let a = match self.f_names.get(&*f) {
             Some(a) => a.clone(),
             None => {
                 self.f_names.insert(f.to_string(), f.clone());
@@ -678,7 +706,15 @@ impl HistoryBuilder {
 
     /// `key` shared with the operations before it on the same key.
     fn key(&mut self, key: Option<Arc<Value>>) -> Option<Arc<Value>> {
-        key.map(|k| self.keys.intern(k))
+        key.map(|k| {
+            // A piece's keys come from its thread's reader, which shares
+            // them already: one copy per key and thread is enough.
+            if self.fragment.is_some() && Arc::strong_count(&k) > 1 {
+                k
+            } else {
+                self.keys.intern(k)
+            }
+        })
     }
 
     /// `extra` as an operation keeps it: `None` when empty, else shared with
@@ -760,17 +796,13 @@ impl HistoryBuilder {
                     self.completions_only = Some(false);
                 }
                 if let Some(&open) = self.open.get(&process) {
-                    let prev = self.history.ops[open].invoke_line();
-                    return Err(self.error(
-                        ev.line,
-                        HistoryErrorKind::DoubleInvoke {
-                            process,
-                            previous_line: prev,
-                        },
-                    ));
+                    return Err(self.double_invoke(process, open, ev.line));
+                }
+                if let Some(edge) = &mut self.fragment {
+                    edge.invoked(process, ev.line);
                 }
                 let id = self.history.ops.len();
-                let f = self.intern(&ev.f);
+                let f = self.intern(ev.f);
                 let extra = self.share(ev.extra);
                 let key = self.key(ev.key);
                 self.history.ops.push(Operation::invoked(
@@ -785,102 +817,154 @@ impl HistoryBuilder {
                     _ => Outcome::Info,
                 };
                 match self.open.remove(&process) {
-                    Some(id) => {
-                        let op = &mut self.history.ops[id];
-                        if *op.f != *ev.f {
-                            let (f, line) = (op.f.to_string(), op.invoke_line());
-                            return Err(self.error(
-                                ev.line,
-                                HistoryErrorKind::MismatchedCompletion {
-                                    process,
-                                    invoked: crate::error::echo(&f),
-                                    invoke_line: line,
-                                    completed: crate::error::echo(&ev.f),
-                                },
-                            ));
-                        }
-                        if outcome == Outcome::Ok && !ev.has_value && is_read(&ev.f) {
-                            return Err(self.read_without_value(&ev));
-                        }
-                        if outcome == Outcome::Ok
-                            && writes_its_value(&op.f)
-                            && !op.invoke_value.is_null()
-                            && !ev.value.is_null()
-                            && op.invoke_value != ev.value
-                        {
-                            let f = crate::error::echo(&ev.f);
-                            let invoked = format!("{f} {}", shown(&op.invoke_value));
-                            let line = op.invoke_line();
-                            return Err(self.error(
-                                ev.line,
-                                HistoryErrorKind::MismatchedWriteValue {
-                                    process,
-                                    invoked,
-                                    invoke_line: line,
-                                    completed: format!("{f} {}", shown(&ev.value)),
-                                },
-                            ));
-                        }
-                        op.complete(outcome, ev.value, pos32, index, line32, ev.time);
-                        let keyless = op.key.is_none();
-                        if keyless && ev.key.is_some() {
-                            let key = self.key(ev.key);
-                            self.history.ops[id].key = key;
-                        }
-                        if !ev.extra.is_empty() {
-                            match self.history.ops[id].extra.take() {
-                                Some(mut m) => {
-                                    Arc::make_mut(&mut m).extend(ev.extra);
-                                    self.history.ops[id].extra = Some(m);
-                                }
-                                None => self.history.ops[id].extra = self.share(ev.extra),
-                            }
-                        }
-                    }
-                    None if self.mode == CompletionsMode::Require
-                        || (self.mode == CompletionsMode::Auto
-                            && self.completions_only == Some(false)) =>
-                    {
-                        return Err(self.error(
-                            ev.line,
-                            HistoryErrorKind::CompletionWithoutInvoke {
-                                process,
-                                kind: kind.as_str(),
-                            },
-                        ));
-                    }
+                    Some(id) => self.complete(id, process, outcome, ev, pos32, index, line32)?,
                     None => {
-                        if outcome == Outcome::Ok && !ev.has_value && is_read(&ev.f) {
-                            return Err(self.read_without_value(&ev));
+                        if let Some(edge) = &mut self.fragment {
+                            // The first event of the process in this piece:
+                            // its invocation is in a piece before.
+                            if let Some(ev) = edge.completed(process, outcome, ev, pos) {
+                                return Err(self.completion_without_invoke(process, kind, ev.line));
+                            }
+                            return Ok(());
                         }
-                        if self.mode == CompletionsMode::Auto {
-                            self.completions_only = Some(true);
+                        if self.mode == CompletionsMode::Require
+                            || (self.mode == CompletionsMode::Auto
+                                && self.completions_only == Some(false))
+                        {
+                            return Err(self.completion_without_invoke(process, kind, ev.line));
                         }
-                        if self.first_orphan.is_none() {
-                            self.first_orphan = Some((ev.line, process, kind.as_str()));
-                        }
-                        let id = self.history.ops.len();
-                        let f = self.intern(&ev.f);
-                        let extra = self.share(ev.extra);
-                        let key = self.key(ev.key);
-                        let mut op = Operation::invoked(
-                            id,
-                            process,
-                            f,
-                            key,
-                            ev.value.clone(),
-                            pos32,
-                            index,
-                            line32,
-                            ev.time,
-                            extra,
-                        );
-                        op.complete(outcome, ev.value, pos32, index, line32, ev.time);
-                        self.history.ops.push(op);
+                        self.orphan(process, outcome, ev, pos32, index, line32)?;
                     }
                 }
             }
         }
+        Ok(())
+    }
+
+    fn double_invoke(&self, process: i64, open: usize, line: usize) -> HistoryError {
+        let prev = self.history.ops[open].invoke_line();
+        self.error(
+            line,
+            HistoryErrorKind::DoubleInvoke {
+                process,
+                previous_line: prev,
+            },
+        )
+    }
+
+    fn completion_without_invoke(
+        &self,
+        process: i64,
+        kind: EventType,
+        line: usize,
+    ) -> HistoryError {
+        self.error(
+            line,
+            HistoryErrorKind::CompletionWithoutInvoke {
+                process,
+                kind: kind.as_str(),
+            },
+        )
+    }
+
+    /// Completes operation `id`, open for `process`, with `ev`.
+    #[allow(clippy::too_many_arguments)]
+    fn complete(
+        &mut self,
+        id: usize,
+        process: i64,
+        outcome: Outcome,
+        ev: Event,
+        pos32: u32,
+        index: u64,
+        line32: u32,
+    ) -> Result<(), HistoryError> {
+        let op = &mut self.history.ops[id];
+        if !Arc::ptr_eq(&op.f, &ev.f) && *op.f != *ev.f {
+            let (f, line) = (op.f.to_string(), op.invoke_line());
+            return Err(self.error(
+                ev.line,
+                HistoryErrorKind::MismatchedCompletion {
+                    process,
+                    invoked: crate::error::echo(&f),
+                    invoke_line: line,
+                    completed: crate::error::echo(&ev.f),
+                },
+            ));
+        }
+        if reads_nothing(outcome, ev.has_value, &ev.f) {
+            return Err(self.read_without_value(&ev));
+        }
+        if writes_another_value(op, outcome, &ev.value) {
+            let f = crate::error::echo(&ev.f);
+            let invoked = format!("{f} {}", shown(&op.invoke_value));
+            let line = op.invoke_line();
+            return Err(self.error(
+                ev.line,
+                HistoryErrorKind::MismatchedWriteValue {
+                    process,
+                    invoked,
+                    invoke_line: line,
+                    completed: format!("{f} {}", shown(&ev.value)),
+                },
+            ));
+        }
+        op.complete(outcome, ev.value, pos32, index, line32, ev.time);
+        let keyless = op.key.is_none();
+        if keyless && ev.key.is_some() {
+            let key = self.key(ev.key);
+            self.history.ops[id].key = key;
+        }
+        if !ev.extra.is_empty() {
+            match self.history.ops[id].extra.take() {
+                Some(mut m) => {
+                    Arc::make_mut(&mut m).extend(ev.extra);
+                    self.history.ops[id].extra = Some(m);
+                }
+                None => self.history.ops[id].extra = self.share(ev.extra),
+            }
+        }
+        Ok(())
+    }
+
+    /// A completion without invocation, as an operation of its own (when
+    /// the mode allows it).
+    fn orphan(
+        &mut self,
+        process: i64,
+        outcome: Outcome,
+        ev: Event,
+        pos32: u32,
+        index: u64,
+        line32: u32,
+    ) -> Result<(), HistoryError> {
+        if reads_nothing(outcome, ev.has_value, &ev.f) {
+            return Err(self.read_without_value(&ev));
+        }
+        if self.mode == CompletionsMode::Auto {
+            self.completions_only = Some(true);
+        }
+        if self.first_orphan.is_none() {
+            self.first_orphan = Some((ev.line, process, ev.kind.as_str()));
+        }
+        let id = self.history.ops.len();
+        let f = self.intern(ev.f);
+        let extra = self.share(ev.extra);
+        let key = self.key(ev.key);
+        let mut op = Operation::invoked(
+            id,
+            process,
+            f,
+            key,
+            ev.value.clone(),
+            pos32,
+            index,
+            line32,
+            ev.time,
+            extra,
+        );
+        op.complete(outcome, ev.value, pos32, index, line32, ev.time);
+        self.history.ops.push(op);
         Ok(())
     }
 

@@ -17,7 +17,8 @@ use rayon::prelude::*;
 
 use super::json_event::{EventParser, string_end};
 use crate::error::{HistoryError, HistoryErrorKind};
-use crate::history::{CompletionsMode, Event, History, HistoryBuilder, Semantics};
+use crate::history::fragment::Fragment;
+use crate::history::{CompletionsMode, Event, History, HistoryBuilder, Operation, Semantics};
 
 /// How many bytes of JSON Lines are decoded together.
 pub const BLOCK: usize = 4 << 20;
@@ -55,8 +56,19 @@ pub(super) struct Block {
 /// [`read`], with the given treatment of completions without invocation.
 pub fn read_with<R: BufRead>(
     source: &str,
+    reader: R,
+    mode: CompletionsMode,
+) -> Result<History, HistoryError> {
+    read_in_blocks(source, reader, mode, BLOCK)
+}
+
+/// [`read_with`], in blocks of about `block` bytes (the tests cut small
+/// inputs into many blocks and pieces).
+fn read_in_blocks<R: BufRead>(
+    source: &str,
     mut reader: R,
     mode: CompletionsMode,
+    block: usize,
 ) -> Result<History, HistoryError> {
     let mut b = HistoryBuilder::new(source, Semantics::default()).completions_mode(mode);
     let io = |e: std::io::Error| HistoryError {
@@ -73,6 +85,7 @@ pub fn read_with<R: BufRead>(
         &mut next_line,
         &mut torn,
         Vec::new(),
+        block,
     )
     .map_err(io)?;
     if let Some(block) = &mut first {
@@ -92,29 +105,64 @@ pub fn read_with<R: BufRead>(
     // Buffers go round: a block's bytes and its pieces' event vectors are
     // reused for the next block (fresh memory costs a page fault per 4 KiB).
     let mut spare_events: Vec<Vec<Event>> = Vec::new();
-    let mut decoded: Option<(Vec<Piece>, usize)> = None;
-    let mut block = first;
+    let mut spare_ops: Vec<Vec<Operation>> = Vec::new();
+    let mut decoded: Option<Decoded> = None;
+    // Events in the blocks decoded so far (one per non-blank line): the
+    // position of the next block's first event.
+    let mut events_before = 0;
+    let mut pending = first;
     loop {
         let to_push = decoded.take();
         let spare = std::mem::take(&mut spare_events);
+        let ops = std::mem::take(&mut spare_ops);
+        // What the builder says after the block before the one being
+        // joined: once it takes pieces, it always does.
+        let in_pieces = b.takes_fragments();
         let (next, pushed) = rayon::join(
             || {
-                block.take().map(|bl| {
-                    let pieces = decode_lines(&bl.data, spare);
-                    (pieces, bl.first_line, bl.data)
+                pending.take().map(|bl| {
+                    let fits = [events_before, bl.first_line]
+                        .iter()
+                        .all(|&n| n + bl.data.len() < u32::MAX as usize);
+                    let (d, events) = if in_pieces && fits {
+                        pair_lines(source, &bl.data, bl.first_line, events_before, ops)
+                    } else {
+                        let pieces = decode_lines(&bl.data, spare);
+                        let events = pieces.iter().map(|p| p.events.len()).sum();
+                        (Decoded::Events(pieces, bl.first_line), events)
+                    };
+                    (d, events, bl.data)
                 })
             },
             || match to_push {
-                Some((pieces, first_line)) => push_pieces(&mut b, pieces, first_line),
-                None => Ok(Vec::new()),
+                Some(Decoded::Events(pieces, first_line)) => {
+                    Ok((push_pieces(&mut b, pieces, first_line)?, Vec::new()))
+                }
+                Some(Decoded::Fragments(fragments)) => {
+                    let ops = fragments
+                        .into_iter()
+                        .map(|f| b.append(f))
+                        .collect::<Result<_, _>>()?;
+                    Ok((Vec::new(), ops))
+                }
+                None => Ok((Vec::new(), Vec::new())),
             },
         );
-        spare_events = pushed?;
-        let Some((pieces, first_line, data)) = next else {
+        (spare_events, spare_ops) = pushed?;
+        let Some((d, events, data)) = next else {
             break;
         };
-        decoded = Some((pieces, first_line));
-        block = read_block(&mut reader, &mut carry, &mut next_line, &mut torn, data).map_err(io)?;
+        events_before += events;
+        decoded = Some(d);
+        pending = read_block(
+            &mut reader,
+            &mut carry,
+            &mut next_line,
+            &mut torn,
+            data,
+            block,
+        )
+        .map_err(io)?;
     }
     if let Some(line) = torn {
         // The last line of a file whose writer died (or ran out of space)
@@ -127,7 +175,7 @@ pub fn read_with<R: BufRead>(
     Ok(b.finish())
 }
 
-/// Reads about [`BLOCK`] bytes of whole lines (the partial last line waits
+/// Reads about `block` bytes ([`BLOCK`] but in tests) of whole lines (the partial last line waits
 /// in `carry` for the next block; at the end of the input it is the last
 /// line). `None` at the end. A last line without a newline that is a JSON
 /// text cut short is left out, and its number put in `torn`.
@@ -137,18 +185,19 @@ pub(super) fn read_block<R: BufRead>(
     next_line: &mut usize,
     torn: &mut Option<usize>,
     mut data: Vec<u8>,
+    block: usize,
 ) -> std::io::Result<Option<Block>> {
     data.clear();
-    data.reserve(BLOCK + BLOCK / 8);
+    data.reserve(block + block / 8);
     data.append(carry);
     let mut eof = false;
-    while data.len() < BLOCK {
+    while data.len() < block {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
             eof = true;
             break;
         }
-        let n = buf.len().min(BLOCK + BLOCK / 8 - data.len()).max(1);
+        let n = buf.len().min(block + block / 8 - data.len()).max(1);
         data.extend_from_slice(&buf[..n]);
         reader.consume(n);
     }
@@ -186,9 +235,18 @@ fn is_cut_short(text: &[u8]) -> bool {
             .is_some_and(|e| e.is_eof())
 }
 
-/// Decodes a block of whole lines in pieces, in parallel, into the `spare`
-/// event vectors (emptied) when there are enough.
-fn decode_lines(data: &[u8], mut spare: Vec<Vec<Event>>) -> Vec<Piece> {
+/// A block decoded: events to push in order (the first blocks, and any
+/// block the builder cannot take in pieces), or pieces paired apart.
+enum Decoded {
+    /// Pieces of events, and the block's first line.
+    Events(Vec<Piece>, usize),
+    /// Pieces paired into operations, for [`HistoryBuilder::append`].
+    Fragments(Vec<Fragment>),
+}
+
+/// Where a block of whole lines is cut into pieces: the start of each and
+/// the end of the last, at line ends.
+fn piece_bounds(data: &[u8]) -> Vec<usize> {
     let n = (rayon::current_num_threads() * 4).max(1);
     let mut bounds = vec![0];
     for k in 1..n {
@@ -198,6 +256,13 @@ fn decode_lines(data: &[u8], mut spare: Vec<Vec<Event>>) -> Vec<Piece> {
     }
     bounds.push(data.len());
     bounds.dedup();
+    bounds
+}
+
+/// Decodes a block of whole lines in pieces, in parallel, into the `spare`
+/// event vectors (emptied) when there are enough.
+fn decode_lines(data: &[u8], mut spare: Vec<Vec<Event>>) -> Vec<Piece> {
+    let bounds = piece_bounds(data);
     spare.resize_with(bounds.len() - 1, Vec::new);
     bounds
         .par_windows(2)
@@ -215,6 +280,120 @@ thread_local! {
     /// Each thread's parser, kept from block to block so that the function
     /// names and keys it shares are learnt once.
     static PARSER: std::cell::RefCell<EventParser> = std::cell::RefCell::new(EventParser::new());
+}
+
+/// A thread's parser and the builder that pairs its pieces, kept from
+/// piece to piece (names and keys are learnt once per thread, and the
+/// operations of a thread share its copies).
+struct Worker {
+    parser: EventParser,
+    builder: HistoryBuilder,
+}
+
+impl Worker {
+    fn new() -> Self {
+        Worker {
+            parser: EventParser::new(),
+            builder: HistoryBuilder::new("", Semantics::default()),
+        }
+    }
+}
+
+thread_local! {
+    static WORKER: std::cell::RefCell<Worker> = std::cell::RefCell::new(Worker::new());
+}
+
+/// Decodes a block of whole lines and pairs its events, in pieces, in
+/// parallel (see [`crate::history::fragment`]); `first_line` and
+/// `first_event` are the line and position of the block's first event.
+/// Returns the pieces and the number of events.
+fn pair_lines(
+    source: &str,
+    data: &[u8],
+    first_line: usize,
+    first_event: usize,
+    mut spare: Vec<Vec<Operation>>,
+) -> (Decoded, usize) {
+    #[cfg(test)]
+    tests::PAIRED_BLOCKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let bounds = piece_bounds(data);
+    // Each piece's lines and events (non-blank lines), for where the next
+    // one starts.
+    let counts: Vec<(usize, usize)> = bounds
+        .par_windows(2)
+        .map(|w| count_lines(&data[w[0]..w[1]]))
+        .collect();
+    let mut starts = Vec::with_capacity(counts.len());
+    let (mut line, mut event) = (first_line, first_event);
+    for &(lines, events) in &counts {
+        starts.push((line, event, events));
+        line += lines;
+        event += events;
+    }
+    spare.resize_with(starts.len(), Vec::new);
+    let fragments = bounds
+        .par_windows(2)
+        .zip(starts)
+        .zip(spare)
+        .map(|((w, (line, event, events)), mut ops)| {
+            let piece = &data[w[0]..w[1]];
+            // An operation is two events, in most histories.
+            ops.reserve(events / 2 + 1);
+            let first = (line, event, ops);
+            WORKER.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut worker) => pair_piece(&mut worker, source, piece, first),
+                Err(_) => pair_piece(&mut Worker::new(), source, piece, first),
+            })
+        })
+        .collect();
+    (Decoded::Fragments(fragments), event - first_event)
+}
+
+/// The newlines and the non-blank lines of `data`, as [`pair_piece`] and
+/// [`decode_piece`] count them.
+fn count_lines(data: &[u8]) -> (usize, usize) {
+    let (mut newlines, mut events) = (0, 0);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', data) {
+        newlines += 1;
+        events += usize::from(!data[start..end].trim_ascii().is_empty());
+        start = end + 1;
+    }
+    events += usize::from(!data[start..].trim_ascii().is_empty());
+    (newlines, events)
+}
+
+/// Decodes and pairs one piece; `first` is its first line, the position
+/// of its first event, and the vector for its operations.
+fn pair_piece(
+    worker: &mut Worker,
+    source: &str,
+    data: &[u8],
+    first: (usize, usize, Vec<Operation>),
+) -> Fragment {
+    let Worker { parser, builder } = worker;
+    let (mut line, event, ops) = first;
+    builder.start_fragment(source, event, ops);
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    for end in ends {
+        let text = data[start..end].trim_ascii();
+        start = end + 1;
+        if !text.is_empty() {
+            let result = match parser.parse_raw(text, line) {
+                Some(raw) => builder.push_raw(raw),
+                None => match parser.parse(text, line) {
+                    Ok(ev) => builder.push(ev),
+                    Err(k) => Err(builder.error(line, k)),
+                },
+            };
+            if let Err(e) = result {
+                return builder.finish_fragment(Some(e));
+            }
+        }
+        line += 1;
+    }
+    builder.finish_fragment(None)
 }
 
 fn decode_piece(parser: &mut EventParser, data: &[u8], mut events: Vec<Event>) -> Piece {
@@ -397,6 +576,138 @@ pub(super) fn count_newlines(b: &[u8]) -> usize {
 mod tests {
     use super::*;
     use crate::history::Outcome;
+
+    /// Blocks paired in pieces so far, by any test: the differential test
+    /// below checks that it made some.
+    pub(super) static PAIRED_BLOCKS: std::sync::atomic::AtomicUsize =
+        std::sync::atomic::AtomicUsize::new(0);
+
+    /// A random history in JSON Lines of `n` lines by `procs` clients, in
+    /// the shapes a file may take (the writer's lines, other spellings,
+    /// extra fields, keys of all kinds, no index, blank lines, nemesis
+    /// events) and, at rate `1/mistakes` (never when 0), each mistake
+    /// pairing must find: a second invocation, a completion without
+    /// invocation, another function, an ok read without value, an ok
+    /// write of another value, a line that is not JSON, a negative process.
+    fn random_history(seed: u64, n: usize, procs: u64, mistakes: u64) -> String {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m.max(1)
+        };
+        let mut open: Vec<Option<(&str, String, String)>> = vec![None; procs as usize];
+        let mut out = String::new();
+        for index in 0..n {
+            let oops = |next: &mut dyn FnMut(u64) -> u64| mistakes > 0 && next(mistakes) == 0;
+            let p = next(procs);
+            let mut line = String::new();
+            match next(40) {
+                0 => line.push_str("{\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"start\",\"value\":[\"n1\"]}"),
+                1 => line.push_str("   "),
+                2 if oops(&mut next) => line.push_str("{\"process\":1,"),
+                3 if oops(&mut next) => line.push_str("{\"process\":-2,\"type\":\"invoke\",\"f\":\"read\"}"),
+                _ => {
+                    let slot = &mut open[p as usize];
+                    let completing = slot.is_some() != oops(&mut next);
+                    let (f, key, value) = match slot.take() {
+                        Some(o) => o,
+                        None => {
+                            let f = ["read", "write", "cas", "append"][next(4) as usize];
+                            let key = match next(6) {
+                                0 => String::new(),
+                                1 => format!(",\"key\":{}", next(3)),
+                                2 => ",\"key\":\"é\"".to_string(),
+                                _ => format!(",\"key\":\"k{}\"", next(5)),
+                            };
+                            let value = match f {
+                                "read" => "null".to_string(),
+                                "cas" => format!("[{},{}]", next(3), next(3)),
+                                _ => next(1000).to_string(),
+                            };
+                            (f, key, value)
+                        }
+                    };
+                    let (kind, f, value) = if completing {
+                        let kind = ["ok", "ok", "ok", "fail", "info"][next(5) as usize];
+                        let f = if oops(&mut next) { "write" } else { f };
+                        let value = match f {
+                            "read" if oops(&mut next) => None,
+                            "read" => Some(next(1000).to_string()),
+                            "write" if oops(&mut next) => Some("7777".to_string()),
+                            _ => Some(value.clone()),
+                        };
+                        (kind, f, value)
+                    } else {
+                        *slot = Some((f, key.clone(), value.clone()));
+                        ("invoke", f, Some(value.clone()))
+                    };
+                    let time = index * 10;
+                    let index = match next(50) {
+                        0 => String::new(),
+                        _ => format!("\"index\":{index},"),
+                    };
+                    let value = value.map(|v| format!(",\"value\":{v}")).unwrap_or_default();
+                    let extra = if kind == "info" { ",\"error\":\"timeout\"" } else { "" };
+                    line = match next(8) {
+                        0 => format!(
+                            "{{ \"type\": \"{kind}\", \"process\": {p}, \"f\": \"{f}\"{key}{value} }}"
+                        ),
+                        _ => format!(
+                            "{{{index}\"time\":{time},\"process\":{p},\"type\":\"{kind}\",\"f\":\"{f}\"{key}{value}{extra}}}"
+                        ),
+                    };
+                }
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Pairing in pieces (blocks of a few lines, pieces of one) gives the
+    /// history, or the first error, of pairing every event in order, on
+    /// many random histories, valid and not, in both modes that take
+    /// pieces and the one that does not.
+    #[test]
+    fn pieces_pair_as_one_file_does() {
+        let before = PAIRED_BLOCKS.load(std::sync::atomic::Ordering::Relaxed);
+        let (mut errors, mut valid) = (0, 0);
+        for seed in 0..400 {
+            let mistakes = [0, 0, 300, 60][seed as usize % 4];
+            let text = random_history(seed, 400, 2 + seed % 9, mistakes);
+            for mode in [
+                CompletionsMode::Require,
+                CompletionsMode::Auto,
+                CompletionsMode::Allow,
+            ] {
+                let whole = read_in_blocks("t.jsonl", text.as_bytes(), mode, BLOCK);
+                match &whole {
+                    Ok(_) => valid += 1,
+                    Err(_) => errors += 1,
+                }
+                let whole = format!("{whole:?}");
+                for block in [90, 301, 2000] {
+                    let pieces = read_in_blocks("t.jsonl", text.as_bytes(), mode, block);
+                    assert_eq!(
+                        whole,
+                        format!("{pieces:?}"),
+                        "seed {seed}, mode {mode:?}, blocks of {block} bytes:\n{text}"
+                    );
+                }
+            }
+        }
+        let paired = PAIRED_BLOCKS.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert!(
+            paired > 10_000,
+            "only {paired} blocks were paired in pieces"
+        );
+        assert!(
+            errors > 300 && valid > 300,
+            "{errors} errors, {valid} valid"
+        );
+    }
 
     fn read_str(s: &str) -> Result<History, HistoryError> {
         read("t.jsonl", s.as_bytes())

@@ -26,6 +26,7 @@ use serde_json::{Map, Number, Value};
 use simd_json::{Buffers, Node, StaticNode, Tape};
 
 use crate::error::{HistoryErrorKind, echo};
+use crate::history::raw_event::RawEvent;
 use crate::history::{Event, EventType, Process};
 
 /// Deepest nesting of arrays and objects accepted in an event, the event
@@ -70,6 +71,17 @@ impl EventParser {
             return Ok(ev);
         }
         self.parse_general(text, line)
+    }
+
+    /// The event on `text` with its function name and key borrowed from
+    /// this parser (see [`crate::history::raw_event`]), when the line is
+    /// written as faultline's writer writes it; `None` otherwise (then
+    /// [`EventParser::parse`] decodes it).
+    pub fn parse_raw(&mut self, text: &[u8], line: usize) -> Option<RawEvent<'_>> {
+        if !super::json_fast::is_clean(text) {
+            return None;
+        }
+        super::json_fast::scan_canonical(text, line, &mut self.names, &mut self.keys)
     }
 
     /// [`EventParser::parse`] without the fast path (simd-json's tape).

@@ -17,11 +17,13 @@
 //! subset is chosen so that "accepted here" implies "valid and decoded the
 //! same way there": a differential test checks it on many generated lines.
 
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::json_event::{F, INDEX, KEY, PROCESS, TIME, TYPE, VALUE, field_bit};
+use crate::history::raw_event::{Held, RawEvent};
 use crate::history::{Event, EventType, Process};
 
 /// At most this many digits in an integer: always within `i64`.
@@ -55,15 +57,33 @@ fn pack(key: &[u8]) -> (u64, u64) {
 }
 
 impl KeyCache {
-    /// [`KeyCache::get`] for a key given as bytes; `None` when they are not
-    /// UTF-8. Short keys are found without looking at their text again.
-    fn get_bytes(&mut self, key: &[u8]) -> Option<Arc<Value>> {
+    /// The copy of the key whose bytes are `key`, borrowed (or a new one,
+    /// when the cache is full); `None` when they are not UTF-8. Short keys
+    /// are found without looking at their text again.
+    fn held(&mut self, key: &[u8]) -> Option<Held<'_, Value>> {
+        let room = self.short.len() + self.long.len() < MAX_KEYS;
+        let new = |k: &str| Arc::new(Value::String(k.to_string()));
         if key.len() <= SHORT_KEY {
-            if let Some(k) = self.short.get(&pack(key)) {
-                return Some(k.clone());
-            }
+            return Some(match self.short.entry(pack(key)) {
+                Entry::Occupied(e) => Held::Shared(e.into_mut()),
+                Entry::Vacant(e) => {
+                    let k = new(std::str::from_utf8(key).ok()?);
+                    if room {
+                        Held::Shared(e.insert(k))
+                    } else {
+                        Held::Own(k)
+                    }
+                }
+            });
         }
-        Some(self.get(std::str::from_utf8(key).ok()?))
+        let key = std::str::from_utf8(key).ok()?;
+        if !self.long.contains_key(key) {
+            if !room {
+                return Some(Held::Own(new(key)));
+            }
+            self.long.insert(key.into(), new(key));
+        }
+        self.long.get(key).map(Held::Shared)
     }
 
     fn get(&mut self, key: &str) -> Arc<Value> {
@@ -250,7 +270,7 @@ impl<'a> Scan<'a> {
 /// is a backslash: then each JSON string in it is exactly its bytes (no
 /// escape, no control character, no multi-byte character). No early exit,
 /// so that the loop runs on whole vectors.
-fn is_clean(text: &[u8]) -> bool {
+pub(super) fn is_clean(text: &[u8]) -> bool {
     text.iter()
         .fold(true, |ok, &b| ok & (0x20..0x80).contains(&b) & (b != b'\\'))
 }
@@ -375,12 +395,12 @@ impl<'a> Canonical<'a> {
 /// meaning to faultline whose values are scalars or flat arrays, no
 /// whitespace. `None` for anything else: [`scan`] reads the line in full.
 /// The same rules as [`scan`]; only the order and spelling are narrower.
-fn scan_canonical(
+pub(super) fn scan_canonical<'a>(
     text: &[u8],
     line: usize,
-    names: &mut Vec<Arc<str>>,
-    keys: &mut KeyCache,
-) -> Option<Event> {
+    names: &'a mut Vec<Arc<str>>,
+    keys: &'a mut KeyCache,
+) -> Option<RawEvent<'a>> {
     let mut c = Canonical { text, at: 0 };
     // The byte before the next field: `{` before the first, then `,`.
     let mut sep = b'{';
@@ -395,7 +415,7 @@ fn scan_canonical(
     if !c.field(&mut sep, b"\"process\":") {
         return None;
     }
-    let process = Process::Client(c.integer().filter(|&p| p >= 0)?);
+    let process = c.integer().filter(|&p| p >= 0)?;
     if !c.field(&mut sep, b"\"type\":") {
         return None;
     }
@@ -413,9 +433,9 @@ fn scan_canonical(
     let mut key = None;
     if c.field(&mut sep, b"\"key\":") {
         key = Some(if c.text.get(c.at) == Some(&b'"') {
-            keys.get_bytes(c.string()?)?
+            keys.held(c.string()?)?
         } else {
-            Arc::new(Value::from(c.integer()?))
+            Held::Own(Arc::new(Value::from(c.integer()?)))
         });
     }
     let mut value = None;
@@ -439,7 +459,7 @@ fn scan_canonical(
     if !c.eat(b"}") || c.at != text.len() {
         return None;
     }
-    Some(Event {
+    Some(RawEvent {
         line,
         index,
         time,
@@ -453,14 +473,21 @@ fn scan_canonical(
     })
 }
 
-/// The shared copy of the function name whose bytes are `name`, as
-/// [`super::json_event::shared_name`] gives it; `None` when not UTF-8.
-fn shared_name_bytes(names: &mut Vec<Arc<str>>, name: &[u8]) -> Option<Arc<str>> {
-    if let Some(a) = names.iter().find(|a| a.as_bytes() == name) {
-        return Some(a.clone());
-    }
-    let name = std::str::from_utf8(name).ok()?;
-    Some(super::json_event::shared_name(names, name))
+/// The shared copy of the function name whose bytes are `name`, borrowed
+/// (as [`super::json_event::shared_name`] shares it: a new copy when the
+/// table is full); `None` when not UTF-8.
+fn shared_name_bytes<'a>(names: &'a mut Vec<Arc<str>>, name: &[u8]) -> Option<Held<'a, str>> {
+    let at = match names.iter().position(|a| a.as_bytes() == name) {
+        Some(at) => at,
+        None => {
+            let own = super::json_event::shared_name(names, std::str::from_utf8(name).ok()?);
+            match names.iter().position(|a| Arc::ptr_eq(a, &own)) {
+                Some(at) => at,
+                None => return Some(Held::Own(own)),
+            }
+        }
+    };
+    names.get(at).map(Held::Shared)
 }
 
 /// The event on `text` (one line, trimmed) when it is in the fast path's
@@ -474,7 +501,7 @@ pub(super) fn scan(
 ) -> Option<Event> {
     if is_clean(text) {
         if let Some(ev) = scan_canonical(text, line, names, keys) {
-            return Some(ev);
+            return Some(ev.into_event());
         }
     }
     let mut s = Scan {
@@ -578,7 +605,8 @@ mod tests {
         let slow = EventParser::new().parse_general(text, 7);
         let canonical = is_clean(text)
             .then(|| scan_canonical(text, 7, &mut names, &mut keys))
-            .flatten();
+            .flatten()
+            .map(RawEvent::into_event);
         let shown = String::from_utf8_lossy(text);
         if let Some(ev) = &canonical {
             assert_eq!(

@@ -23,7 +23,7 @@ use std::path::Path;
 use simd_json::{Buffers, Node, StaticNode, Tape};
 
 use super::Format;
-use super::json::{BOM, count_newlines, read_block};
+use super::json::{BLOCK, BOM, count_newlines, read_block};
 use super::json_event::{
     F, INDEX, KEY, PROCESS, TIME, TYPE, VALUE, decode, field_bit, index_of, process_of, span,
     static_value, time_of, to_value, type_of,
@@ -77,8 +77,15 @@ pub fn read_txn_lines<R: BufRead>(
     let (mut carry, mut next_line, mut torn) = (Vec::new(), 1, None);
     let mut data = Vec::new();
     let mut first = true;
-    while let Some(mut block) =
-        read_block(&mut reader, &mut carry, &mut next_line, &mut torn, data).map_err(io)?
+    while let Some(mut block) = read_block(
+        &mut reader,
+        &mut carry,
+        &mut next_line,
+        &mut torn,
+        data,
+        BLOCK,
+    )
+    .map_err(io)?
     {
         if first && block.data.trim_ascii_start().starts_with(b"[") {
             return Err(Unsupported("one JSON array"));
