@@ -77,11 +77,18 @@ impl EventParser {
     /// this parser (see [`crate::history::raw_event`]), when the line is
     /// written as faultline's writer writes it; `None` otherwise (then
     /// [`EventParser::parse`] decodes it).
-    pub fn parse_raw(&mut self, text: &[u8], line: usize) -> Option<RawEvent<'_>> {
+    pub fn parse_raw<'a>(&'a mut self, text: &'a [u8], line: usize) -> Option<RawEvent<'a>> {
         if !super::json_fast::is_clean(text) {
             return None;
         }
-        super::json_fast::scan_canonical(text, line, &mut self.names, &mut self.keys)
+        use super::json_fast::{Lookup, scan_canonical};
+        scan_canonical(
+            text,
+            line,
+            &mut self.names,
+            &mut self.keys,
+            Lookup::Invocations,
+        )
     }
 
     /// [`EventParser::parse`] without the fast path (simd-json's tape).

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::json_event::{F, INDEX, KEY, PROCESS, TIME, TYPE, VALUE, field_bit};
-use crate::history::raw_event::{Held, RawEvent};
+use crate::history::raw_event::{Held, RawEvent, RawKey};
 use crate::history::{Event, EventType, Process};
 
 /// At most this many digits in an integer: always within `i64`.
@@ -332,7 +332,8 @@ impl<'a> Canonical<'a> {
             if digit > 9 {
                 break;
             }
-            // Exact up to MAX_DIGITS digits; longer numbers are refused below.
+            // Exact up to MAX_DIGITS digits; longer numbers are refused
+            // below.
             n = n.wrapping_mul(10).wrapping_add(i64::from(digit));
             end += 1;
         }
@@ -369,24 +370,38 @@ impl<'a> Canonical<'a> {
         if !self.eat(b"[") {
             return self.scalar();
         }
-        let mut items: [Value; 4] = Default::default();
-        let mut n = 0;
-        if !self.eat(b"]") {
-            loop {
-                *items.get_mut(n)? = self.scalar()?;
-                n += 1;
-                if self.eat(b"]") {
-                    break;
-                }
-                if !self.eat(b",") {
-                    return None;
-                }
+        if self.eat(b"]") {
+            return Some(Value::Array(Vec::new()));
+        }
+        // Most arrays are a cas's `[from, to]`: room for two, and the
+        // array is cut to its size when it has another.
+        let mut array = Vec::with_capacity(2);
+        loop {
+            if array.len() == 4 {
+                return None;
+            }
+            array.push(self.scalar()?);
+            if self.eat(b"]") {
+                break;
+            }
+            if !self.eat(b",") {
+                return None;
             }
         }
-        let mut array = Vec::with_capacity(n);
-        array.extend(items.into_iter().take(n));
+        array.shrink_to_fit();
         Some(Value::Array(array))
     }
+}
+
+/// Which events' string keys [`scan_canonical`] looks up in the reader's
+/// table (the others are given as [`RawKey::Text`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lookup {
+    /// Every event's.
+    All,
+    /// Invocations' only: a completion's key counts only when its
+    /// invocation had none.
+    Invocations,
 }
 
 /// The event on a clean line (see [`is_clean`]) written as faultline's
@@ -396,10 +411,11 @@ impl<'a> Canonical<'a> {
 /// whitespace. `None` for anything else: [`scan`] reads the line in full.
 /// The same rules as [`scan`]; only the order and spelling are narrower.
 pub(super) fn scan_canonical<'a>(
-    text: &[u8],
+    text: &'a [u8],
     line: usize,
     names: &'a mut Vec<Arc<str>>,
     keys: &'a mut KeyCache,
+    lookup: Lookup,
 ) -> Option<RawEvent<'a>> {
     let mut c = Canonical { text, at: 0 };
     // The byte before the next field: `{` before the first, then `,`.
@@ -433,9 +449,15 @@ pub(super) fn scan_canonical<'a>(
     let mut key = None;
     if c.field(&mut sep, b"\"key\":") {
         key = Some(if c.text.get(c.at) == Some(&b'"') {
-            keys.held(c.string()?)?
+            let text = c.string()?;
+            match (lookup, kind) {
+                (Lookup::Invocations, EventType::Ok | EventType::Fail | EventType::Info) => {
+                    RawKey::Text(std::str::from_utf8(text).ok()?)
+                }
+                _ => RawKey::Held(keys.held(text)?),
+            }
         } else {
-            Held::Own(Arc::new(Value::from(c.integer()?)))
+            RawKey::Held(Held::Own(Arc::new(Value::from(c.integer()?))))
         });
     }
     let mut value = None;
@@ -500,7 +522,7 @@ pub(super) fn scan(
     keys: &mut KeyCache,
 ) -> Option<Event> {
     if is_clean(text) {
-        if let Some(ev) = scan_canonical(text, line, names, keys) {
+        if let Some(ev) = scan_canonical(text, line, names, keys, Lookup::All) {
             return Some(ev.into_event());
         }
     }
@@ -604,7 +626,7 @@ mod tests {
         let fast = scan(text, 7, &mut names, &mut keys);
         let slow = EventParser::new().parse_general(text, 7);
         let canonical = is_clean(text)
-            .then(|| scan_canonical(text, 7, &mut names, &mut keys))
+            .then(|| scan_canonical(text, 7, &mut names, &mut keys, Lookup::Invocations))
             .flatten()
             .map(RawEvent::into_event);
         let shown = String::from_utf8_lossy(text);

@@ -22,7 +22,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::raw_event::{Held, RawEvent};
+use super::raw_event::{RawEvent, RawKey};
 use super::{
     CompletionsMode, Event, EventType, FastHash, History, HistoryBuilder, Operation, Outcome,
     reads_nothing, short, writes_another_value,
@@ -181,7 +181,7 @@ impl HistoryBuilder {
             let id = self.history.ops.len();
             let f = self.intern(raw.f.into_arc());
             let extra = self.share(raw.extra);
-            let key = self.key(raw.key.map(Held::into_arc));
+            let key = self.key(raw.key.map(RawKey::into_arc));
             self.history.ops.push(Operation::invoked(
                 id, process, f, key, raw.value, pos32, index, line32, raw.time, extra,
             ));

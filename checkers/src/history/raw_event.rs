@@ -40,6 +40,26 @@ impl<T: ?Sized> Held<'_, T> {
     }
 }
 
+/// An event's key, as a reader gives it.
+pub enum RawKey<'a> {
+    /// The reader's shared copy (or one of its own).
+    Held(Held<'a, Value>),
+    /// A string key not looked up in the reader's table: a completion's,
+    /// which only counts when its invocation had no key (then it gets a
+    /// copy of its own).
+    Text(&'a str),
+}
+
+impl RawKey<'_> {
+    /// A counted copy of the key.
+    pub fn into_arc(self) -> Arc<Value> {
+        match self {
+            RawKey::Held(h) => h.into_arc(),
+            RawKey::Text(t) => Arc::new(Value::String(t.to_string())),
+        }
+    }
+}
+
 /// An event of a client process, as [`Event`], with the function name and
 /// the key borrowed from the reader.
 pub struct RawEvent<'a> {
@@ -56,7 +76,7 @@ pub struct RawEvent<'a> {
     /// The function.
     pub f: Held<'a, str>,
     /// The key, if any.
-    pub key: Option<Held<'a, Value>>,
+    pub key: Option<RawKey<'a>>,
     /// The value (Null when absent: see `has_value`).
     pub value: Value,
     /// The event carried a value field.
@@ -75,7 +95,7 @@ impl RawEvent<'_> {
             process: Process::Client(self.process),
             kind: self.kind,
             f: self.f.into_arc(),
-            key: self.key.map(Held::into_arc),
+            key: self.key.map(RawKey::into_arc),
             value: self.value,
             has_value: self.has_value,
             extra: self.extra,
