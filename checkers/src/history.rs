@@ -155,11 +155,12 @@ fn reads_nothing(outcome: Outcome, has_value: bool, f: &str) -> bool {
 /// True when an `ok` write (or append) of `op` completes with a value other
 /// than the one it was invoked with (an error).
 fn writes_another_value(op: &Operation, outcome: Outcome, value: &Value) -> bool {
+    // The function's name last: most completions stop before it.
     outcome == Outcome::Ok
-        && writes_its_value(&op.f)
         && !op.invoke_value.is_null()
         && !value.is_null()
         && op.invoke_value != *value
+        && writes_its_value(&op.f)
 }
 
 /// How the outcome of a client operation is known.

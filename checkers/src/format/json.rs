@@ -18,7 +18,9 @@ use rayon::prelude::*;
 use super::json_event::{EventParser, string_end};
 use crate::error::{HistoryError, HistoryErrorKind};
 use crate::history::fragment::Fragment;
-use crate::history::{CompletionsMode, Event, History, HistoryBuilder, Operation, Semantics};
+use crate::history::{
+    CompletionsMode, Event, EventType, History, HistoryBuilder, Operation, Process, Semantics,
+};
 
 /// How many bytes of JSON Lines are decoded together.
 pub const BLOCK: usize = 4 << 20;
@@ -110,28 +112,43 @@ fn read_in_blocks<R: BufRead>(
     // Events in the blocks decoded so far (one per non-blank line): the
     // position of the next block's first event.
     let mut events_before = 0;
+    // Whether the first client event of the history is an invocation,
+    // once it is decoded.
+    let mut starts_with_invoke = None;
     let mut pending = first;
     loop {
         let to_push = decoded.take();
         let spare = std::mem::take(&mut spare_events);
         let ops = std::mem::take(&mut spare_ops);
         // What the builder says after the block before the one being
-        // joined: once it takes pieces, it always does.
-        let in_pieces = b.takes_fragments();
+        // joined (once it takes pieces, it always does), or, in
+        // `CompletionsMode::Auto`, what it will say once that block is
+        // joined: a history whose first client event is an invocation is
+        // read as with `Require`.
+        if let (None, Some(Decoded::Events(pieces, _))) = (starts_with_invoke, &to_push) {
+            starts_with_invoke = pieces
+                .iter()
+                .flat_map(|p| &p.events)
+                .find(|ev| matches!(ev.process, Process::Client(_)))
+                .map(|ev| ev.kind == EventType::Invoke);
+        }
+        let in_pieces = b.takes_fragments()
+            || (mode == CompletionsMode::Auto && starts_with_invoke == Some(true));
         let (next, pushed) = rayon::join(
             || {
                 pending.take().map(|bl| {
                     let fits = [events_before, bl.first_line]
                         .iter()
                         .all(|&n| n + bl.data.len() < u32::MAX as usize);
-                    let (d, events) = if in_pieces && fits {
+                    let (d, events, lines) = if in_pieces && fits {
                         pair_lines(source, &bl.data, bl.first_line, events_before, ops)
                     } else {
                         let pieces = decode_lines(&bl.data, spare);
                         let events = pieces.iter().map(|p| p.events.len()).sum();
-                        (Decoded::Events(pieces, bl.first_line), events)
+                        let lines = pieces.iter().map(|p| p.lines).sum();
+                        (Decoded::Events(pieces, bl.first_line), events, lines)
                     };
-                    (d, events, bl.data)
+                    (d, events, lines, bl.data)
                 })
             },
             || match to_push {
@@ -149,10 +166,11 @@ fn read_in_blocks<R: BufRead>(
             },
         );
         (spare_events, spare_ops) = pushed?;
-        let Some((d, events, data)) = next else {
+        let Some((d, events, lines, data)) = next else {
             break;
         };
         events_before += events;
+        next_line += lines;
         decoded = Some(d);
         pending = read_block(
             &mut reader,
@@ -175,7 +193,9 @@ fn read_in_blocks<R: BufRead>(
     Ok(b.finish())
 }
 
-/// Reads about `block` bytes ([`BLOCK`] but in tests) of whole lines (the partial last line waits
+/// Reads about `block` bytes ([`BLOCK`] but in tests) of whole lines, the
+/// first of which is line `next_line` (the caller adds the block's lines to
+/// it: its decoding counts them anyway) (the partial last line waits
 /// in `carry` for the next block; at the end of the input it is the last
 /// line). `None` at the end. A last line without a newline that is a JSON
 /// text cut short is left out, and its number put in `torn`.
@@ -220,9 +240,10 @@ pub(super) fn read_block<R: BufRead>(
     if data.is_empty() {
         return Ok(None);
     }
-    let first_line = *next_line;
-    *next_line += count_newlines(&data);
-    Ok(Some(Block { data, first_line }))
+    Ok(Some(Block {
+        data,
+        first_line: *next_line,
+    }))
 }
 
 /// True if `text` is the beginning of a JSON text that ends too early (and
@@ -306,14 +327,14 @@ thread_local! {
 /// Decodes a block of whole lines and pairs its events, in pieces, in
 /// parallel (see [`crate::history::fragment`]); `first_line` and
 /// `first_event` are the line and position of the block's first event.
-/// Returns the pieces and the number of events.
+/// Returns the pieces, the number of events and the number of newlines.
 fn pair_lines(
     source: &str,
     data: &[u8],
     first_line: usize,
     first_event: usize,
     mut spare: Vec<Vec<Operation>>,
-) -> (Decoded, usize) {
+) -> (Decoded, usize, usize) {
     #[cfg(test)]
     tests::PAIRED_BLOCKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let bounds = piece_bounds(data);
@@ -346,7 +367,11 @@ fn pair_lines(
             })
         })
         .collect();
-    (Decoded::Fragments(fragments), event - first_event)
+    (
+        Decoded::Fragments(fragments),
+        event - first_event,
+        line - first_line,
+    )
 }
 
 /// The newlines and the non-blank lines of `data`, as [`pair_piece`] and
@@ -676,7 +701,19 @@ mod tests {
         let (mut errors, mut valid) = (0, 0);
         for seed in 0..400 {
             let mistakes = [0, 0, 300, 60][seed as usize % 4];
-            let text = random_history(seed, 400, 2 + seed % 9, mistakes);
+            let mut text = random_history(seed, 400, 2 + seed % 9, mistakes);
+            // Histories that start with completions (of their own
+            // processes), or with the nemesis: `Auto` reads the first as
+            // completions only, the second as `Require`.
+            let start = match seed % 5 {
+                0 => {
+                    "{\"process\":100,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n\
+                      {\"process\":101,\"type\":\"fail\",\"f\":\"write\",\"value\":2}\n"
+                }
+                1 => "{\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"start\"}\n\n",
+                _ => "",
+            };
+            text.insert_str(0, start);
             for mode in [
                 CompletionsMode::Require,
                 CompletionsMode::Auto,

@@ -91,6 +91,7 @@ pub fn read_txn_lines<R: BufRead>(
             return Err(Unsupported("one JSON array"));
         }
         first = false;
+        next_line += count_newlines(&block.data);
         lines.block(&mut block.data, block.first_line, &mut stream)?;
         data = block.data;
     }
