@@ -399,23 +399,32 @@ fn pair_piece(
     let Worker { parser, builder } = worker;
     let (mut line, event, ops) = first;
     builder.start_fragment(source, event, ops);
+    // Each round takes one line: a line as the writer writes it is scanned
+    // from where it starts (the scan finds its end); any other is cut at
+    // its newline and decoded in full.
     let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
-    for end in ends {
-        let text = data[start..end].trim_ascii();
-        start = end + 1;
-        if !text.is_empty() {
-            let result = match parser.parse_raw(text, line) {
-                Some(raw) => builder.push_raw(raw),
-                None => match parser.parse(text, line) {
-                    Ok(ev) => builder.push(ev),
-                    Err(k) => Err(builder.error(line, k)),
-                },
-            };
-            if let Err(e) = result {
-                return builder.finish_fragment(Some(e));
+    while start < data.len() {
+        let rest = &data[start..];
+        let (result, end) = match parser.parse_raw(rest, line) {
+            Some((raw, len)) => (builder.push_raw(raw), start + len),
+            None => {
+                let end = memchr::memchr(b'\n', rest).map_or(data.len(), |e| start + e);
+                let text = data[start..end].trim_ascii();
+                let result = if text.is_empty() {
+                    Ok(())
+                } else {
+                    match parser.parse(text, line) {
+                        Ok(ev) => builder.push(ev),
+                        Err(k) => Err(builder.error(line, k)),
+                    }
+                };
+                (result, end)
             }
+        };
+        if let Err(e) = result {
+            return builder.finish_fragment(Some(e));
         }
+        start = end + 1;
         line += 1;
     }
     builder.finish_fragment(None)
@@ -686,7 +695,8 @@ mod tests {
                 }
             }
             out.push_str(&line);
-            out.push('\n');
+            // Line ends as other writers leave them.
+            out.push_str(["\n", "\n", "\n", "\n", "\n", "\r\n", " \n"][next(7) as usize]);
         }
         out
     }

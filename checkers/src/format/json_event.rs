@@ -73,14 +73,16 @@ impl EventParser {
         self.parse_general(text, line)
     }
 
-    /// The event on `text` with its function name and key borrowed from
-    /// this parser (see [`crate::history::raw_event`]), when the line is
-    /// written as faultline's writer writes it; `None` otherwise (then
-    /// [`EventParser::parse`] decodes it).
-    pub fn parse_raw<'a>(&'a mut self, text: &'a [u8], line: usize) -> Option<RawEvent<'a>> {
-        if !super::json_fast::is_clean(text) {
-            return None;
-        }
+    /// The event on the line that starts `text` (which may go on after
+    /// it), with its function name and key borrowed from this parser (see
+    /// [`crate::history::raw_event`]), and the length of the line, when the
+    /// line is written as faultline's writer writes it; `None` otherwise
+    /// (then [`EventParser::parse`] decodes the line).
+    pub fn parse_raw<'a>(
+        &'a mut self,
+        text: &'a [u8],
+        line: usize,
+    ) -> Option<(RawEvent<'a>, usize)> {
         use super::json_fast::{Lookup, scan_canonical};
         scan_canonical(
             text,

@@ -266,17 +266,10 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// True when every byte of `text` is printable ASCII or a space and none
-/// is a backslash: then each JSON string in it is exactly its bytes (no
-/// escape, no control character, no multi-byte character). No early exit,
-/// so that the loop runs on whole vectors.
-pub(super) fn is_clean(text: &[u8]) -> bool {
-    text.iter()
-        .fold(true, |ok, &b| ok & (0x20..0x80).contains(&b) & (b != b'\\'))
-}
-
-/// A cursor over a clean line (see [`is_clean`]) written the way faultline
-/// writes events: no whitespace, the known fields in the writer's order.
+/// A cursor over a line written the way faultline writes events: no
+/// whitespace, the known fields in the writer's order, strings of printable
+/// ASCII without escapes (so each string is exactly its bytes, and every
+/// byte it accepts is ASCII).
 struct Canonical<'a> {
     text: &'a [u8],
     at: usize,
@@ -308,13 +301,20 @@ impl<'a> Canonical<'a> {
         hit
     }
 
-    /// A string (its opening quote next): its bytes, which are its text.
+    /// A string (its opening quote next) of printable ASCII without a
+    /// backslash: its bytes, which are its text. Anything else in it (an
+    /// escape, a control character, a multi-byte character) ends the scan.
     fn string(&mut self) -> Option<&'a [u8]> {
         if !self.eat(b"\"") {
             return None;
         }
         // Strings of events are short: a plain loop beats a search call.
-        let len = self.text[self.at..].iter().position(|&b| b == b'"')?;
+        let len = self.text[self.at..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b))?;
+        if self.text[self.at + len] != b'"' {
+            return None;
+        }
         let s = &self.text[self.at..self.at + len];
         self.at += len + 1;
         Some(s)
@@ -404,19 +404,23 @@ pub(super) enum Lookup {
     Invocations,
 }
 
-/// The event on a clean line (see [`is_clean`]) written as faultline's
+/// The event on a line (see [`Canonical`]) written as faultline's
 /// writer writes it: `{"index":..,"time":..,"process":..,"type":..,"f":..,
 /// "key":..,"value":..}` with any of them left out, then fields of no
 /// meaning to faultline whose values are scalars or flat arrays, no
 /// whitespace. `None` for anything else: [`scan`] reads the line in full.
 /// The same rules as [`scan`]; only the order and spelling are narrower.
+///
+/// `text` may go on after the line: the event and the length of its line
+/// (up to the newline that ends it, or all of `text`) are returned, so that
+/// a reader need not look for the line's end first.
 pub(super) fn scan_canonical<'a>(
     text: &'a [u8],
     line: usize,
     names: &'a mut Vec<Arc<str>>,
     keys: &'a mut KeyCache,
     lookup: Lookup,
-) -> Option<RawEvent<'a>> {
+) -> Option<(RawEvent<'a>, usize)> {
     let mut c = Canonical { text, at: 0 };
     // The byte before the next field: `{` before the first, then `,`.
     let mut sep = b'{';
@@ -478,10 +482,10 @@ pub(super) fn scan_canonical<'a>(
             return None;
         }
     }
-    if !c.eat(b"}") || c.at != text.len() {
+    if !c.eat(b"}") || !matches!(text.get(c.at), None | Some(b'\n')) {
         return None;
     }
-    Some(RawEvent {
+    let event = RawEvent {
         line,
         index,
         time,
@@ -492,7 +496,8 @@ pub(super) fn scan_canonical<'a>(
         has_value: value.is_some(),
         value: value.unwrap_or(Value::Null),
         extra,
-    })
+    };
+    Some((event, c.at))
 }
 
 /// The shared copy of the function name whose bytes are `name`, borrowed
@@ -521,10 +526,9 @@ pub(super) fn scan(
     names: &mut Vec<Arc<str>>,
     keys: &mut KeyCache,
 ) -> Option<Event> {
-    if is_clean(text) {
-        if let Some(ev) = scan_canonical(text, line, names, keys, Lookup::All) {
-            return Some(ev.into_event());
-        }
+    // A line has no newline: the canonical scan takes all of it or none.
+    if let Some((ev, _)) = scan_canonical(text, line, names, keys, Lookup::All) {
+        return Some(ev.into_event());
     }
     let mut s = Scan {
         line: std::str::from_utf8(text).ok()?,
@@ -625,10 +629,8 @@ mod tests {
         let (mut names, mut keys) = (Vec::new(), KeyCache::default());
         let fast = scan(text, 7, &mut names, &mut keys);
         let slow = EventParser::new().parse_general(text, 7);
-        let canonical = is_clean(text)
-            .then(|| scan_canonical(text, 7, &mut names, &mut keys, Lookup::Invocations))
-            .flatten()
-            .map(RawEvent::into_event);
+        let canonical = scan_canonical(text, 7, &mut names, &mut keys, Lookup::Invocations)
+            .map(|(ev, _)| ev.into_event());
         let shown = String::from_utf8_lossy(text);
         if let Some(ev) = &canonical {
             assert_eq!(
