@@ -111,6 +111,75 @@ impl KeyCache {
     }
 }
 
+/// The integer that starts at `at` in `text`, and where it ends: at most
+/// [`MAX_DIGITS`] digits (always within `i64`), no leading zero, not `-0`,
+/// no fraction or exponent after. `None` for anything else.
+fn integer_at(text: &[u8], at: usize) -> Option<(i64, usize)> {
+    let neg = text.get(at) == Some(&b'-');
+    let start = at + usize::from(neg);
+    let mut end = start;
+    let mut n: i64 = 0;
+    while let Some(&b) = text.get(end) {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        // Exact up to MAX_DIGITS digits; longer numbers are refused below.
+        n = n.wrapping_mul(10).wrapping_add(i64::from(digit));
+        end += 1;
+    }
+    let digits = end - start;
+    if digits == 0 || digits > MAX_DIGITS {
+        return None;
+    }
+    if text[start] == b'0' && (digits > 1 || neg) {
+        return None;
+    }
+    if let Some(b'.' | b'e' | b'E') = text.get(end) {
+        return None;
+    }
+    Some((if neg { -n } else { n }, end))
+}
+
+/// The scalars and punctuation of a cursor, and the values made of them:
+/// the same rules for both scans.
+trait Scalars {
+    /// `null`, `true`, `false`, an integer or a string.
+    fn scalar(&mut self) -> Option<Value>;
+
+    /// Consumes the punctuation `c` if it comes next.
+    fn punct(&mut self, c: u8) -> bool;
+
+    /// A scalar, or a flat array of at most 4 scalars, allocated at its
+    /// size as the general decoder makes it (the `[from, to]` of each cas
+    /// stays in the history).
+    fn value(&mut self) -> Option<Value> {
+        if !self.punct(b'[') {
+            return self.scalar();
+        }
+        if self.punct(b']') {
+            return Some(Value::Array(Vec::new()));
+        }
+        // Most arrays are a cas's `[from, to]`: room for two, and the
+        // array is cut to its size when it has another.
+        let mut array = Vec::with_capacity(2);
+        loop {
+            if array.len() == 4 {
+                return None;
+            }
+            array.push(self.scalar()?);
+            if self.punct(b']') {
+                break;
+            }
+            if !self.punct(b',') {
+                return None;
+            }
+        }
+        array.shrink_to_fit();
+        Some(Value::Array(array))
+    }
+}
+
 /// A cursor over one line (valid UTF-8).
 struct Scan<'a> {
     line: &'a str,
@@ -165,33 +234,9 @@ impl<'a> Scan<'a> {
     /// and not `-0`, not followed by a fraction or an exponent.
     fn integer(&mut self) -> Option<i64> {
         self.skip_ws();
-        let neg = self.text.get(self.at) == Some(&b'-');
-        let start = self.at + usize::from(neg);
-        // One pass: the digits and their value (within `i64` up to
-        // MAX_DIGITS digits; one more ends the scan).
-        let mut n: i64 = 0;
-        let mut digits = 0;
-        while let Some(&b) = self.text.get(start + digits) {
-            if !b.is_ascii_digit() {
-                break;
-            }
-            if digits == MAX_DIGITS {
-                return None;
-            }
-            n = n * 10 + i64::from(b - b'0');
-            digits += 1;
-        }
-        if digits == 0 {
-            return None;
-        }
-        if self.text[start] == b'0' && (digits > 1 || neg) {
-            return None;
-        }
-        if let Some(b'.' | b'e' | b'E') = self.text.get(start + digits) {
-            return None;
-        }
-        self.at = start + digits;
-        Some(if neg { -n } else { n })
+        let (n, end) = integer_at(self.text, self.at)?;
+        self.at = end;
+        Some(n)
     }
 
     /// The bit of a known field whose name comes next, written as
@@ -224,8 +269,9 @@ impl<'a> Scan<'a> {
             false
         }
     }
+}
 
-    /// `null`, `true`, `false`, an integer or a string.
+impl Scalars for Scan<'_> {
     fn scalar(&mut self) -> Option<Value> {
         match self.peek()? {
             b'"' => self.string().map(|s| Value::String(s.to_string())),
@@ -237,32 +283,8 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// A scalar, or a flat array of scalars.
-    fn value(&mut self) -> Option<Value> {
-        if self.peek()? != b'[' {
-            return self.scalar();
-        }
-        self.at += 1;
-        // The items go to a small buffer first, so that the array is
-        // allocated at its exact size, as the general decoder makes it (the
-        // `[from, to]` of each cas stays in the history).
-        let mut items: [Value; 4] = Default::default();
-        let mut n = 0;
-        if !self.eat(b']') {
-            loop {
-                *items.get_mut(n)? = self.scalar()?;
-                n += 1;
-                if self.eat(b']') {
-                    break;
-                }
-                if !self.eat(b',') {
-                    return None;
-                }
-            }
-        }
-        let mut array = Vec::with_capacity(n);
-        array.extend(items.into_iter().take(n));
-        Some(Value::Array(array))
+    fn punct(&mut self, c: u8) -> bool {
+        self.eat(c)
     }
 }
 
@@ -320,38 +342,15 @@ impl<'a> Canonical<'a> {
         Some(s)
     }
 
-    /// The rules of [`Scan::integer`]: at most [`MAX_DIGITS`] digits, no
-    /// leading zero, not `-0`, no fraction or exponent after.
+    /// An integer, by the rules of [`integer_at`].
     fn integer(&mut self) -> Option<i64> {
-        let neg = self.text.get(self.at) == Some(&b'-');
-        let start = self.at + usize::from(neg);
-        let mut end = start;
-        let mut n: i64 = 0;
-        while let Some(&b) = self.text.get(end) {
-            let digit = b.wrapping_sub(b'0');
-            if digit > 9 {
-                break;
-            }
-            // Exact up to MAX_DIGITS digits; longer numbers are refused
-            // below.
-            n = n.wrapping_mul(10).wrapping_add(i64::from(digit));
-            end += 1;
-        }
-        let digits = end - start;
-        if digits == 0 || digits > MAX_DIGITS {
-            return None;
-        }
-        if self.text[start] == b'0' && (digits > 1 || neg) {
-            return None;
-        }
-        if let Some(b'.' | b'e' | b'E') = self.text.get(end) {
-            return None;
-        }
+        let (n, end) = integer_at(self.text, self.at)?;
         self.at = end;
-        Some(if neg { -n } else { n })
+        Some(n)
     }
+}
 
-    /// `null`, `true`, `false`, an integer or a string.
+impl Scalars for Canonical<'_> {
     fn scalar(&mut self) -> Option<Value> {
         match *self.text.get(self.at)? {
             b'"' => {
@@ -365,31 +364,8 @@ impl<'a> Canonical<'a> {
         }
     }
 
-    /// A scalar, or a flat array of at most 4 scalars (as [`Scan::value`]).
-    fn value(&mut self) -> Option<Value> {
-        if !self.eat(b"[") {
-            return self.scalar();
-        }
-        if self.eat(b"]") {
-            return Some(Value::Array(Vec::new()));
-        }
-        // Most arrays are a cas's `[from, to]`: room for two, and the
-        // array is cut to its size when it has another.
-        let mut array = Vec::with_capacity(2);
-        loop {
-            if array.len() == 4 {
-                return None;
-            }
-            array.push(self.scalar()?);
-            if self.eat(b"]") {
-                break;
-            }
-            if !self.eat(b",") {
-                return None;
-            }
-        }
-        array.shrink_to_fit();
-        Some(Value::Array(array))
+    fn punct(&mut self, c: u8) -> bool {
+        self.eat(&[c])
     }
 }
 
