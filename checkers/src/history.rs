@@ -47,6 +47,16 @@ impl EventType {
         }
     }
 
+    /// The outcome a completion of this type records (`info` for anything
+    /// but `ok` and `fail`).
+    fn outcome(self) -> Outcome {
+        match self {
+            EventType::Ok => Outcome::Ok,
+            EventType::Fail => Outcome::Fail,
+            _ => Outcome::Info,
+        }
+    }
+
     /// The completion that records `outcome` (`info` for an operation
     /// that never completed).
     pub fn completion(outcome: Outcome) -> EventType {
@@ -685,11 +695,12 @@ impl HistoryBuilder {
         // Most histories have a handful of functions: a look at the last
         // few before the table. A reader that shares its names gives the
         // table's own copy back: kept as it is, no count touched.
-        if self.recent_f.iter().any(|a| Arc::ptr_eq(a, &f)) {
-            return f;
-        }
-        if let Some(a) = self.recent_f.iter().find(|a| ***a == *f) {
-            return a.clone();
+        if let Some(a) = self
+            .recent_f
+            .iter()
+            .find(|a| Arc::ptr_eq(a, &f) || ***a == *f)
+        {
+            return if Arc::ptr_eq(a, &f) { f } else { a.clone() };
         }
         let a = match self.f_names.get(&*f) {
             Some(a) => a.clone(),
@@ -802,21 +813,11 @@ impl HistoryBuilder {
                 if let Some(edge) = &mut self.fragment {
                     edge.invoked(process, ev.line);
                 }
-                let id = self.history.ops.len();
-                let f = self.intern(ev.f);
-                let extra = self.share(ev.extra);
-                let key = self.key(ev.key);
-                self.history.ops.push(Operation::invoked(
-                    id, process, f, key, ev.value, pos32, index, line32, ev.time, extra,
-                ));
-                self.open.insert(process, id);
+                let at = (pos32, index, line32, ev.time);
+                self.invoke(process, ev.f, ev.key, ev.value, ev.extra, at);
             }
             kind => {
-                let outcome = match kind {
-                    EventType::Ok => Outcome::Ok,
-                    EventType::Fail => Outcome::Fail,
-                    _ => Outcome::Info,
-                };
+                let outcome = kind.outcome();
                 match self.open.remove(&process) {
                     Some(id) => self.complete(id, process, outcome, ev, pos32, index, line32)?,
                     None => {
@@ -840,6 +841,28 @@ impl HistoryBuilder {
             }
         }
         Ok(())
+    }
+
+    /// Opens an operation of `process`, invoked by the event at `at`
+    /// (position, index, line, time).
+    fn invoke(
+        &mut self,
+        process: i64,
+        f: Arc<str>,
+        key: Option<Arc<Value>>,
+        value: Value,
+        extra: Map<String, Value>,
+        at: (u32, u64, u32, Option<i64>),
+    ) {
+        let (pos32, index, line32, time) = at;
+        let id = self.history.ops.len();
+        let f = self.intern(f);
+        let extra = self.share(extra);
+        let key = self.key(key);
+        self.history.ops.push(Operation::invoked(
+            id, process, f, key, value, pos32, index, line32, time, extra,
+        ));
+        self.open.insert(process, id);
     }
 
     fn double_invoke(&self, process: i64, open: usize, line: usize) -> HistoryError {

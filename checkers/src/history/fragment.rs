@@ -178,21 +178,12 @@ impl HistoryBuilder {
             }
             edge.invoked(process, raw.line);
             self.history.events += 1;
-            let id = self.history.ops.len();
-            let f = self.intern(raw.f.into_arc());
-            let extra = self.share(raw.extra);
-            let key = self.key(raw.key.map(RawKey::into_arc));
-            self.history.ops.push(Operation::invoked(
-                id, process, f, key, raw.value, pos32, index, line32, raw.time, extra,
-            ));
-            self.open.insert(process, id);
+            let (f, key) = (raw.f.into_arc(), raw.key.map(RawKey::into_arc));
+            let at = (pos32, index, line32, raw.time);
+            self.invoke(process, f, key, raw.value, raw.extra, at);
             return Ok(());
         }
-        let outcome = match raw.kind {
-            EventType::Ok => Outcome::Ok,
-            EventType::Fail => Outcome::Fail,
-            _ => Outcome::Info,
-        };
+        let outcome = raw.kind.outcome();
         let Some(&id) = self.open.get(&process) else {
             return self.push(raw.into_event());
         };
