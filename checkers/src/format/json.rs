@@ -84,7 +84,7 @@ fn read_in_blocks<R: BufRead>(
     let mut first = read_block(
         &mut reader,
         &mut carry,
-        &mut next_line,
+        next_line,
         &mut torn,
         Vec::new(),
         block,
@@ -172,15 +172,8 @@ fn read_in_blocks<R: BufRead>(
         events_before += events;
         next_line += lines;
         decoded = Some(d);
-        pending = read_block(
-            &mut reader,
-            &mut carry,
-            &mut next_line,
-            &mut torn,
-            data,
-            block,
-        )
-        .map_err(io)?;
+        pending =
+            read_block(&mut reader, &mut carry, next_line, &mut torn, data, block).map_err(io)?;
     }
     if let Some(line) = torn {
         // The last line of a file whose writer died (or ran out of space)
@@ -194,15 +187,14 @@ fn read_in_blocks<R: BufRead>(
 }
 
 /// Reads about `block` bytes ([`BLOCK`] but in tests) of whole lines, the
-/// first of which is line `next_line` (the caller adds the block's lines to
-/// it: its decoding counts them anyway) (the partial last line waits
-/// in `carry` for the next block; at the end of the input it is the last
+/// first of which is line `first_line` (the partial last line waits in
+/// `carry` for the next block; at the end of the input it is the last
 /// line). `None` at the end. A last line without a newline that is a JSON
 /// text cut short is left out, and its number put in `torn`.
 pub(super) fn read_block<R: BufRead>(
     reader: &mut R,
     carry: &mut Vec<u8>,
-    next_line: &mut usize,
+    first_line: usize,
     torn: &mut Option<usize>,
     mut data: Vec<u8>,
     block: usize,
@@ -233,17 +225,14 @@ pub(super) fn read_block<R: BufRead>(
     if eof && !data.ends_with(b"\n") {
         let start = memchr::memrchr(b'\n', &data).map_or(0, |i| i + 1);
         if is_cut_short(&data[start..]) {
-            *torn = Some(*next_line + count_newlines(&data[..start]));
+            *torn = Some(first_line + count_newlines(&data[..start]));
             data.truncate(start);
         }
     }
     if data.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Block {
-        data,
-        first_line: *next_line,
-    }))
+    Ok(Some(Block { data, first_line }))
 }
 
 /// True if `text` is the beginning of a JSON text that ends too early (and
@@ -289,18 +278,9 @@ fn decode_lines(data: &[u8], mut spare: Vec<Vec<Event>>) -> Vec<Piece> {
         .par_windows(2)
         .zip(spare)
         .map(|(w, events)| {
-            PARSER.with(|p| match p.try_borrow_mut() {
-                Ok(mut parser) => decode_piece(&mut parser, &data[w[0]..w[1]], events),
-                Err(_) => decode_piece(&mut EventParser::new(), &data[w[0]..w[1]], events),
-            })
+            with_worker(|worker| decode_piece(&mut worker.parser, &data[w[0]..w[1]], events))
         })
         .collect()
-}
-
-thread_local! {
-    /// Each thread's parser, kept from block to block so that the function
-    /// names and keys it shares are learnt once.
-    static PARSER: std::cell::RefCell<EventParser> = std::cell::RefCell::new(EventParser::new());
 }
 
 /// A thread's parser and the builder that pairs its pieces, kept from
@@ -322,6 +302,14 @@ impl Worker {
 
 thread_local! {
     static WORKER: std::cell::RefCell<Worker> = std::cell::RefCell::new(Worker::new());
+}
+
+/// Runs `f` with this thread's worker (a new one if it is in use).
+fn with_worker<T>(f: impl FnOnce(&mut Worker) -> T) -> T {
+    WORKER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut worker) => f(&mut worker),
+        Err(_) => f(&mut Worker::new()),
+    })
 }
 
 /// Decodes a block of whole lines and pairs its events, in pieces, in
@@ -361,10 +349,7 @@ fn pair_lines(
             // An operation is two events, in most histories.
             ops.reserve(events / 2 + 1);
             let first = (line, event, ops);
-            WORKER.with(|cell| match cell.try_borrow_mut() {
-                Ok(mut worker) => pair_piece(&mut worker, source, piece, first),
-                Err(_) => pair_piece(&mut Worker::new(), source, piece, first),
-            })
+            with_worker(|worker| pair_piece(worker, source, piece, first))
         })
         .collect();
     (

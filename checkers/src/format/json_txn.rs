@@ -77,15 +77,8 @@ pub fn read_txn_lines<R: BufRead>(
     let (mut carry, mut next_line, mut torn) = (Vec::new(), 1, None);
     let mut data = Vec::new();
     let mut first = true;
-    while let Some(mut block) = read_block(
-        &mut reader,
-        &mut carry,
-        &mut next_line,
-        &mut torn,
-        data,
-        BLOCK,
-    )
-    .map_err(io)?
+    while let Some(mut block) =
+        read_block(&mut reader, &mut carry, next_line, &mut torn, data, BLOCK).map_err(io)?
     {
         if first && block.data.trim_ascii_start().starts_with(b"[") {
             return Err(Unsupported("one JSON array"));
