@@ -116,6 +116,9 @@ fn read_in_blocks<R: BufRead>(
     // once it is decoded.
     let mut starts_with_invoke = None;
     let mut pending = first;
+    // The buffer the block after `pending` is read into, while `pending`
+    // is decoded.
+    let mut spare_data = Vec::new();
     loop {
         let to_push = decoded.take();
         let spare = std::mem::take(&mut spare_events);
@@ -134,46 +137,59 @@ fn read_in_blocks<R: BufRead>(
         }
         let in_pieces = b.takes_fragments()
             || (mode == CompletionsMode::Auto && starts_with_invoke == Some(true));
-        let (next, pushed) = rayon::join(
-            || {
-                pending.take().map(|bl| {
-                    let fits = [events_before, bl.first_line]
-                        .iter()
-                        .all(|&n| n + bl.data.len() < u32::MAX as usize);
-                    let (d, events, lines) = if in_pieces && fits {
-                        pair_lines(source, &bl.data, bl.first_line, events_before, ops)
-                    } else {
-                        let pieces = decode_lines(&bl.data, spare);
-                        let events = pieces.iter().map(|p| p.events.len()).sum();
-                        let lines = pieces.iter().map(|p| p.lines).sum();
-                        (Decoded::Events(pieces, bl.first_line), events, lines)
-                    };
-                    (d, events, lines, bl.data)
-                })
-            },
-            || match to_push {
-                Some(Decoded::Events(pieces, first_line)) => {
-                    Ok((push_pieces(&mut b, pieces, first_line)?, Vec::new()))
-                }
-                Some(Decoded::Fragments(fragments)) => {
-                    let ops = fragments
-                        .into_iter()
-                        .map(|f| b.append(f))
-                        .collect::<Result<_, _>>()?;
-                    Ok((Vec::new(), ops))
-                }
-                None => Ok((Vec::new(), Vec::new())),
-            },
-        );
-        (spare_events, spare_ops) = pushed?;
-        let Some((d, events, lines, data)) = next else {
+        let Some(bl) = pending.take() else {
+            if let Some(d) = to_push {
+                push_decoded(&mut b, d)?;
+            }
             break;
+        };
+        // Three things at once: the pool decodes this block and joins the
+        // one before; this thread reads the next (the reader need not be
+        // `Send`). The next block's first line is known once this one is
+        // decoded: it is read as if it started at line 1, and moved after.
+        let (mut next, mut pushed) = (None, None);
+        let read = rayon::in_place_scope(|s| {
+            s.spawn(|_| {
+                let fits = [events_before, bl.first_line]
+                    .iter()
+                    .all(|&n| n + bl.data.len() < u32::MAX as usize);
+                let (d, events, lines) = if in_pieces && fits {
+                    pair_lines(source, &bl.data, bl.first_line, events_before, ops)
+                } else {
+                    let pieces = decode_lines(&bl.data, spare);
+                    let events = pieces.iter().map(|p| p.events.len()).sum();
+                    let lines = pieces.iter().map(|p| p.lines).sum();
+                    (Decoded::Events(pieces, bl.first_line), events, lines)
+                };
+                next = Some((d, events, lines));
+            });
+            if let Some(d) = to_push {
+                let (b, pushed) = (&mut b, &mut pushed);
+                s.spawn(move |_| *pushed = Some(push_decoded(b, d)));
+            }
+            let mut torn_at = None;
+            let data = std::mem::take(&mut spare_data);
+            read_block(&mut reader, &mut carry, 1, &mut torn_at, data, block)
+                .map(|bl| (bl, torn_at))
+        });
+        if let Some(pushed) = pushed {
+            (spare_events, spare_ops) = pushed?;
+        }
+        let (read, torn_at) = read.map_err(io)?;
+        let Some((d, events, lines)) = next else {
+            unreachable!("the scope ran the decoding");
         };
         events_before += events;
         next_line += lines;
         decoded = Some(d);
-        pending =
-            read_block(&mut reader, &mut carry, next_line, &mut torn, data, block).map_err(io)?;
+        spare_data = bl.data;
+        if let Some(t) = torn_at {
+            torn = Some(t + next_line - 1);
+        }
+        pending = read.map(|mut r| {
+            r.first_line = next_line;
+            r
+        });
     }
     if let Some(line) = torn {
         // The last line of a file whose writer died (or ran out of space)
@@ -184,6 +200,26 @@ fn read_in_blocks<R: BufRead>(
         return Err(b.error(0, HistoryErrorKind::Empty));
     }
     Ok(b.finish())
+}
+
+/// The emptied vectors of a joined block (its pieces' events, or their
+/// operations), for the next block.
+type Spare = (Vec<Vec<Event>>, Vec<Vec<Operation>>);
+
+/// Joins a decoded block to the history. Gives back its emptied vectors.
+fn push_decoded(b: &mut HistoryBuilder, decoded: Decoded) -> Result<Spare, HistoryError> {
+    match decoded {
+        Decoded::Events(pieces, first_line) => {
+            Ok((push_pieces(b, pieces, first_line)?, Vec::new()))
+        }
+        Decoded::Fragments(fragments) => {
+            let ops = fragments
+                .into_iter()
+                .map(|f| b.append(f))
+                .collect::<Result<_, _>>()?;
+            Ok((Vec::new(), ops))
+        }
+    }
 }
 
 /// Reads about `block` bytes ([`BLOCK`] but in tests) of whole lines, the
@@ -764,6 +800,17 @@ mod tests {
             e.line, 3,
             "a cut line with its newline was not torn by a dying writer"
         );
+        // Torn in a later block than the first, and in its own block.
+        let long = whole.repeat(40);
+        for block in [60, 301, 2000] {
+            for tail in ["{\"ind", "{\"process\":0,\"type\":\"invoke\",\"f"] {
+                let text = format!("{long}{tail}");
+                let h = read_in_blocks("t", text.as_bytes(), CompletionsMode::Require, block)
+                    .expect("torn last line");
+                assert_eq!(h.torn_last_line, Some(81), "block {block}");
+                assert_eq!(h.len(), 40);
+            }
+        }
     }
 
     #[test]
