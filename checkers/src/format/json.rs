@@ -11,7 +11,7 @@
 //! as when reading line by line; memory stays bounded by a few blocks plus
 //! the history itself. A UTF-8 byte order mark at the start is skipped.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use rayon::prelude::*;
 
@@ -238,17 +238,10 @@ pub(super) fn read_block<R: BufRead>(
     data.clear();
     data.reserve(block + block / 8);
     data.append(carry);
-    let mut eof = false;
-    while data.len() < block {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            eof = true;
-            break;
-        }
-        let n = buf.len().min(block + block / 8 - data.len()).max(1);
-        data.extend_from_slice(&buf[..n]);
-        reader.consume(n);
-    }
+    // Read straight into the block (a buffered reader with nothing
+    // buffered hands large reads to the file, without copying).
+    let want = block.saturating_sub(data.len());
+    let eof = want > 0 && reader.take(want as u64).read_to_end(&mut data)? < want;
     if !eof {
         match memchr::memrchr(b'\n', &data) {
             Some(end) => *carry = data.split_off(end + 1),
