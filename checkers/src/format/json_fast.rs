@@ -297,6 +297,28 @@ struct Canonical<'a> {
     at: usize,
 }
 
+/// A byte [`Canonical::string`] takes as it is: printable ASCII but the
+/// quote and the backslash.
+#[inline]
+fn plain(b: u8) -> bool {
+    (0x20..0x80).contains(&b) && b != b'"' && b != b'\\'
+}
+
+/// The high bit of each byte of `x` (eight bytes, the first lowest) that
+/// is not [`plain`], and maybe of bytes after the first such: the lowest bit
+/// set marks the first byte that is not plain. (A byte less than `n` makes
+/// `x - n` borrow from the byte after it, hence the "maybe".)
+#[inline]
+fn not_plain(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH;
+    below(x ^ (ONES * u64::from(b'"')), 1)
+        | below(x ^ (ONES * u64::from(b'\\')), 1)
+        | below(x, 0x20)
+        | (x & HIGH)
+}
+
 impl<'a> Canonical<'a> {
     /// Consumes `word` if it comes next (a constant: compared in a few
     /// loads, without a call).
@@ -330,16 +352,50 @@ impl<'a> Canonical<'a> {
         if !self.eat(b"\"") {
             return None;
         }
-        // Strings of events are short: a plain loop beats a search call.
-        let len = self.text[self.at..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b))?;
-        if self.text[self.at + len] != b'"' {
+        // Strings of events are short: eight bytes at a time beats a
+        // search call, and the last few are looked at one by one.
+        let start = self.at;
+        let mut end = start;
+        loop {
+            let Some(chunk) = self.text.get(end..end + 8) else {
+                end += self.text[end..].iter().position(|&b| !plain(b))?;
+                break;
+            };
+            let stops = not_plain(u64::from_le_bytes(chunk.try_into().ok()?));
+            if stops != 0 {
+                end += (stops.trailing_zeros() / 8) as usize;
+                break;
+            }
+            end += 8;
+        }
+        if self.text[end] != b'"' {
             return None;
         }
-        let s = &self.text[self.at..self.at + len];
-        self.at += len + 1;
-        Some(s)
+        self.at = end + 1;
+        Some(&self.text[start..end])
+    }
+
+    /// The place in `names` of the string that comes next (its opening
+    /// quote next) when it is one of them, consumed; the names a reader
+    /// has seen are few, and compared in place without a scan.
+    /// Only a name that [`Canonical::string`] would take as written is
+    /// taken (the general decoder's names may have had escapes).
+    #[inline]
+    fn known_name(&mut self, names: &[Arc<str>]) -> Option<usize> {
+        if self.text.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        let rest = &self.text[self.at + 1..];
+        let at = names.iter().position(|name| {
+            let name = name.as_bytes();
+            rest.get(name.len()) == Some(&b'"') && rest.starts_with(name)
+        })?;
+        let name = names[at].as_bytes();
+        if !name.iter().all(|&b| plain(b)) {
+            return None;
+        }
+        self.at += name.len() + 2;
+        Some(at)
     }
 
     /// An integer, by the rules of [`integer_at`].
@@ -415,17 +471,25 @@ pub(super) fn scan_canonical<'a>(
     if !c.field(&mut sep, b"\"type\":") {
         return None;
     }
-    let kind = match c.string()? {
-        b"invoke" => EventType::Invoke,
-        b"ok" => EventType::Ok,
-        b"fail" => EventType::Fail,
-        b"info" => EventType::Info,
-        other => EventType::parse(std::str::from_utf8(other).ok()?)?,
+    // The four types, compared whole (quotes included) without a scan.
+    let kind = if c.eat(b"\"invoke\"") {
+        EventType::Invoke
+    } else if c.eat(b"\"ok\"") {
+        EventType::Ok
+    } else if c.eat(b"\"fail\"") {
+        EventType::Fail
+    } else if c.eat(b"\"info\"") {
+        EventType::Info
+    } else {
+        EventType::parse(std::str::from_utf8(c.string()?).ok()?)?
     };
     if !c.field(&mut sep, b"\"f\":") {
         return None;
     }
-    let f = shared_name_bytes(names, c.string()?)?;
+    let f = match c.known_name(names) {
+        Some(at) => names.get(at).map(Held::Shared)?,
+        None => shared_name_bytes(names, c.string()?)?,
+    };
     let mut key = None;
     if c.field(&mut sep, b"\"key\":") {
         key = Some(if c.text.get(c.at) == Some(&b'"') {
@@ -737,6 +801,35 @@ mod tests {
         }
     }
 
+    /// Function names are compared in place against the names seen so
+    /// far; a name the general decoder learnt from escapes (or with bytes
+    /// a plain string cannot hold) must not match its raw spelling.
+    #[test]
+    fn names_learnt_from_escapes_do_not_match_raw_text() {
+        let mut names: Vec<Arc<str>> = ["a\"b", "a\\b", "x\u{1}y", "é", "cas"]
+            .map(Arc::from)
+            .into();
+        let mut keys = KeyCache::default();
+        for (line, takes) in [
+            (r#"{"process":0,"type":"ok","f":"a"b"}"#, false),
+            (r#"{"process":0,"type":"ok","f":"a\b"}"#, false),
+            ("{\"process\":0,\"type\":\"ok\",\"f\":\"x\u{1}y\"}", false),
+            (r#"{"process":0,"type":"ok","f":"é"}"#, false),
+            (r#"{"process":0,"type":"ok","f":"cas"}"#, true),
+            (r#"{"process":0,"type":"ok","f":"ca"}"#, true),
+            (r#"{"process":0,"type":"ok","f":"cas"x"}"#, false),
+            (r#"{"process":0,"type":"ok","f":xcas"}"#, false),
+        ] {
+            let got = scan_canonical(line.as_bytes(), 1, &mut names, &mut keys, Lookup::All);
+            assert_eq!(got.is_some(), takes, "{line}");
+            if let Some((ev, len)) = got {
+                assert_eq!(len, line.len());
+                let f = ev.f.arc().to_string();
+                assert_eq!(format!("\"f\":\"{f}\"}}"), line[line.len() - f.len() - 7..]);
+            }
+        }
+    }
+
     /// Many lines made by cutting, doubling and replacing pieces of valid
     /// ones: wherever the fast path answers, it answers as the general
     /// decoder does.
@@ -748,6 +841,8 @@ mod tests {
             r#"{ "time" : null , "process" : 0 , "type" : "fail" , "f" : "w" , "value" : [ ] }"#,
             r#"{"index":3,"time":null,"process":7,"type":"info","f":"read","key":17,"value":null,"error":"timeout","node":[1,"n2",true]}"#,
             r#"{"process":70,"type":"ok","f":"write","key":"k12","value":-30}"#,
+            // Strings longer than eight bytes, read eight at a time.
+            r#"{"index":5,"process":3,"type":"invoke","f":"write-many","key":"key-of-twenty-1-bytes","value":"a value of twenty-five b","error":"timed out at last"}"#,
         ];
         let pieces = [
             "",
@@ -777,6 +872,10 @@ mod tests {
             "\"type\"",
             "99999999999999999999",
             "é",
+            // Control characters: never raw in a string.
+            "\t",
+            "\u{1f}",
+            "\u{7f}",
         ];
         let mut seed = 0x1234_5678_9abc_def0u64;
         let mut next = |n: usize| {
