@@ -814,7 +814,8 @@ impl HistoryBuilder {
                     edge.invoked(process, ev.line);
                 }
                 let at = (pos32, index, line32, ev.time);
-                self.invoke(process, ev.f, ev.key, ev.value, ev.extra, at);
+                let extra = self.share(ev.extra);
+                self.invoke(process, ev.f, ev.key, ev.value, extra, at);
             }
             kind => {
                 let outcome = kind.outcome();
@@ -851,13 +852,12 @@ impl HistoryBuilder {
         f: Arc<str>,
         key: Option<Arc<Value>>,
         value: Value,
-        extra: Map<String, Value>,
+        extra: Option<Arc<Map<String, Value>>>,
         at: (u32, u64, u32, Option<i64>),
     ) {
         let (pos32, index, line32, time) = at;
         let id = self.history.ops.len();
         let f = self.intern(f);
-        let extra = self.share(extra);
         let key = self.key(key);
         self.history.ops.push(Operation::invoked(
             id, process, f, key, value, pos32, index, line32, time, extra,

@@ -508,7 +508,7 @@ pub(super) fn scan_canonical<'a>(
     if c.field(&mut sep, b"\"value\":") {
         value = Some(c.value()?);
     }
-    let mut extra = Map::new();
+    let mut extra: Option<Map<String, Value>> = None;
     while c.text.get(c.at) == Some(&b',') {
         c.at += 1;
         let name = std::str::from_utf8(c.string()?).ok()?;
@@ -518,6 +518,7 @@ pub(super) fn scan_canonical<'a>(
             return None;
         }
         let v = c.value()?;
+        let extra = extra.get_or_insert_default();
         if extra.insert(name.to_string(), v).is_some() {
             return None;
         }

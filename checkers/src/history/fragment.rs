@@ -180,7 +180,8 @@ impl HistoryBuilder {
             self.history.events += 1;
             let (f, key) = (raw.f.into_arc(), raw.key.map(RawKey::into_arc));
             let at = (pos32, index, line32, raw.time);
-            self.invoke(process, f, key, raw.value, raw.extra, at);
+            let extra = raw.extra.and_then(|m| self.share(m));
+            self.invoke(process, f, key, raw.value, extra, at);
             return Ok(());
         }
         let outcome = raw.kind.outcome();
@@ -189,7 +190,7 @@ impl HistoryBuilder {
         };
         let op = &self.history.ops[id];
         let plain = Arc::ptr_eq(&op.f, raw.f.arc())
-            && raw.extra.is_empty()
+            && raw.extra.is_none()
             && (op.key.is_some() || raw.key.is_none())
             && !reads_nothing(outcome, raw.has_value, raw.f.arc())
             && !writes_another_value(op, outcome, &raw.value);

@@ -82,7 +82,7 @@ pub struct RawEvent<'a> {
     /// The event carried a value field.
     pub has_value: bool,
     /// Any other fields.
-    pub extra: Map<String, Value>,
+    pub extra: Option<Map<String, Value>>,
 }
 
 impl RawEvent<'_> {
@@ -98,7 +98,7 @@ impl RawEvent<'_> {
             key: self.key.map(RawKey::into_arc),
             value: self.value,
             has_value: self.has_value,
-            extra: self.extra,
+            extra: self.extra.unwrap_or_default(),
         }
     }
 }
