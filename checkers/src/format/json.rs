@@ -350,20 +350,71 @@ fn pair_lines(
     data: &[u8],
     first_line: usize,
     first_event: usize,
-    mut spare: Vec<Vec<Operation>>,
+    spare: Vec<Vec<Operation>>,
 ) -> (Decoded, usize, usize) {
     #[cfg(test)]
     tests::PAIRED_BLOCKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let bounds = piece_bounds(data);
-    // Each piece's lines and events (non-blank lines), for where the next
-    // one starts.
+    // Each piece's lines and events, for where the next one starts. Lines
+    // are counted by a vector search for newlines; every line is taken to
+    // be an event, as it is but for blank lines. Where a piece had blank
+    // lines (fewer events than lines), the block is paired again with
+    // its non-blank lines counted one by one.
     let counts: Vec<(usize, usize)> = bounds
         .par_windows(2)
-        .map(|w| count_lines(&data[w[0]..w[1]]))
+        .map(|w| {
+            let piece = &data[w[0]..w[1]];
+            let newlines = memchr::memchr_iter(b'\n', piece).count();
+            let last = memchr::memrchr(b'\n', piece).map_or(0, |i| i + 1);
+            (
+                newlines,
+                newlines + usize::from(!piece[last..].trim_ascii().is_empty()),
+            )
+        })
         .collect();
+    let paired = pair_counted(
+        source,
+        data,
+        &bounds,
+        &counts,
+        (first_line, first_event),
+        spare,
+    );
+    let took_all = |(fragments, _, _): &(Vec<Fragment>, usize, usize)| {
+        fragments
+            .iter()
+            .zip(&counts)
+            .take_while(|(f, _)| !f.failed())
+            .all(|(f, &(_, events))| f.events() == events)
+    };
+    let (fragments, events, lines) = if took_all(&paired) {
+        paired
+    } else {
+        let counts: Vec<(usize, usize)> = bounds
+            .par_windows(2)
+            .map(|w| count_lines(&data[w[0]..w[1]]))
+            .collect();
+        let start = (first_line, first_event);
+        pair_counted(source, data, &bounds, &counts, start, Vec::new())
+    };
+    (Decoded::Fragments(fragments), events, lines)
+}
+
+/// Pairs the pieces of `data` cut at `bounds`, in parallel, given the
+/// lines and events of each (`counts`) and the line and position of the
+/// first event of the first (`first`). Returns the pieces and the numbers
+/// of events and of lines.
+fn pair_counted(
+    source: &str,
+    data: &[u8],
+    bounds: &[usize],
+    counts: &[(usize, usize)],
+    first: (usize, usize),
+    mut spare: Vec<Vec<Operation>>,
+) -> (Vec<Fragment>, usize, usize) {
     let mut starts = Vec::with_capacity(counts.len());
-    let (mut line, mut event) = (first_line, first_event);
-    for &(lines, events) in &counts {
+    let (mut line, mut event) = first;
+    for &(lines, events) in counts {
         starts.push((line, event, events));
         line += lines;
         event += events;
@@ -381,11 +432,7 @@ fn pair_lines(
             with_worker(|worker| pair_piece(worker, source, piece, first))
         })
         .collect();
-    (
-        Decoded::Fragments(fragments),
-        event - first_event,
-        line - first_line,
-    )
+    (fragments, event - first.1, line - first.0)
 }
 
 /// The newlines and the non-blank lines of `data`, as [`pair_piece`] and

@@ -102,6 +102,18 @@ pub struct Fragment {
     error: Option<HistoryError>,
 }
 
+impl Fragment {
+    /// The number of events the piece took (up to its error, if any).
+    pub fn events(&self) -> usize {
+        self.end_event - self.first_event
+    }
+
+    /// True when an error ended the piece early.
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
 impl HistoryBuilder {
     /// True when the rest of the input may be paired in pieces and joined
     /// with [`HistoryBuilder::append`]: every completion needs its
