@@ -940,15 +940,21 @@ impl HistoryBuilder {
             self.history.ops[id].key = key;
         }
         if !ev.extra.is_empty() {
-            match self.history.ops[id].extra.take() {
-                Some(mut m) => {
-                    Arc::make_mut(&mut m).extend(ev.extra);
-                    self.history.ops[id].extra = Some(m);
-                }
-                None => self.history.ops[id].extra = self.share(ev.extra),
-            }
+            self.add_extra(id, ev.extra);
         }
         Ok(())
+    }
+
+    /// Adds a completion's extra fields to operation `id`'s (they win over
+    /// the invocation's of the same name).
+    pub(super) fn add_extra(&mut self, id: usize, extra: Map<String, Value>) {
+        match self.history.ops[id].extra.take() {
+            Some(mut m) => {
+                Arc::make_mut(&mut m).extend(extra);
+                self.history.ops[id].extra = Some(m);
+            }
+            None => self.history.ops[id].extra = self.share(extra),
+        }
     }
 
     /// A completion without invocation, as an operation of its own (when

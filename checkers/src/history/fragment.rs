@@ -202,7 +202,6 @@ impl HistoryBuilder {
         };
         let op = &self.history.ops[id];
         let plain = Arc::ptr_eq(&op.f, raw.f.arc())
-            && raw.extra.is_none()
             && (op.key.is_some() || raw.key.is_none())
             && !reads_nothing(outcome, raw.has_value, raw.f.arc())
             && !writes_another_value(op, outcome, &raw.value);
@@ -212,6 +211,9 @@ impl HistoryBuilder {
         self.history.events += 1;
         self.open.remove(&process);
         self.history.ops[id].complete(outcome, raw.value, pos32, index, line32, raw.time);
+        if let Some(extra) = raw.extra {
+            self.add_extra(id, extra);
+        }
         Ok(())
     }
 
