@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use crate::error::{HistoryError, HistoryErrorKind};
 
 pub mod fragment;
+mod open_ops;
 pub mod raw_event;
 
 /// The type of an event.
@@ -616,7 +617,7 @@ pub struct HistoryBuilder {
     source: String,
     history: History,
     /// Open invocation per process: index into `history.ops`.
-    open: HashMap<i64, usize, FastHash>,
+    open: open_ops::OpenOps,
     f_names: HashMap<String, Arc<str>, FastHash>,
     /// The last functions interned, looked at first.
     recent_f: Vec<Arc<str>>,
@@ -648,7 +649,7 @@ impl HistoryBuilder {
                 semantics,
                 ..History::default()
             },
-            open: HashMap::default(),
+            open: open_ops::OpenOps::default(),
             f_names: HashMap::default(),
             recent_f: Vec::with_capacity(RECENT_F),
             mode: CompletionsMode::Require,
@@ -807,7 +808,7 @@ impl HistoryBuilder {
                     }
                     self.completions_only = Some(false);
                 }
-                if let Some(&open) = self.open.get(&process) {
+                if let Some(open) = self.open.get(process) {
                     return Err(self.double_invoke(process, open, ev.line));
                 }
                 if let Some(edge) = &mut self.fragment {
@@ -819,7 +820,7 @@ impl HistoryBuilder {
             }
             kind => {
                 let outcome = kind.outcome();
-                match self.open.remove(&process) {
+                match self.open.remove(process) {
                     Some(id) => self.complete(id, process, outcome, ev, pos32, index, line32)?,
                     None => {
                         if let Some(edge) = &mut self.fragment {

@@ -165,7 +165,7 @@ impl HistoryBuilder {
             first_event: edge.first_event,
             end_event: history.events,
             edge: edge.events,
-            open: self.open.drain().collect(),
+            open: self.open.drain(),
             error,
         }
     }
@@ -185,7 +185,7 @@ impl HistoryBuilder {
         let index = raw.index.unwrap_or(pos as u64);
         let process = raw.process;
         if raw.kind == EventType::Invoke {
-            if self.open.contains_key(&process) {
+            if self.open.contains(process) {
                 return self.push(raw.into_event());
             }
             edge.invoked(process, raw.line);
@@ -197,7 +197,7 @@ impl HistoryBuilder {
             return Ok(());
         }
         let outcome = raw.kind.outcome();
-        let Some(&id) = self.open.get(&process) else {
+        let Some(id) = self.open.get(process) else {
             return self.push(raw.into_event());
         };
         let op = &self.history.ops[id];
@@ -209,7 +209,7 @@ impl HistoryBuilder {
             return self.push(raw.into_event());
         }
         self.history.events += 1;
-        self.open.remove(&process);
+        self.open.remove(process);
         self.history.ops[id].complete(outcome, raw.value, pos32, index, line32, raw.time);
         if let Some(extra) = raw.extra {
             self.add_extra(id, extra);
@@ -232,7 +232,7 @@ impl HistoryBuilder {
         for e in piece.edge {
             match e {
                 EdgeEvent::Invoke { process, line } => {
-                    if let Some(&open) = self.open.get(&process) {
+                    if let Some(open) = self.open.get(process) {
                         return Err(self.double_invoke(process, open, line));
                     }
                 }
@@ -247,7 +247,7 @@ impl HistoryBuilder {
                         return Err(self.error(ev.line, crate::error::HistoryErrorKind::TooLong));
                     };
                     let index = ev.index.unwrap_or(pos as u64);
-                    match self.open.remove(&process) {
+                    match self.open.remove(process) {
                         Some(id) => {
                             self.complete(id, process, outcome, ev, pos32, index, line32)?
                         }
