@@ -388,7 +388,8 @@ impl<'a> Canonical<'a> {
         let rest = &self.text[self.at + 1..];
         let at = names.iter().position(|name| {
             let name = name.as_bytes();
-            rest.get(name.len()) == Some(&b'"') && rest.starts_with(name)
+            // Names are short: compared byte by byte, without a call.
+            rest.get(name.len()) == Some(&b'"') && rest.iter().zip(name).all(|(a, b)| a == b)
         })?;
         let name = names[at].as_bytes();
         if !name.iter().all(|&b| plain(b)) {
@@ -496,7 +497,7 @@ pub(super) fn scan_canonical<'a>(
             let text = c.string()?;
             match (lookup, kind) {
                 (Lookup::Invocations, EventType::Ok | EventType::Fail | EventType::Info) => {
-                    RawKey::Text(std::str::from_utf8(text).ok()?)
+                    RawKey::Text(text)
                 }
                 _ => RawKey::Held(keys.held(text)?),
             }

@@ -46,8 +46,9 @@ pub enum RawKey<'a> {
     Held(Held<'a, Value>),
     /// A string key not looked up in the reader's table: a completion's,
     /// which only counts when its invocation had no key (then it gets a
-    /// copy of its own).
-    Text(&'a str),
+    /// copy of its own). Its bytes are printable ASCII (the reader checked
+    /// each), so they are its text; they are not checked again per event.
+    Text(&'a [u8]),
 }
 
 impl RawKey<'_> {
@@ -55,7 +56,8 @@ impl RawKey<'_> {
     pub fn into_arc(self) -> Arc<Value> {
         match self {
             RawKey::Held(h) => h.into_arc(),
-            RawKey::Text(t) => Arc::new(Value::String(t.to_string())),
+            // ASCII: the conversion is exact (never lossy).
+            RawKey::Text(t) => Arc::new(Value::String(String::from_utf8_lossy(t).into_owned())),
         }
     }
 }
