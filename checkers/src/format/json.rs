@@ -5,9 +5,10 @@
 //! [`json_event`](super::json_event) (simd-json), which states the rules.
 //!
 //! JSON Lines are read in blocks of whole lines ([`BLOCK`] bytes): a block is
-//! cut into pieces at line ends, the pieces are decoded in parallel on all
-//! cores, and the events are paired into operations in file order while the
-//! next block is decoded. The first error in file order is the one reported,
+//! cut into pieces at line ends, the pieces are decoded (and, once the
+//! history is known to start with an invocation, paired into operations:
+//! [`crate::history::fragment`]) in parallel on all cores, and joined in
+//! file order while the next block is decoded and the one after it read. The first error in file order is the one reported,
 //! as when reading line by line; memory stays bounded by a few blocks plus
 //! the history itself. A UTF-8 byte order mark at the start is skipped.
 
