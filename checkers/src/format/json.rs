@@ -8,9 +8,9 @@
 //! cut into pieces at line ends, the pieces are decoded (and, once the
 //! history is known to start with an invocation, paired into operations:
 //! [`crate::history::fragment`]) in parallel on all cores, and joined in
-//! file order while the next block is decoded and the one after it read. The first error in file order is the one reported,
-//! as when reading line by line; memory stays bounded by a few blocks plus
-//! the history itself. A UTF-8 byte order mark at the start is skipped.
+//! file order while the next block is decoded and the one after it read.
+//! The first error in file order is the one reported, as when reading line
+//! by line; memory stays bounded by a few blocks plus the history itself. A UTF-8 byte order mark at the start is skipped.
 
 use std::io::{BufRead, Read};
 
@@ -356,48 +356,31 @@ fn pair_lines(
     #[cfg(test)]
     tests::PAIRED_BLOCKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let bounds = piece_bounds(data);
-    // Each piece's lines and events, for where the next one starts. Lines
-    // are counted by a vector search for newlines; every line is taken to
-    // be an event, as it is but for blank lines. Where a piece had blank
-    // lines (fewer events than lines), the block is paired again with
-    // its non-blank lines counted one by one.
+    let start = (first_line, first_event);
+    // Each piece's lines and events, for where the next one starts: first
+    // as if every line were an event, which it is but for blank lines.
     let counts: Vec<(usize, usize)> = bounds
         .par_windows(2)
-        .map(|w| {
-            let piece = &data[w[0]..w[1]];
-            let newlines = memchr::memchr_iter(b'\n', piece).count();
-            let last = memchr::memrchr(b'\n', piece).map_or(0, |i| i + 1);
-            (
-                newlines,
-                newlines + usize::from(!piece[last..].trim_ascii().is_empty()),
-            )
-        })
+        .map(|w| count_lines_as_events(&data[w[0]..w[1]]))
         .collect();
-    let paired = pair_counted(
-        source,
-        data,
-        &bounds,
-        &counts,
-        (first_line, first_event),
-        spare,
-    );
-    let took_all = |(fragments, _, _): &(Vec<Fragment>, usize, usize)| {
-        fragments
-            .iter()
-            .zip(&counts)
-            .take_while(|(f, _)| !f.failed())
-            .all(|(f, &(_, events))| f.events() == events)
-    };
-    let (fragments, events, lines) = if took_all(&paired) {
-        paired
-    } else {
-        let counts: Vec<(usize, usize)> = bounds
-            .par_windows(2)
-            .map(|w| count_lines(&data[w[0]..w[1]]))
-            .collect();
-        let start = (first_line, first_event);
-        pair_counted(source, data, &bounds, &counts, start, Vec::new())
-    };
+    let (fragments, events, lines) = pair_counted(source, data, &bounds, &counts, start, spare);
+    // A piece that took fewer events than it had lines had blank lines,
+    // and the pieces after it started at the wrong event (those after a
+    // piece that failed do not count): paired again, counted one by one.
+    let exact = fragments
+        .iter()
+        .zip(&counts)
+        .take_while(|(f, _)| !f.failed())
+        .all(|(f, &(_, events))| f.events() == events);
+    if exact {
+        return (Decoded::Fragments(fragments), events, lines);
+    }
+    let counts: Vec<(usize, usize)> = bounds
+        .par_windows(2)
+        .map(|w| count_lines(&data[w[0]..w[1]]))
+        .collect();
+    let (fragments, events, lines) =
+        pair_counted(source, data, &bounds, &counts, start, Vec::new());
     (Decoded::Fragments(fragments), events, lines)
 }
 
@@ -448,6 +431,16 @@ fn count_lines(data: &[u8]) -> (usize, usize) {
     }
     events += usize::from(!data[start..].trim_ascii().is_empty());
     (newlines, events)
+}
+
+/// The newlines of `data`, and as many events as lines (the text after
+/// the last newline is a line when it is not blank): [`count_lines`] but
+/// for blank lines, found by a vector search alone.
+fn count_lines_as_events(data: &[u8]) -> (usize, usize) {
+    let newlines = count_newlines(data);
+    let last = memchr::memrchr(b'\n', data).map_or(0, |i| i + 1);
+    let tail = usize::from(!data[last..].trim_ascii().is_empty());
+    (newlines, newlines + tail)
 }
 
 /// Decodes and pairs one piece; `first` is its first line, the position
@@ -664,6 +657,7 @@ fn value_end(data: &[u8], start: usize) -> Option<usize> {
     None
 }
 
+/// The newlines of `b` (a vector search).
 pub(super) fn count_newlines(b: &[u8]) -> usize {
     memchr::memchr_iter(b'\n', b).count()
 }

@@ -378,6 +378,7 @@ impl<'a> Canonical<'a> {
     /// The place in `names` of the string that comes next (its opening
     /// quote next) when it is one of them, consumed; the names a reader
     /// has seen are few, and compared in place without a scan.
+    ///
     /// Only a name that [`Canonical::string`] would take as written is
     /// taken (the general decoder's names may have had escapes).
     #[inline]
