@@ -223,6 +223,35 @@ impl Cluster {
         }
     }
 
+    /// Waits until every node's log says, as its latest word on each peer,
+    /// that the link to it is up: a fixture that needs every replica
+    /// reachable (a quorum write right after a kill) must not race the
+    /// nodes' first connection attempts.
+    pub fn until_meshed(&self, secs: u64) {
+        let t = Instant::now();
+        let linked = |i: usize| {
+            let log = self.log(i);
+            self.names.iter().enumerate().all(|(j, peer)| {
+                let [up, down, unreachable] =
+                    ["up", "down", "unreachable"].map(|w| format!("peer {peer} {w}"));
+                j == i
+                    || log
+                        .lines()
+                        .rev()
+                        .find(|l| l.contains(&up) || l.contains(&down) || l.contains(&unreachable))
+                        .is_some_and(|l| l.contains(&up))
+            })
+        };
+        while !(0..self.names.len()).all(linked) {
+            assert!(
+                t.elapsed() < Duration::from_secs(secs),
+                "the nodes never all linked to each other; logs:\n{}",
+                self.all_logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Every node's log, for failure messages.
     pub fn all_logs(&self) -> String {
         (0..self.names.len())
