@@ -8,23 +8,29 @@
 //! cut into pieces at line ends, the pieces are decoded (and, once the
 //! history is known to start with an invocation, paired into operations:
 //! [`crate::history::fragment`]) in parallel on all cores, and joined in
-//! file order while the next block is decoded and the one after it read.
+//! file order by the reading thread while the pool pairs the pieces of the
+//! block after (no thread waits at the end of a block).
 //! The first error in file order is the one reported, as when reading line
 //! by line; memory stays bounded by a few blocks plus the history itself. A UTF-8 byte order mark at the start is skipped.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, Read};
+use std::ops::Range;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::json_event::{EventParser, string_end};
 use crate::error::{HistoryError, HistoryErrorKind};
 use crate::history::fragment::Fragment;
-use crate::history::{
-    CompletionsMode, Event, EventType, History, HistoryBuilder, Operation, Process, Semantics,
-};
+use crate::history::{CompletionsMode, Event, History, HistoryBuilder, Operation, Semantics};
 
 /// How many bytes of JSON Lines are decoded together.
 pub const BLOCK: usize = 4 << 20;
+
+/// At most how many bytes the first block of JSON Lines has.
+const FIRST_BLOCK: usize = 256 << 10;
 
 /// The UTF-8 byte order mark.
 pub(super) const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -69,28 +75,24 @@ pub fn read_with<R: BufRead>(
 /// inputs into many blocks and pieces).
 fn read_in_blocks<R: BufRead>(
     source: &str,
-    mut reader: R,
+    reader: R,
     mode: CompletionsMode,
     block: usize,
 ) -> Result<History, HistoryError> {
     let mut b = HistoryBuilder::new(source, Semantics::default()).completions_mode(mode);
-    let io = |e: std::io::Error| HistoryError {
-        file: source.to_string(),
-        line: 0,
-        kind: HistoryErrorKind::Io(e.to_string()),
-    };
-    let mut carry = Vec::new();
-    let mut next_line = 1;
-    let mut torn = None;
-    let mut first = read_block(
-        &mut reader,
-        &mut carry,
-        next_line,
-        &mut torn,
-        Vec::new(),
+    let mut input = Input {
+        source,
+        reader,
+        carry: Vec::new(),
+        torn: None,
         block,
-    )
-    .map_err(io)?;
+        spare: Vec::new(),
+    };
+    // The first block is pushed one event at a time (the builder learns
+    // from it whether it takes pieces): a small one.
+    input.block = block.min(FIRST_BLOCK);
+    let mut first = input.next(1)?;
+    input.block = block;
     if let Some(block) = &mut first {
         if block.data.starts_with(BOM) {
             block.data.drain(..BOM.len());
@@ -100,99 +102,25 @@ fn read_in_blocks<R: BufRead>(
         if let Some(start) = start.filter(|&s| block.data[s] == b'[') {
             let line = block.first_line + count_newlines(&block.data[..start]);
             let mut data = block.data.split_off(start);
-            data.extend_from_slice(&carry);
-            reader.read_to_end(&mut data).map_err(io)?;
+            data.extend_from_slice(&input.carry);
+            input
+                .reader
+                .read_to_end(&mut data)
+                .map_err(|e| io_error(source, e))?;
             return read_array(b, &data, line);
         }
     }
-    // Buffers go round: a block's bytes and its pieces' event vectors are
-    // reused for the next block (fresh memory costs a page fault per 4 KiB).
-    let mut spare_events: Vec<Vec<Event>> = Vec::new();
-    let mut spare_ops: Vec<Vec<Operation>> = Vec::new();
-    let mut decoded: Option<Decoded> = None;
-    // Events in the blocks decoded so far (one per non-blank line): the
-    // position of the next block's first event.
+    // Events one by one until the builder takes pieces (once it does, it
+    // always does, but for histories of more than 2^32 events or lines).
     let mut events_before = 0;
-    // Whether the first client event of the history is an invocation,
-    // once it is decoded.
-    let mut starts_with_invoke = None;
     let mut pending = first;
-    // The buffer the block after `pending` is read into, while `pending`
-    // is decoded.
-    let mut spare_data = Vec::new();
-    loop {
-        let to_push = decoded.take();
-        let spare = std::mem::take(&mut spare_events);
-        let ops = std::mem::take(&mut spare_ops);
-        // What the builder says after the block before the one being
-        // joined (once it takes pieces, it always does), or, in
-        // `CompletionsMode::Auto`, what it will say once that block is
-        // joined: a history whose first client event is an invocation is
-        // read as with `Require`.
-        if let (None, Some(Decoded::Events(pieces, _))) = (starts_with_invoke, &to_push) {
-            starts_with_invoke = pieces
-                .iter()
-                .flat_map(|p| &p.events)
-                .find(|ev| matches!(ev.process, Process::Client(_)))
-                .map(|ev| ev.kind == EventType::Invoke);
+    while pending.is_some() {
+        pending = push_blocks(&mut b, &mut input, pending, &mut events_before)?;
+        if let Some(bl) = pending.take() {
+            pending = pair_blocks(&mut b, &mut input, bl, &mut events_before)?;
         }
-        let in_pieces = b.takes_fragments()
-            || (mode == CompletionsMode::Auto && starts_with_invoke == Some(true));
-        let Some(bl) = pending.take() else {
-            if let Some(d) = to_push {
-                push_decoded(&mut b, d)?;
-            }
-            break;
-        };
-        // Three things at once: the pool decodes this block and joins the
-        // one before; this thread reads the next (the reader need not be
-        // `Send`). The next block's first line is known once this one is
-        // decoded: it is read as if it started at line 1, and moved after.
-        let (mut next, mut pushed) = (None, None);
-        let read = rayon::in_place_scope(|s| {
-            s.spawn(|_| {
-                let fits = [events_before, bl.first_line]
-                    .iter()
-                    .all(|&n| n + bl.data.len() < u32::MAX as usize);
-                let (d, events, lines) = if in_pieces && fits {
-                    pair_lines(source, &bl.data, bl.first_line, events_before, ops)
-                } else {
-                    let pieces = decode_lines(&bl.data, spare);
-                    let events = pieces.iter().map(|p| p.events.len()).sum();
-                    let lines = pieces.iter().map(|p| p.lines).sum();
-                    (Decoded::Events(pieces, bl.first_line), events, lines)
-                };
-                next = Some((d, events, lines));
-            });
-            if let Some(d) = to_push {
-                let (b, pushed) = (&mut b, &mut pushed);
-                s.spawn(move |_| *pushed = Some(push_decoded(b, d)));
-            }
-            let mut torn_at = None;
-            let data = std::mem::take(&mut spare_data);
-            read_block(&mut reader, &mut carry, 1, &mut torn_at, data, block)
-                .map(|bl| (bl, torn_at))
-        });
-        if let Some(pushed) = pushed {
-            (spare_events, spare_ops) = pushed?;
-        }
-        let (read, torn_at) = read.map_err(io)?;
-        let Some((d, events, lines)) = next else {
-            unreachable!("the scope ran the decoding");
-        };
-        events_before += events;
-        next_line += lines;
-        decoded = Some(d);
-        spare_data = bl.data;
-        if let Some(t) = torn_at {
-            torn = Some(t + next_line - 1);
-        }
-        pending = read.map(|mut r| {
-            r.first_line = next_line;
-            r
-        });
     }
-    if let Some(line) = torn {
+    if let Some(line) = input.torn {
         // The last line of a file whose writer died (or ran out of space)
         // mid-write: left out, and said so.
         b.torn_last_line(line);
@@ -203,24 +131,275 @@ fn read_in_blocks<R: BufRead>(
     Ok(b.finish())
 }
 
-/// The emptied vectors of a joined block (its pieces' events, or their
-/// operations), for the next block.
-type Spare = (Vec<Vec<Event>>, Vec<Vec<Operation>>);
+/// The input of [`read_in_blocks`]: the reader, cut into blocks of whole
+/// lines.
+struct Input<'a, R> {
+    source: &'a str,
+    reader: R,
+    /// The start of the next block's first line.
+    carry: Vec<u8>,
+    /// The line left out at the end because it was cut short.
+    torn: Option<usize>,
+    /// About how many bytes a block has.
+    block: usize,
+    /// Buffers of blocks already read, for the next blocks (fresh memory
+    /// costs a page fault per 4 KiB).
+    spare: Vec<Vec<u8>>,
+}
 
-/// Joins a decoded block to the history. Gives back its emptied vectors.
-fn push_decoded(b: &mut HistoryBuilder, decoded: Decoded) -> Result<Spare, HistoryError> {
-    match decoded {
-        Decoded::Events(pieces, first_line) => {
-            Ok((push_pieces(b, pieces, first_line)?, Vec::new()))
+impl<R: BufRead> Input<'_, R> {
+    /// The next block, whose first line is line `first_line`; `None` at
+    /// the end.
+    fn next(&mut self, first_line: usize) -> Result<Option<Block>, HistoryError> {
+        let data = self.spare.pop().unwrap_or_default();
+        read_block(
+            &mut self.reader,
+            &mut self.carry,
+            first_line,
+            &mut self.torn,
+            data,
+            self.block,
+        )
+        .map_err(|e| io_error(self.source, e))
+    }
+}
+
+/// A read error of `source`.
+fn io_error(source: &str, e: std::io::Error) -> HistoryError {
+    HistoryError {
+        file: source.to_string(),
+        line: 0,
+        kind: HistoryErrorKind::Io(e.to_string()),
+    }
+}
+
+/// True when the builder takes `block` in pieces: it takes pieces, and the
+/// block's events and lines are numbered in 32 bits (see
+/// [`crate::history::Operation`]).
+fn takes_pieces(b: &HistoryBuilder, events_before: usize, block: &Block) -> bool {
+    b.takes_fragments()
+        && [events_before, block.first_line]
+            .iter()
+            .all(|&n| n + block.data.len() < u32::MAX as usize)
+}
+
+/// Pushes the events of `pending` and of the blocks after it one by one,
+/// in file order (each block is decoded in pieces, in parallel, while the
+/// next is read), until the builder takes a block in pieces: that block is
+/// returned. `events_before` counts the events pushed.
+fn push_blocks<R: BufRead>(
+    b: &mut HistoryBuilder,
+    input: &mut Input<R>,
+    mut pending: Option<Block>,
+    events_before: &mut usize,
+) -> Result<Option<Block>, HistoryError> {
+    let mut spare_events = Vec::new();
+    while let Some(bl) = pending.take() {
+        if takes_pieces(b, *events_before, &bl) {
+            return Ok(Some(bl));
         }
-        Decoded::Fragments(fragments) => {
-            let ops = fragments
-                .into_iter()
-                .map(|f| b.append(f))
-                .collect::<Result<_, _>>()?;
-            Ok((Vec::new(), ops))
+        let next_line = bl.first_line + count_newlines(&bl.data);
+        let mut decoded = None;
+        let next = rayon::in_place_scope(|s| {
+            let (slot, data, spare) = (&mut decoded, &bl.data, std::mem::take(&mut spare_events));
+            s.spawn(move |_| *slot = Some(decode_lines(data, spare)));
+            input.next(next_line)
+        });
+        let Some(pieces) = decoded else {
+            unreachable!("the scope ran the decoding");
+        };
+        *events_before += pieces.iter().map(|p| p.events.len()).sum::<usize>();
+        // This block's errors come before a read error after it.
+        spare_events = push_pieces(b, pieces, bl.first_line)?;
+        input.spare.push(bl.data);
+        pending = next?;
+    }
+    Ok(None)
+}
+
+/// Blocks paired at once by [`pair_blocks`]: the pool pairs the pieces of
+/// the next block while the pieces of one are joined, so that no thread
+/// waits at the end of a block.
+const IN_FLIGHT: usize = 2;
+
+/// A piece's operations, paired on a pool thread (or its panic, passed on).
+type Paired = std::thread::Result<Fragment>;
+
+/// A piece of a block in flight: its number (pieces are numbered as they
+/// are handed to the pool), its bytes in the block and its first line.
+struct PieceAt {
+    number: usize,
+    bytes: Range<usize>,
+    line: usize,
+}
+
+/// The pieces paired by the pool, taken in order of number whatever the
+/// order they come in.
+struct PairedPieces {
+    rx: std::sync::mpsc::Receiver<(usize, Paired)>,
+    /// Pieces paired before the pieces ahead of them.
+    early: BTreeMap<usize, Paired>,
+}
+
+impl PairedPieces {
+    /// Waits for piece `number`. Each piece sends once, even when it
+    /// panics, and the caller holds a sender: this returns.
+    fn take(&mut self, number: usize) -> Paired {
+        loop {
+            if let Some(p) = self.early.remove(&number) {
+                return p;
+            }
+            let Ok((k, p)) = self.rx.recv() else {
+                unreachable!("a sender lives while pieces are awaited");
+            };
+            self.early.insert(k, p);
         }
     }
+}
+
+/// Pairs `first` and the blocks after it in pieces, on all cores, and
+/// joins the pieces in file order ([`HistoryBuilder::append`]), until the
+/// input ends or a block is too far into the file to be taken in pieces
+/// (it is returned).
+///
+/// This thread reads each block, counts the lines of its pieces (each
+/// piece's first line and first event are then known) and hands the
+/// pieces to the pool; it then joins the pieces of the block before as
+/// they come. The pool never waits for a join: the next block's pieces are
+/// queued behind the ones being paired.
+///
+/// Every line is first taken for an event, as a vector search counts them
+/// fast. A blank line makes its piece take one event fewer, and the pieces
+/// after it start at the wrong event: when the join finds one, those
+/// pieces are paired again with their events counted one by one, and so
+/// are the pieces of the rest of the input.
+fn pair_blocks<R: BufRead>(
+    b: &mut HistoryBuilder,
+    input: &mut Input<R>,
+    first: Block,
+    events_before: &mut usize,
+) -> Result<Option<Block>, HistoryError> {
+    let source = input.source;
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Paired)>();
+    let mut paired = PairedPieces {
+        rx,
+        early: BTreeMap::new(),
+    };
+    rayon::in_place_scope(|s| {
+        let mut spare_ops: Vec<Vec<Operation>> = Vec::new();
+        let mut pieces = 0;
+        let mut exact = false;
+        // Hands a piece to the pool; gives its number and its events.
+        let mut spawn = |data: &Arc<Vec<u8>>,
+                         bytes: Range<usize>,
+                         first: (usize, usize),
+                         exact: bool,
+                         ops: Option<Vec<Operation>>| {
+            let piece = &data[bytes.clone()];
+            let (lines, events) = if exact {
+                count_lines(piece)
+            } else {
+                count_lines_as_events(piece)
+            };
+            let mut ops = ops.unwrap_or_default();
+            // An operation is two events, in most histories.
+            ops.reserve(events / 2 + 1);
+            let (data, tx, number) = (Arc::clone(data), tx.clone(), pieces);
+            pieces += 1;
+            s.spawn(move |_| {
+                let first = (first.0, first.1, ops);
+                let paired = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    with_worker(|w| pair_piece(w, source, &data[bytes], first))
+                }));
+                // The block's buffer goes back once its last piece is joined.
+                drop(data);
+                // The receiver outlives the scope.
+                let _ = tx.send((number, paired));
+            });
+            (number, lines, events)
+        };
+        let mut flight: VecDeque<(Arc<Vec<u8>>, VecDeque<PieceAt>)> = VecDeque::new();
+        let (mut pending, mut left, mut read_error) = (Some(first), None, None);
+        loop {
+            while flight.len() < IN_FLIGHT && left.is_none() && read_error.is_none() {
+                let Some(bl) = pending.take() else {
+                    break;
+                };
+                if !takes_pieces(b, *events_before, &bl) {
+                    left = Some(bl);
+                    break;
+                }
+                #[cfg(test)]
+                tests::PAIRED_BLOCKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let bounds = piece_bounds(&bl.data);
+                let data = Arc::new(bl.data);
+                let mut line = bl.first_line;
+                let mut at = VecDeque::with_capacity(bounds.len());
+                for w in bounds.windows(2) {
+                    let first = (line, *events_before);
+                    let (number, lines, events) =
+                        spawn(&data, w[0]..w[1], first, exact, spare_ops.pop());
+                    at.push_back(PieceAt {
+                        number,
+                        bytes: w[0]..w[1],
+                        line,
+                    });
+                    line += lines;
+                    *events_before += events;
+                }
+                flight.push_back((data, at));
+                // The earlier blocks' errors come before a read error.
+                match input.next(line) {
+                    Ok(next) => pending = next,
+                    Err(e) => read_error = Some(e),
+                }
+            }
+            let Some((_, at)) = flight.front_mut() else {
+                break;
+            };
+            let Some(piece) = at.pop_front() else {
+                if let Some((data, _)) = flight.pop_front() {
+                    if let Ok(data) = Arc::try_unwrap(data) {
+                        input.spare.push(data);
+                    }
+                }
+                continue;
+            };
+            let fragment = paired
+                .take(piece.number)
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            if fragment.first_event() == b.events() {
+                spare_ops.push(b.append(fragment)?);
+                continue;
+            }
+            // A blank line before: this piece and every piece after it
+            // (all handed out) are paired again, counted one by one.
+            exact = true;
+            #[cfg(test)]
+            tests::RECOUNTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            for (_, at) in &flight {
+                for p in at {
+                    let _ = paired.take(p.number);
+                }
+            }
+            if let Some((_, at)) = flight.front_mut() {
+                at.push_front(piece);
+            }
+            *events_before = b.events();
+            for (data, at) in &mut flight {
+                for p in at {
+                    let first = (p.line, *events_before);
+                    let (number, _, events) = spawn(data, p.bytes.clone(), first, exact, None);
+                    p.number = number;
+                    *events_before += events;
+                }
+            }
+        }
+        match read_error {
+            Some(e) => Err(e),
+            None => Ok(left.or(pending)),
+        }
+    })
 }
 
 /// Reads about `block` bytes ([`BLOCK`] but in tests) of whole lines, the
@@ -273,15 +452,6 @@ fn is_cut_short(text: &[u8]) -> bool {
         && serde_json::from_slice::<serde::de::IgnoredAny>(text)
             .err()
             .is_some_and(|e| e.is_eof())
-}
-
-/// A block decoded: events to push in order (the first blocks, and any
-/// block the builder cannot take in pieces), or pieces paired apart.
-enum Decoded {
-    /// Pieces of events, and the block's first line.
-    Events(Vec<Piece>, usize),
-    /// Pieces paired into operations, for [`HistoryBuilder::append`].
-    Fragments(Vec<Fragment>),
 }
 
 /// Where a block of whole lines is cut into pieces: the start of each and
@@ -342,95 +512,22 @@ fn with_worker<T>(f: impl FnOnce(&mut Worker) -> T) -> T {
     })
 }
 
-/// Decodes a block of whole lines and pairs its events, in pieces, in
-/// parallel (see [`crate::history::fragment`]); `first_line` and
-/// `first_event` are the line and position of the block's first event.
-/// Returns the pieces, the number of events and the number of newlines.
-fn pair_lines(
-    source: &str,
-    data: &[u8],
-    first_line: usize,
-    first_event: usize,
-    spare: Vec<Vec<Operation>>,
-) -> (Decoded, usize, usize) {
-    #[cfg(test)]
-    tests::PAIRED_BLOCKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let bounds = piece_bounds(data);
-    let start = (first_line, first_event);
-    // Each piece's lines and events, for where the next one starts: first
-    // as if every line were an event, which it is but for blank lines.
-    let counts: Vec<(usize, usize)> = bounds
-        .par_windows(2)
-        .map(|w| count_lines_as_events(&data[w[0]..w[1]]))
-        .collect();
-    let (fragments, events, lines) = pair_counted(source, data, &bounds, &counts, start, spare);
-    // A piece that took fewer events than it had lines had blank lines,
-    // and the pieces after it started at the wrong event (those after a
-    // piece that failed do not count): paired again, counted one by one.
-    let exact = fragments
-        .iter()
-        .zip(&counts)
-        .take_while(|(f, _)| !f.failed())
-        .all(|(f, &(_, events))| f.events() == events);
-    if exact {
-        return (Decoded::Fragments(fragments), events, lines);
-    }
-    let counts: Vec<(usize, usize)> = bounds
-        .par_windows(2)
-        .map(|w| count_lines(&data[w[0]..w[1]]))
-        .collect();
-    let (fragments, events, lines) =
-        pair_counted(source, data, &bounds, &counts, start, Vec::new());
-    (Decoded::Fragments(fragments), events, lines)
-}
-
-/// Pairs the pieces of `data` cut at `bounds`, in parallel, given the
-/// lines and events of each (`counts`) and the line and position of the
-/// first event of the first (`first`). Returns the pieces and the numbers
-/// of events and of lines.
-fn pair_counted(
-    source: &str,
-    data: &[u8],
-    bounds: &[usize],
-    counts: &[(usize, usize)],
-    first: (usize, usize),
-    mut spare: Vec<Vec<Operation>>,
-) -> (Vec<Fragment>, usize, usize) {
-    let mut starts = Vec::with_capacity(counts.len());
-    let (mut line, mut event) = first;
-    for &(lines, events) in counts {
-        starts.push((line, event, events));
-        line += lines;
-        event += events;
-    }
-    spare.resize_with(starts.len(), Vec::new);
-    let fragments = bounds
-        .par_windows(2)
-        .zip(starts)
-        .zip(spare)
-        .map(|((w, (line, event, events)), mut ops)| {
-            let piece = &data[w[0]..w[1]];
-            // An operation is two events, in most histories.
-            ops.reserve(events / 2 + 1);
-            let first = (line, event, ops);
-            with_worker(|worker| pair_piece(worker, source, piece, first))
-        })
-        .collect();
-    (fragments, event - first.1, line - first.0)
-}
-
 /// The newlines and the non-blank lines of `data`, as [`pair_piece`] and
-/// [`decode_piece`] count them.
+/// [`decode_piece`] count them (the text after the last newline is a line
+/// too). A blank line starts with whitespace: only those are looked at.
 fn count_lines(data: &[u8]) -> (usize, usize) {
-    let (mut newlines, mut events) = (0, 0);
+    let (mut newlines, mut blank) = (0, 0);
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', data) {
         newlines += 1;
-        events += usize::from(!data[start..end].trim_ascii().is_empty());
+        // An empty line starts with its own newline.
+        if data[start].is_ascii_whitespace() && data[start..end].trim_ascii().is_empty() {
+            blank += 1;
+        }
         start = end + 1;
     }
-    events += usize::from(!data[start..].trim_ascii().is_empty());
-    (newlines, events)
+    let last = usize::from(!data[start..].trim_ascii().is_empty());
+    (newlines, newlines - blank + last)
 }
 
 /// The newlines of `data`, and as many events as lines (the text after
@@ -672,6 +769,10 @@ mod tests {
     pub(super) static PAIRED_BLOCKS: std::sync::atomic::AtomicUsize =
         std::sync::atomic::AtomicUsize::new(0);
 
+    /// Times a blank line made the pieces after it be paired again.
+    pub(super) static RECOUNTS: std::sync::atomic::AtomicUsize =
+        std::sync::atomic::AtomicUsize::new(0);
+
     /// A random history in JSON Lines of `n` lines by `procs` clients, in
     /// the shapes a file may take (the writer's lines, other spellings,
     /// extra fields, keys of all kinds, no index, blank lines, nemesis
@@ -764,6 +865,7 @@ mod tests {
     #[test]
     fn pieces_pair_as_one_file_does() {
         let before = PAIRED_BLOCKS.load(std::sync::atomic::Ordering::Relaxed);
+        let recounts = RECOUNTS.load(std::sync::atomic::Ordering::Relaxed);
         let (mut errors, mut valid) = (0, 0);
         for seed in 0..400 {
             let mistakes = [0, 0, 300, 60][seed as usize % 4];
@@ -805,6 +907,11 @@ mod tests {
         assert!(
             paired > 10_000,
             "only {paired} blocks were paired in pieces"
+        );
+        let recounts = RECOUNTS.load(std::sync::atomic::Ordering::Relaxed) - recounts;
+        assert!(
+            recounts > 1_000,
+            "blank lines made pieces be paired again only {recounts} times"
         );
         assert!(
             errors > 300 && valid > 300,

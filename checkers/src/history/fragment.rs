@@ -112,6 +112,13 @@ impl Fragment {
     pub fn failed(&self) -> bool {
         self.error.is_some()
     }
+
+    /// The position among all events of the piece's first event, as the
+    /// reader gave it: [`HistoryBuilder::append`] takes the piece only
+    /// when the history has that many events.
+    pub fn first_event(&self) -> usize {
+        self.first_event
+    }
 }
 
 impl HistoryBuilder {
