@@ -32,6 +32,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use faultline_checkers::format::{self, Format};
+use faultline_checkers::history::CompletionsMode;
 use faultline_checkers::linear::{self, LinearOptions};
 use faultline_checkers::{ModelKind, Validity};
 use faultline_workloads::synth::{SynthConfig, synthesize};
@@ -47,6 +48,11 @@ fn runs(default: usize) -> usize {
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
 }
+
+/// The allocator of the `faultline` binary: what it measures is what the
+/// command does.
+#[global_allocator]
+static ALLOCATOR: faultline::huge_pages::HugePages = faultline::huge_pages::HugePages;
 
 /// True when the group `name` runs (see `FAULTLINE_BENCH_ONLY`).
 fn wanted(name: &str) -> bool {
@@ -201,7 +207,16 @@ fn bench_json_read() {
         let mut events = 0;
         for _ in 0..n {
             let (t, c) = (Instant::now(), process_cpu_seconds());
-            let (h, _) = format::read_from("synth", &data[..], Format::Json).expect("parses");
+            // Sized, as `faultline check` reads a file.
+            let size = Some(data.len() as u64);
+            let (h, _) = format::read_from_sized(
+                "synth",
+                &data[..],
+                Format::Json,
+                CompletionsMode::Require,
+                size,
+            )
+            .expect("parses");
             wall.push(t.elapsed().as_secs_f64());
             cpu.push(process_cpu_seconds() - c);
             events = h.events;

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod huge_pages;
 pub mod lab;
 pub mod nemesis;
 pub mod node;

@@ -19,6 +19,7 @@ use crate::error::{HistoryError, HistoryErrorKind};
 
 pub mod fragment;
 mod open_ops;
+mod process_set;
 pub mod raw_event;
 
 /// The type of an event.
@@ -659,6 +660,12 @@ impl HistoryBuilder {
             keys: KeyTable::default(),
             fragment: None,
         }
+    }
+
+    /// Gives room for `ops` more operations, when memory allows (a
+    /// guess too large is left out: the history grows as it goes).
+    pub fn reserve(&mut self, ops: usize) {
+        let _ = self.history.ops.try_reserve_exact(ops);
     }
 
     /// Accept completions that have no invocation: each stands for an

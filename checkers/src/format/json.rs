@@ -68,16 +68,31 @@ pub fn read_with<R: BufRead>(
     reader: R,
     mode: CompletionsMode,
 ) -> Result<History, HistoryError> {
-    read_in_blocks(source, reader, mode, BLOCK)
+    read_sized(source, reader, mode, None)
 }
 
-/// [`read_with`], in blocks of about `block` bytes (the tests cut small
+/// [`read_with`], given the input's length in bytes when it is known: the
+/// history's operations are given room once, as the first block tells
+/// how many bytes an event takes (a vector that grows by doubling costs a
+/// move of its operations and, where huge pages serve large allocations,
+/// their loss).
+pub fn read_sized<R: BufRead>(
+    source: &str,
+    reader: R,
+    mode: CompletionsMode,
+    size: Option<u64>,
+) -> Result<History, HistoryError> {
+    read_in_blocks(source, reader, mode, BLOCK, size)
+}
+
+/// [`read_sized`], in blocks of about `block` bytes (the tests cut small
 /// inputs into many blocks and pieces).
 fn read_in_blocks<R: BufRead>(
     source: &str,
     reader: R,
     mode: CompletionsMode,
     block: usize,
+    size: Option<u64>,
 ) -> Result<History, HistoryError> {
     let mut b = HistoryBuilder::new(source, Semantics::default()).completions_mode(mode);
     let mut input = Input {
@@ -93,6 +108,9 @@ fn read_in_blocks<R: BufRead>(
     input.block = block.min(FIRST_BLOCK);
     let mut first = input.next(1)?;
     input.block = block;
+    if let (Some(first), Some(size)) = (&first, size) {
+        b.reserve(expected_ops(&first.data, size));
+    }
     if let Some(block) = &mut first {
         if block.data.starts_with(BOM) {
             block.data.drain(..BOM.len());
@@ -129,6 +147,17 @@ fn read_in_blocks<R: BufRead>(
         return Err(b.error(0, HistoryErrorKind::Empty));
     }
     Ok(b.finish())
+}
+
+/// How many operations a file of `size` bytes holds, going by its first
+/// block (`first`): two events an operation, a little more for safety.
+/// At most one per 32 bytes (no event line is shorter): a first block of
+/// blank lines promises nothing.
+fn expected_ops(first: &[u8], size: u64) -> usize {
+    let lines = count_newlines(first).max(1) as u64;
+    let per_line = (first.len() as u64 / lines).max(32);
+    let ops = size / per_line / 2;
+    usize::try_from(ops + ops / 32).unwrap_or(0)
 }
 
 /// The input of [`read_in_blocks`]: the reader, cut into blocks of whole
@@ -887,14 +916,20 @@ mod tests {
                 CompletionsMode::Auto,
                 CompletionsMode::Allow,
             ] {
-                let whole = read_in_blocks("t.jsonl", text.as_bytes(), mode, BLOCK);
+                let whole = read_in_blocks("t.jsonl", text.as_bytes(), mode, BLOCK, None);
                 match &whole {
                     Ok(_) => valid += 1,
                     Err(_) => errors += 1,
                 }
                 let whole = format!("{whole:?}");
                 for block in [90, 301, 2000] {
-                    let pieces = read_in_blocks("t.jsonl", text.as_bytes(), mode, block);
+                    let pieces = read_in_blocks(
+                        "t.jsonl",
+                        text.as_bytes(),
+                        mode,
+                        block,
+                        Some(text.len() as u64),
+                    );
                     assert_eq!(
                         whole,
                         format!("{pieces:?}"),
@@ -947,7 +982,7 @@ mod tests {
         for block in [60, 301, 2000] {
             for tail in ["{\"ind", "{\"process\":0,\"type\":\"invoke\",\"f"] {
                 let text = format!("{long}{tail}");
-                let h = read_in_blocks("t", text.as_bytes(), CompletionsMode::Require, block)
+                let h = read_in_blocks("t", text.as_bytes(), CompletionsMode::Require, block, None)
                     .expect("torn last line");
                 assert_eq!(h.torn_last_line, Some(81), "block {block}");
                 assert_eq!(h.len(), 40);

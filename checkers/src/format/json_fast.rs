@@ -17,7 +17,7 @@
 //! subset is chosen so that "accepted here" implies "valid and decoded the
 //! same way there": a differential test checks it on many generated lines.
 
-use std::collections::hash_map::Entry;
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -36,10 +36,13 @@ const MAX_KEYS: usize = 1 << 16;
 /// share: no allocation per event for the key. Keys of at most
 /// [`SHORT_KEY`] bytes (most keys: `k391`, `x`) are looked up by their
 /// bytes packed in two words, without hashing or comparing a string.
+/// The tables give each key's place in `copies` (a plain lookup, which
+/// leaves the tables free to take a new key when it misses).
 #[derive(Default)]
 pub(super) struct KeyCache {
-    short: crate::txn::hash::FastMap<(u64, u64), Arc<Value>>,
-    long: crate::txn::hash::FastMap<Box<str>, Arc<Value>>,
+    short: crate::txn::hash::FastMap<(u64, u64), usize>,
+    long: crate::txn::hash::FastMap<Box<str>, usize>,
+    copies: Vec<Arc<Value>>,
 }
 
 /// The longest key packed by [`pack`].
@@ -56,58 +59,78 @@ fn pack(key: &[u8]) -> (u64, u64) {
     (word(lo), word(hi))
 }
 
+/// [`pack`] of the key at `at` in `text`, read in one load of the 16
+/// bytes that start there when `text` has them (no copy byte by byte, and
+/// no stall reading back what was just stored).
+fn pack_at(text: &[u8], at: Range<usize>) -> (u64, u64) {
+    let len = at.len();
+    let Some(window) = text.get(at.start..at.start + 16) else {
+        return pack(&text[at]);
+    };
+    let Ok(window) = <[u8; 16]>::try_from(window) else {
+        return pack(&text[at]);
+    };
+    // The key's bytes, then zeros, then its length in the last byte.
+    let mask = (1u128 << (8 * len)) - 1;
+    let packed = (u128::from_le_bytes(window) & mask) | ((len as u128) << 120);
+    (packed as u64, (packed >> 64) as u64)
+}
+
 impl KeyCache {
-    /// The copy of the key whose bytes are `key`, borrowed (or a new one,
-    /// when the cache is full); `None` when they are not UTF-8. Short keys
+    /// The copy of the key at `at` in `text`, borrowed (or a new one, when
+    /// the cache is full); `None` when its bytes are not UTF-8. Short keys
     /// are found without looking at their text again.
-    fn held(&mut self, key: &[u8]) -> Option<Held<'_, Value>> {
-        let room = self.short.len() + self.long.len() < MAX_KEYS;
-        let new = |k: &str| Arc::new(Value::String(k.to_string()));
+    fn held(&mut self, text: &[u8], at: Range<usize>) -> Option<Held<'_, Value>> {
+        let place = if at.len() <= SHORT_KEY {
+            self.short.get(&pack_at(text, at.clone())).copied()
+        } else {
+            std::str::from_utf8(&text[at.clone()])
+                .ok()
+                .and_then(|k| self.long.get(k).copied())
+        };
+        if let Some(place) = place {
+            return self.copies.get(place).map(Held::Shared);
+        }
+        let key = std::str::from_utf8(&text[at]).ok()?;
+        Some(match self.learn(key) {
+            Ok(place) => self.copies.get(place).map(Held::Shared)?,
+            Err(own) => Held::Own(own),
+        })
+    }
+
+    /// Takes a new key: its place in `copies`, or a copy of its own when
+    /// the cache is full.
+    fn learn(&mut self, key: &str) -> Result<usize, Arc<Value>> {
+        let copy = Arc::new(Value::String(key.to_string()));
+        if self.copies.len() >= MAX_KEYS {
+            return Err(copy);
+        }
+        let place = self.copies.len();
+        self.copies.push(copy);
         if key.len() <= SHORT_KEY {
-            return Some(match self.short.entry(pack(key)) {
-                Entry::Occupied(e) => Held::Shared(e.into_mut()),
-                Entry::Vacant(e) => {
-                    let k = new(std::str::from_utf8(key).ok()?);
-                    if room {
-                        Held::Shared(e.insert(k))
-                    } else {
-                        Held::Own(k)
-                    }
-                }
-            });
+            self.short.insert(pack(key.as_bytes()), place);
+        } else {
+            self.long.insert(key.into(), place);
         }
-        let key = std::str::from_utf8(key).ok()?;
-        if !self.long.contains_key(key) {
-            if !room {
-                return Some(Held::Own(new(key)));
-            }
-            self.long.insert(key.into(), new(key));
-        }
-        self.long.get(key).map(Held::Shared)
+        Ok(place)
     }
 
     fn get(&mut self, key: &str) -> Arc<Value> {
-        let new = || Arc::new(Value::String(key.to_string()));
-        let room = self.short.len() + self.long.len() < MAX_KEYS;
-        if key.len() <= SHORT_KEY {
-            let packed = pack(key.as_bytes());
-            if let Some(k) = self.short.get(&packed) {
-                return k.clone();
-            }
-            let k = new();
-            if room {
-                self.short.insert(packed, k.clone());
-            }
-            return k;
-        }
-        if let Some(k) = self.long.get(key) {
-            return k.clone();
-        }
-        let k = new();
-        if room {
-            self.long.insert(key.into(), k.clone());
-        }
-        k
+        let place = if key.len() <= SHORT_KEY {
+            self.short.get(&pack(key.as_bytes())).copied()
+        } else {
+            self.long.get(key).copied()
+        };
+        let place = match place {
+            Some(place) => place,
+            None => match self.learn(key) {
+                Ok(place) => place,
+                Err(own) => return own,
+            },
+        };
+        self.copies
+            .get(place)
+            .map_or_else(|| Arc::new(Value::String(key.to_string())), Arc::clone)
     }
 }
 
@@ -500,7 +523,10 @@ pub(super) fn scan_canonical<'a>(
                 (Lookup::Invocations, EventType::Ok | EventType::Fail | EventType::Info) => {
                     RawKey::Text(text)
                 }
-                _ => RawKey::Held(keys.held(text)?),
+                _ => {
+                    let end = c.at - 1;
+                    RawKey::Held(keys.held(c.text, end - text.len()..end)?)
+                }
             }
         } else {
             RawKey::Held(Held::Own(Arc::new(Value::from(c.integer()?))))
@@ -658,6 +684,23 @@ pub(super) fn scan(
 mod tests {
     use super::*;
     use crate::format::json_event::EventParser;
+
+    /// A key read in place packs as its bytes pack (the table is shared
+    /// with keys given as text), at every length, with bytes after it or
+    /// at the end of the text.
+    #[test]
+    fn keys_read_in_place_pack_as_their_bytes() {
+        let text: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for start in 0..text.len() {
+            for len in 0..=SHORT_KEY.min(text.len() - start) {
+                let at = start..start + len;
+                assert_eq!(pack_at(&text, at.clone()), pack(&text[at]), "{start} {len}");
+            }
+        }
+        let a = pack_at(b"k1\",\"value\":1}", 0..2);
+        assert_ne!(a, pack(b"k1\""), "the length is packed too");
+        assert_ne!(pack(b"k1"), pack(b"k1\0"));
+    }
 
     /// Lines the fast path accepts are decoded exactly as the general
     /// decoder decodes them; lines it refuses go to the general decoder.

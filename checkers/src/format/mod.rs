@@ -204,11 +204,13 @@ pub fn read_path_with(
             kind: HistoryErrorKind::Io("is a directory".into()),
         });
     }
-    read_from_with(
+    let size = file.metadata().ok().map(|m| m.len());
+    read_from_sized(
         &source,
         BufReader::with_capacity(1 << 20, file),
         format,
         mode,
+        size,
     )
 }
 
@@ -229,9 +231,23 @@ pub fn read_from<R: BufRead>(
 /// [`DETECT_LIMIT`]) to the first event.
 pub fn read_from_with<R: BufRead>(
     source: &str,
+    reader: R,
+    format: Format,
+    mode: CompletionsMode,
+) -> Result<(History, Format), HistoryError> {
+    read_from_sized(source, reader, format, mode, None)
+}
+
+/// [`read_from_with`], given the input's length in bytes when it is known
+/// (a file's, or a buffer's): the reader of JSON Lines then reserves room
+/// for the history's operations once, as the first lines tell how many
+/// there will be, instead of growing it as it goes.
+pub fn read_from_sized<R: BufRead>(
+    source: &str,
     mut reader: R,
     format: Format,
     mode: CompletionsMode,
+    size: Option<u64>,
 ) -> Result<(History, Format), HistoryError> {
     let io = |e| io_error(source, e);
     let head = reader.fill_buf().map_err(io)?;
@@ -239,14 +255,14 @@ pub fn read_from_with<R: BufRead>(
         reader.consume(BOM.len());
     }
     if format != Format::Auto {
-        return read_format(source, reader, format, mode);
+        return read_format(source, reader, format, mode, size);
     }
     let head = reader.fill_buf().map_err(io)?;
     if head.is_empty() {
         return Err(whole_file_error(source, HistoryErrorKind::Empty));
     }
     match peek(head, false) {
-        Peek::Format(f) => return read_format(source, reader, f, mode),
+        Peek::Format(f) => return read_format(source, reader, f, mode, size),
         Peek::Unknown => return Err(unknown_format(source)),
         Peek::Nothing | Peek::NeedMore => {}
     }
@@ -288,7 +304,7 @@ pub fn read_from_with<R: BufRead>(
     };
     let rest = std::io::Cursor::new(seen).chain(reader);
     match detected {
-        Peek::Format(f) => read_format(source, rest, f, mode),
+        Peek::Format(f) => read_format(source, rest, f, mode, size),
         Peek::Nothing => Err(whole_file_error(source, HistoryErrorKind::Empty)),
         Peek::NeedMore | Peek::Unknown => Err(unknown_format(source)),
     }
@@ -319,9 +335,10 @@ fn read_format<R: BufRead>(
     mut reader: R,
     format: Format,
     mode: CompletionsMode,
+    size: Option<u64>,
 ) -> Result<(History, Format), HistoryError> {
     let history = match format {
-        Format::Json => json::read_with(source, reader, mode)?,
+        Format::Json => json::read_sized(source, reader, mode, size)?,
         other => {
             let mut bytes = Vec::new();
             reader

@@ -19,13 +19,13 @@
 //! events of the file (JSON Lines: the number of non-blank lines before
 //! it), and its events carry the file's line numbers.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::process_set::ProcessSet;
 use super::raw_event::{RawEvent, RawKey};
 use super::{
-    CompletionsMode, Event, EventType, FastHash, History, HistoryBuilder, Operation, Outcome,
-    reads_nothing, short, writes_another_value,
+    CompletionsMode, Event, EventType, History, HistoryBuilder, Operation, Outcome, reads_nothing,
+    short, writes_another_value,
 };
 use crate::error::HistoryError;
 
@@ -35,7 +35,7 @@ pub(super) struct Edge {
     /// The position of the piece's first event among all events.
     first_event: usize,
     /// Processes with an event in the piece so far.
-    seen: HashSet<i64, FastHash>,
+    seen: ProcessSet,
     /// The first event of each process, when it depends on the pieces
     /// before; in file order.
     events: Vec<EdgeEvent>,
