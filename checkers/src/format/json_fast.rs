@@ -176,6 +176,7 @@ trait Scalars {
     /// A scalar, or a flat array of at most 4 scalars, allocated at its
     /// size as the general decoder makes it (the `[from, to]` of each cas
     /// stays in the history).
+    #[inline(always)]
     fn value(&mut self) -> Option<Value> {
         if !self.punct(b'[') {
             return self.scalar();
@@ -432,6 +433,7 @@ impl<'a> Canonical<'a> {
 }
 
 impl Scalars for Canonical<'_> {
+    #[inline(always)]
     fn scalar(&mut self) -> Option<Value> {
         match *self.text.get(self.at)? {
             b'"' => {

@@ -9,8 +9,9 @@ use std::collections::HashSet;
 use super::FastHash;
 
 /// Processes below this are bits of the vector (which grows to the
-/// largest seen).
-const DENSE: i64 = 1 << 12;
+/// largest seen: a crashed client comes back as a new process, so a long
+/// history has tens of thousands).
+const DENSE: i64 = 1 << 20;
 
 /// A set of processes.
 #[derive(Default)]
@@ -45,7 +46,19 @@ mod tests {
     #[test]
     fn each_process_is_new_once() {
         let mut set = ProcessSet::default();
-        let processes = [0, 63, 64, 4095, 4096, -1, i64::MAX, i64::MIN, 7, 1000];
+        let processes = [
+            0,
+            63,
+            64,
+            4095,
+            4096,
+            DENSE - 1,
+            DENSE,
+            -1,
+            i64::MAX,
+            i64::MIN,
+            7,
+        ];
         for &p in &processes {
             assert!(set.insert(p), "{p} is new");
         }
