@@ -29,9 +29,10 @@ const HUGE_PAGE: usize = 2 << 20;
 pub struct HugePages;
 
 /// How long mimalloc keeps freed memory before giving it back, in
-/// milliseconds. Its default (one second) held a 1M-operation check at
-/// 320 MB of peak memory instead of glibc's 288 MB; with 1 ms it takes
-/// 291 MB and keeps the speed (0 gives most of it away).
+/// milliseconds. Its default (one second) held a 1M-operation check at a
+/// peak of 320,000 KiB instead of glibc's 288,000; with 1 ms it takes
+/// 291,000 KiB (298 MB) and keeps the speed (0 gives most of it away).
+/// (Its arenas' eager commit, the other lever, is read before `main`.)
 const PURGE_DELAY_MS: libc::c_long = 1;
 
 /// mimalloc's `mi_option_purge_delay` (its place in `mi_option_t`, the
