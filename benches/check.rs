@@ -470,7 +470,6 @@ fn bench_kv_50_clients() {
 }
 
 fn main() {
-    faultline::huge_pages::HugePages::configure();
     // `cargo bench` passes --bench; `cargo test --benches` does not: run
     // nothing then, so that the test suite stays fast.
     if !std::env::args().any(|a| a == "--bench") {

@@ -1,23 +1,16 @@
-//! The memory allocator of faultline's binaries: mimalloc, with large
+//! The memory allocator of faultline's binaries: the system's, with large
 //! blocks served by huge pages.
 //!
-//! Reading a large history makes millions of small allocations (the
-//! `[from, to]` of each cas, extra fields) and one very large one.
-//! mimalloc (Microsoft's allocator, a maintained crate) serves the small
-//! ones faster than glibc's malloc: reading the 1M-operation history took
-//! 10% less time with it, side by side on this machine.
-//!
-//! The large one is the vector of operations (168 MB for a million). Fresh
-//! memory is given page by page as it is first written: 43,000 faults of
-//! 4 KiB for that vector, about 80 ms of kernel time on this machine,
-//! against 20 ms in 2 MiB pages. So blocks of at least [`HUGE_FROM`] bytes
-//! are marked `MADV_HUGEPAGE`, which asks for huge pages where the kernel's
-//! transparent huge pages are in `madvise` mode (Debian's default);
-//! elsewhere the advice changes nothing.
+//! A check of a large history holds its operations in one vector (168 MB
+//! for a million operations). Fresh memory is given page by page as it is
+//! first written: 43,000 faults of 4 KiB for that vector, about 80 ms of
+//! kernel time on this machine, against 20 ms in 2 MiB pages. So blocks of
+//! at least [`HUGE_FROM`] bytes are marked `MADV_HUGEPAGE`, which asks for
+//! huge pages where the kernel's transparent huge pages are in `madvise`
+//! mode (Debian's default); elsewhere the advice changes nothing. The
+//! allocation itself is the system allocator's, unchanged.
 
-use std::alloc::{GlobalAlloc, Layout};
-
-use mimalloc::MiMalloc;
+use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Blocks from this size on are given huge pages.
 pub const HUGE_FROM: usize = 32 << 20;
@@ -25,33 +18,8 @@ pub const HUGE_FROM: usize = 32 << 20;
 /// The size of a huge page (x86-64 and aarch64 with 4 KiB pages).
 const HUGE_PAGE: usize = 2 << 20;
 
-/// mimalloc, advising huge pages for large blocks.
+/// The system allocator, advising huge pages for large blocks.
 pub struct HugePages;
-
-/// How long mimalloc keeps freed memory before giving it back, in
-/// milliseconds. Its default (one second) held a 1M-operation check at a
-/// peak of 320,000 KiB instead of glibc's 288,000; with 1 ms it takes
-/// 291,000 KiB (298 MB) and keeps the speed (0 gives most of it away).
-/// (Its arenas' eager commit, the other lever, is read before `main`.)
-const PURGE_DELAY_MS: libc::c_long = 1;
-
-/// mimalloc's `mi_option_purge_delay` (its place in `mi_option_t`, the
-/// same in mimalloc 2 and 3).
-const MI_OPTION_PURGE_DELAY: libc::c_int = 15;
-
-unsafe extern "C" {
-    /// mimalloc's option setter (linked in by the `mimalloc` crate).
-    fn mi_option_set(option: libc::c_int, value: libc::c_long);
-}
-
-impl HugePages {
-    /// Sets the allocator up; the first thing a binary's `main` does.
-    pub fn configure() {
-        // SAFETY: sets an integer option of the linked mimalloc, which
-        // reads it when it next purges; nothing else is touched.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
-    }
-}
 
 /// Asks for huge pages for the whole huge pages inside the block of
 /// `size` bytes at `ptr` (a null `ptr`, a failed allocation, is left).
@@ -71,31 +39,31 @@ fn advise(ptr: *mut u8, size: usize) {
     }
 }
 
-// SAFETY: every call is passed to mimalloc with the same arguments; the
+// SAFETY: every call is passed to `System` with the same arguments; the
 // advice only changes how the memory it returns is backed.
 unsafe impl GlobalAlloc for HugePages {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
-        let ptr = unsafe { MiMalloc.alloc(layout) };
+        let ptr = unsafe { System.alloc(layout) };
         advise(ptr, layout.size());
         ptr
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
-        let ptr = unsafe { MiMalloc.alloc_zeroed(layout) };
+        let ptr = unsafe { System.alloc_zeroed(layout) };
         advise(ptr, layout.size());
         ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller's contract, passed on.
-        unsafe { MiMalloc.dealloc(ptr, layout) }
+        unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
-        let ptr = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
+        let ptr = unsafe { System.realloc(ptr, layout, new_size) };
         advise(ptr, new_size);
         ptr
     }
@@ -104,25 +72,6 @@ unsafe impl GlobalAlloc for HugePages {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    unsafe extern "C" {
-        fn mi_option_get(option: libc::c_int) -> libc::c_long;
-    }
-
-    /// The option set is mimalloc's purge delay: its default (1000 ms in
-    /// mimalloc 3, 10 in mimalloc 2) is there before, ours after.
-    #[test]
-    fn configure_sets_the_purge_delay() {
-        // SAFETY: reads an integer option of the linked mimalloc.
-        let get = || unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
-        let before = get();
-        assert!(
-            before == 1000 || before == 10 || before == PURGE_DELAY_MS,
-            "option {MI_OPTION_PURGE_DELAY} is not the purge delay: {before}"
-        );
-        HugePages::configure();
-        assert_eq!(get(), PURGE_DELAY_MS);
-    }
 
     /// Large blocks come back usable, written and read through, grown and
     /// shrunk, with their contents kept (the advice never touches them).

@@ -6,7 +6,6 @@
 static ALLOCATOR: faultline::huge_pages::HugePages = faultline::huge_pages::HugePages;
 
 fn main() -> std::process::ExitCode {
-    faultline::huge_pages::HugePages::configure();
     let cli = faultline::cli::Cli::parse_args();
     let code = faultline::cli::output::finish(faultline::cli::dispatch(cli));
     std::process::ExitCode::from(code as u8)
