@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::io_error;
 use super::json_event::{EventParser, string_end};
 use crate::error::{HistoryError, HistoryErrorKind};
 use crate::history::fragment::Fragment;
@@ -190,15 +191,6 @@ impl<R: BufRead> Input<'_, R> {
             self.block,
         )
         .map_err(|e| io_error(self.source, e))
-    }
-}
-
-/// A read error of `source`.
-fn io_error(source: &str, e: std::io::Error) -> HistoryError {
-    HistoryError {
-        file: source.to_string(),
-        line: 0,
-        kind: HistoryErrorKind::Io(e.to_string()),
     }
 }
 

@@ -64,15 +64,12 @@ fn pack(key: &[u8]) -> (u64, u64) {
 /// no stall reading back what was just stored).
 fn pack_at(text: &[u8], at: Range<usize>) -> (u64, u64) {
     let len = at.len();
-    let Some(window) = text.get(at.start..at.start + 16) else {
-        return pack(&text[at]);
-    };
-    let Ok(window) = <[u8; 16]>::try_from(window) else {
+    let Some(window) = text[at.start..].first_chunk::<16>() else {
         return pack(&text[at]);
     };
     // The key's bytes, then zeros, then its length in the last byte.
     let mask = (1u128 << (8 * len)) - 1;
-    let packed = (u128::from_le_bytes(window) & mask) | ((len as u128) << 120);
+    let packed = (u128::from_le_bytes(*window) & mask) | ((len as u128) << 120);
     (packed as u64, (packed >> 64) as u64)
 }
 
@@ -88,14 +85,15 @@ impl KeyCache {
                 .ok()
                 .and_then(|k| self.long.get(k).copied())
         };
-        if let Some(place) = place {
-            return self.copies.get(place).map(Held::Shared);
-        }
-        let key = std::str::from_utf8(&text[at]).ok()?;
-        Some(match self.learn(key) {
-            Ok(place) => self.copies.get(place).map(Held::Shared)?,
-            Err(own) => Held::Own(own),
-        })
+        let place = match place {
+            Some(place) => place,
+            None => match self.learn(std::str::from_utf8(&text[at]).ok()?) {
+                Ok(place) => place,
+                Err(own) => return Some(Held::Own(own)),
+            },
+        };
+        // A place the tables give is in `copies`.
+        Some(Held::Shared(&self.copies[place]))
     }
 
     /// Takes a new key: its place in `copies`, or a copy of its own when
@@ -128,9 +126,8 @@ impl KeyCache {
                 Err(own) => return own,
             },
         };
-        self.copies
-            .get(place)
-            .map_or_else(|| Arc::new(Value::String(key.to_string())), Arc::clone)
+        // A place the tables give is in `copies`.
+        Arc::clone(&self.copies[place])
     }
 }
 

@@ -170,7 +170,8 @@ fn peek(head: &[u8], complete: bool) -> Peek {
     })
 }
 
-fn io_error(source: &str, e: std::io::Error) -> HistoryError {
+/// A read error of `source`.
+pub(super) fn io_error(source: &str, e: std::io::Error) -> HistoryError {
     HistoryError {
         file: source.to_string(),
         line: 0,

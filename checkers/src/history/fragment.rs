@@ -103,16 +103,6 @@ pub struct Fragment {
 }
 
 impl Fragment {
-    /// The number of events the piece took (up to its error, if any).
-    pub fn events(&self) -> usize {
-        self.end_event - self.first_event
-    }
-
-    /// True when an error ended the piece early.
-    pub fn failed(&self) -> bool {
-        self.error.is_some()
-    }
-
     /// The position among all events of the piece's first event, as the
     /// reader gave it: [`HistoryBuilder::append`] takes the piece only
     /// when the history has that many events.
